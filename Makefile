@@ -1,0 +1,46 @@
+# The two commands a newcomer needs:  make demo  (build the demo map)  and  make test.
+# Both install what they need first, idempotently: Debian packages, .venv, node_modules.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 8
+PORT ?= 8000
+
+.PHONY: demo test serve setup system-deps python-deps node-deps bench clean
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) tiles
+	@echo
+	@echo "Map ready in results/site (tiles in results/tiles)."
+	@echo "Serve it with 'make serve' and open http://127.0.0.1:$(PORT)/site/"
+
+test: setup
+	$(BIN)/pytest -q
+
+serve:
+	@echo "Serving results/ at http://127.0.0.1:$(PORT)/site/ (Ctrl-C to stop)"
+	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory results
+
+bench: setup
+	$(BIN)/python bench/run.py --images 2000
+
+setup: system-deps python-deps node-deps
+
+system-deps:
+	@bash tools/install-system-deps.sh
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+node-deps: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+clean:
+	rm -rf results .snakemake

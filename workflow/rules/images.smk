@@ -1,0 +1,131 @@
+# Per-image stages, sharded per location so --cores is used; then the global dedup and select.
+
+
+rule triage:
+    """Entropy of each image (ImageMagick through Wand): graphic, maybe or photo."""
+    input:
+        f"{R}/inventory/{{location}}.csv",
+    output:
+        table=f"{R}/triage/{{location}}.csv",
+        rejects=f"{R}/triage/{{location}}.rejects.csv",
+    params:
+        graphic_below=config["triage"]["graphic_below"],
+        photo_above=config["triage"]["photo_above"],
+        max_pixels=config["max_pixels"],
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=60,
+    log:
+        f"{R}/logs/triage/{{location}}.log",
+    benchmark:
+        f"{R}/benchmarks/triage/{{location}}.tsv"
+    conda:
+        f"{ENVS}/images.yaml"
+    script:
+        "../scripts/triage.py"
+
+
+rule hashes:
+    """Perceptual hash (dHash, imagehash) of each image."""
+    input:
+        f"{R}/inventory/{{location}}.csv",
+    output:
+        table=f"{R}/hashes/{{location}}.csv",
+        rejects=f"{R}/hashes/{{location}}.rejects.csv",
+    params:
+        hash_size=config["dedup"]["hash_size"],
+        max_pixels=config["max_pixels"],
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=60,
+    log:
+        f"{R}/logs/hashes/{{location}}.log",
+    benchmark:
+        f"{R}/benchmarks/hashes/{{location}}.tsv"
+    conda:
+        f"{ENVS}/images.yaml"
+    script:
+        "../scripts/hashes.py"
+
+
+rule dedup:
+    """Group copies across all locations; keep the largest of each group."""
+    input:
+        expand(f"{R}/hashes/{{location}}.csv", location=LOCATIONS),
+    output:
+        f"{R}/duplicates.csv",
+    params:
+        max_distance=config["dedup"]["max_distance"],
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        f"{R}/logs/dedup.log",
+    benchmark:
+        f"{R}/benchmarks/dedup.tsv"
+    conda:
+        f"{ENVS}/images.yaml"
+    script:
+        "../scripts/dedup.py"
+
+
+def exclude_input(wildcards):
+    """The curator's exclude file is an input, so editing it reruns select and what follows."""
+    return [config["exclude_file"]] if config.get("exclude_file") else []
+
+
+rule select:
+    """Photos (and maybe), minus copies, minus rejects, minus the curator's exclude file."""
+    input:
+        inventories=expand(f"{R}/inventory/{{location}}.csv", location=LOCATIONS),
+        triage=expand(f"{R}/triage/{{location}}.csv", location=LOCATIONS),
+        rejects=expand(
+            f"{R}/{{stage}}/{{location}}.rejects.csv",
+            stage=["triage", "hashes"],
+            location=LOCATIONS,
+        ),
+        duplicates=f"{R}/duplicates.csv",
+        exclude=exclude_input,
+    output:
+        selected=f"{R}/selected.csv",
+        rejects=f"{R}/rejects.csv",
+    params:
+        keep_maybe=config["triage"]["keep_maybe"],
+        exclude_file=config.get("exclude_file") or "",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        f"{R}/logs/select.log",
+    benchmark:
+        f"{R}/benchmarks/select.tsv"
+    conda:
+        f"{ENVS}/images.yaml"
+    script:
+        "../scripts/select.py"
+
+
+rule features:
+    """64x64 gray + blurred copies of each selected image of a location, to HDF5."""
+    input:
+        f"{R}/selected.csv",
+    output:
+        f"{R}/features/{{location}}.h5",
+    params:
+        color=config["features"]["color"],
+        batch_size=config["features"]["batch_size"],
+        max_pixels=config["max_pixels"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    log:
+        f"{R}/logs/features/{{location}}.log",
+    benchmark:
+        f"{R}/benchmarks/features/{{location}}.tsv"
+    conda:
+        f"{ENVS}/images.yaml"
+    script:
+        "../scripts/features.py"

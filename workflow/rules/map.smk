@@ -1,0 +1,115 @@
+# From features to the map: PCA, t-SNE, grid, viewer and the tile pyramid.
+
+
+rule pca:
+    """IncrementalPCA over all feature shards, streamed in batches."""
+    input:
+        expand(f"{R}/features/{{location}}.h5", location=LOCATIONS),
+    output:
+        f"{R}/pca.h5",
+    params:
+        n_components=config["pca"]["n_components"],
+        batch_size=config["pca"]["batch_size"],
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    log:
+        f"{R}/logs/pca.log",
+    benchmark:
+        f"{R}/benchmarks/pca.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    script:
+        "../scripts/pca.py"
+
+
+rule tsne:
+    """2-D embedding with openTSNE."""
+    input:
+        f"{R}/pca.h5",
+    output:
+        f"{R}/tsne.csv",
+    params:
+        settings=resolve_settings(**config["tsne"]),
+    threads: 8
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    log:
+        f"{R}/logs/tsne.log",
+    benchmark:
+        f"{R}/benchmarks/tsne.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    script:
+        "../scripts/tsne.py"
+
+
+rule grid:
+    """One image per cell of a near-square grid (lapjv)."""
+    input:
+        f"{R}/tsne.csv",
+    output:
+        f"{R}/grid.csv",
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    log:
+        f"{R}/logs/grid.log",
+    benchmark:
+        f"{R}/benchmarks/grid.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    script:
+        "../scripts/grid.py"
+
+
+rule viewer:
+    """The Leaflet site: page, offline copy of Leaflet, per-block cell metadata."""
+    input:
+        grid=f"{R}/grid.csv",
+        selected=f"{R}/selected.csv",
+        leaflet=Path(workflow.basedir) / "node_modules/leaflet/dist/leaflet.js",
+    output:
+        directory(f"{R}/site"),
+    params:
+        cell_px=config["tiles"]["cell_px"],
+        tile_px=config["tiles"]["tile_px"],
+        background=config["tiles"]["background"],
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    log:
+        f"{R}/logs/viewer.log",
+    benchmark:
+        f"{R}/benchmarks/viewer.tsv"
+    conda:
+        f"{ENVS}/viewer.yaml"
+    script:
+        "../scripts/viewer.py"
+
+
+rule tiles:
+    """The tile pyramid z/x/y; the target that makes the whole map (tiles and viewer)."""
+    input:
+        grid=f"{R}/grid.csv",
+        selected=f"{R}/selected.csv",
+        site=f"{R}/site",
+    output:
+        directory(f"{R}/tiles"),
+    params:
+        cell_px=config["tiles"]["cell_px"],
+        tile_px=config["tiles"]["tile_px"],
+        quality=config["tiles"]["quality"],
+        background=config["tiles"]["background"],
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        f"{R}/logs/tiles.log",
+    benchmark:
+        f"{R}/benchmarks/tiles.tsv"
+    conda:
+        f"{ENVS}/viewer.yaml"
+    script:
+        "../scripts/tiles.py"

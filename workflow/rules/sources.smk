@@ -1,0 +1,60 @@
+# Sources: each ends in results/raw/<location>/ (or the user's folder) and an inventory table.
+
+
+if config["source"] == "demo":
+
+    rule demo:
+        """A synthetic corpus laid out exactly as a scrape would be, plus its ground truth."""
+        output:
+            manifests=expand(f"{R}/raw/{{location}}/manifest.csv", location=LOCATIONS),
+            truth=f"{R}/demo/truth.csv",
+        params:
+            raw_dir=f"{R}/raw",
+            locations=LOCATIONS,
+            n_images=config["demo"]["n_images"],
+            seed=config["demo"]["seed"],
+        log:
+            f"{R}/logs/demo.log",
+        benchmark:
+            f"{R}/benchmarks/demo.tsv"
+        resources:
+            mem_mb=1000,
+            runtime=60,
+        conda:
+            f"{ENVS}/images.yaml"
+        script:
+            "../scripts/demo.py"
+
+    def location_input(wildcards):
+        return f"{R}/raw/{wildcards.location}/manifest.csv"
+
+    def location_dir(wildcards):
+        return f"{R}/raw/{wildcards.location}"
+
+else:
+
+    def location_input(wildcards):
+        return str(Path(config["folder"]["path"]) / wildcards.location)
+
+    def location_dir(wildcards):
+        return str(Path(config["folder"]["path"]) / wildcards.location)
+
+
+localrules:
+    inventory,
+
+
+rule inventory:
+    """One table per location of its images and their listing data."""
+    input:
+        location_input,
+    output:
+        f"{R}/inventory/{{location}}.csv",
+    params:
+        location_dir=location_dir,
+    log:
+        f"{R}/logs/inventory/{{location}}.log",
+    conda:
+        f"{ENVS}/images.yaml"
+    script:
+        "../scripts/inventory.py"

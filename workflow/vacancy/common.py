@@ -1,0 +1,175 @@
+"""Helpers every stage shares: atomic writes, provenance records, progress logs, id handling.
+
+Every output of the workflow is written to a temporary file in the same folder and renamed into
+place, so an interrupted job never leaves a half-written file that a later run could mistake for
+a finished one. Every CSV gets a ``<name>.meta.json`` sidecar and every HDF5 file gets attributes
+that say which stage, parameters and library versions made it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+log = logging.getLogger("vacancy")
+
+#: Distributions whose versions can change a result; recorded with every output.
+TRACKED_PACKAGES = (
+    "numpy", "scipy", "pandas", "pillow", "wand", "imagehash", "h5py",
+    "scikit-learn", "opentsne", "lapjv", "snakemake",
+)
+
+#: File name suffixes that the sources treat as images (case-insensitive).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def image_id(location: str, filename: str) -> str:
+    """The id of an image everywhere in the workflow: ``location/filename``."""
+    return f"{location}/{filename}"
+
+
+def split_id(image_id_: str) -> tuple[str, str]:
+    """Inverse of :func:`image_id`."""
+    location, _, filename = image_id_.partition("/")
+    return location, filename
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape results, plus ImageMagick's, for provenance."""
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    with contextlib.suppress(Exception):
+        from wand.version import MAGICK_VERSION
+
+        versions["imagemagick"] = MAGICK_VERSION
+    return versions
+
+
+def provenance(stage: str, params: Mapping | None = None, **extra) -> dict:
+    """What made an output: stage, parameters, library versions, time and host."""
+    record = {
+        "stage": stage,
+        "params": dict(params or {}),
+        "versions": library_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(),
+    }
+    record.update(extra)
+    return record
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+
+    The temporary file lives in the destination folder so the final rename is atomic on POSIX.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def write_csv(
+    path: str | os.PathLike,
+    rows: Iterable[Mapping],
+    fieldnames: Sequence[str],
+    prov: Mapping | None = None,
+) -> int:
+    """Write rows as CSV atomically (and a ``.meta.json`` provenance sidecar); return the count."""
+    count = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(fieldnames), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(row)
+                count += 1
+    if prov is not None:
+        write_json(sidecar_path(path), {**prov, "n_rows": count, "columns": list(fieldnames)})
+    return count
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """Where the provenance of a CSV output is kept."""
+    path = Path(path)
+    return path.with_name(path.name + ".meta.json")
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Read a CSV written by :func:`write_csv` into a list of dicts (all values as text)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def setup_logging(log_path: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
+    """Log to the rule's log file (Snakemake prints where it is) and to stderr."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+class Progress:
+    """Log ``done/total`` and the rate every few seconds, so long rules show they are alive."""
+
+    def __init__(self, label: str, total: int | None, every_s: float = 5.0, logger=None):
+        self.label = label
+        self.total = total
+        self.every_s = every_s
+        self.logger = logger or log
+        self.done = 0
+        self.start = time.monotonic()
+        self._last = self.start
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self._emit(now)
+
+    def finish(self) -> None:
+        self._emit(time.monotonic(), final=True)
+
+    def _emit(self, now: float, final: bool = False) -> None:
+        elapsed = max(now - self.start, 1e-9)
+        total = f"/{self.total}" if self.total is not None else ""
+        word = "finished" if final else "progress"
+        self.logger.info(
+            "%s %s: %d%s images, %.1f images/s, %.1f s",
+            self.label, word, self.done, total, self.done / elapsed, elapsed,
+        )

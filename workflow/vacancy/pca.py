@@ -1,0 +1,123 @@
+"""Reduce the image features to a few components with scikit-learn's IncrementalPCA, streamed.
+
+Features are 12,288 float32 per image: at 125,000 images that is 6 GB, so the data are never
+loaded whole. The feature shards (one HDF5 file per location) are read as one sequence of rows,
+in batches. Every row is fitted and transformed: the original script sliced batches of 1,000 and
+silently left the last ``n mod 1000`` rows untouched. IncrementalPCA needs at least
+``n_components`` rows in every batch it fits, so a short last batch is merged into the one before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+from sklearn.decomposition import IncrementalPCA
+
+from .common import Progress, atomic_path, provenance
+
+log = logging.getLogger(__name__)
+
+
+class FeatureShards:
+    """Several feature HDF5 files read as one table of rows, in the order given."""
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.paths = [Path(p) for p in paths]
+        self.lengths = []
+        self.n_features = None
+        for path in self.paths:
+            with h5py.File(path, "r") as h5:
+                self.lengths.append(h5["features"].shape[0])
+                width = h5["features"].shape[1]
+            if self.n_features not in (None, width):
+                raise ValueError(f"{path}: {width} features per image, other shards have {self.n_features}")
+            self.n_features = width
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(int)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def ids(self) -> list[str]:
+        out: list[str] = []
+        for path in self.paths:
+            with h5py.File(path, "r") as h5:
+                out.extend(x.decode() if isinstance(x, bytes) else str(x) for x in h5["ids"][:])
+        return out
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the concatenated table, as float32."""
+        parts = []
+        for i, path in enumerate(self.paths):
+            lo, hi = self.offsets[i], self.offsets[i + 1]
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                with h5py.File(path, "r") as h5:
+                    parts.append(h5["features"][a - lo:b - lo].astype(np.float32, copy=False))
+        if not parts:
+            return np.empty((0, self.n_features or 0), dtype=np.float32)
+        return np.concatenate(parts)
+
+
+def batch_bounds(n: int, batch_size: int, min_rows: int) -> list[tuple[int, int]]:
+    """Cut ``n`` rows into batches of ``batch_size``; a last batch under ``min_rows`` joins the
+    previous one, so every row is in exactly one batch and every batch can be fitted."""
+    bounds = [(a, min(a + batch_size, n)) for a in range(0, n, batch_size)]
+    if len(bounds) >= 2 and bounds[-1][1] - bounds[-1][0] < min_rows:
+        last = bounds.pop()
+        bounds[-1] = (bounds[-1][0], last[1])
+    return bounds
+
+
+def n_components_for(n_images: int, n_features: int, wanted: int) -> int:
+    """150 components unless there are fewer images (or features) than that."""
+    return max(1, min(wanted, n_images, n_features))
+
+
+def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components: int = 150,
+            batch_size: int = 1000) -> dict:
+    """Fit IncrementalPCA on all feature rows in batches, then transform them; write ``out_h5``.
+
+    Output datasets: ``ids`` (in shard order), ``pca`` (n x k float32), ``explained_variance_ratio``.
+    """
+    shards = FeatureShards(feature_h5s)
+    n = len(shards)
+    if n < 2:
+        raise ValueError(f"PCA needs at least 2 images, the feature shards hold {n}")
+    k = n_components_for(n, shards.n_features, n_components)
+    bounds = batch_bounds(n, batch_size, k)
+    model = IncrementalPCA(n_components=k)
+    progress = Progress("pca fit", n)
+    for a, b in bounds:
+        model.partial_fit(shards.rows(a, b))
+        progress.update(b - a)
+    progress.finish()
+    params = {"n_components": k, "requested_components": n_components, "batch_size": batch_size}
+    with atomic_path(out_h5, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("ids", data=np.array(shards.ids(), dtype=object),
+                              dtype=h5py.string_dtype())
+            out = h5.create_dataset("pca", shape=(n, k), dtype="float32")
+            progress = Progress("pca transform", n)
+            for a, b in bounds:
+                out[a:b] = model.transform(shards.rows(a, b)).astype(np.float32)
+                progress.update(b - a)
+            progress.finish()
+            h5.create_dataset("explained_variance_ratio",
+                              data=model.explained_variance_ratio_.astype(np.float32))
+            h5.attrs["provenance"] = json.dumps(provenance("pca", params, n_images=n))
+    explained = float(model.explained_variance_ratio_.sum())
+    log.info("pca: %d images, %d features -> %d components, %.1f%% of variance",
+             n, shards.n_features, k, 100 * explained)
+    return {"n_images": n, "n_components": k, "explained_variance": explained}
+
+
+def read_pca(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The ids and the PCA coordinates written by :func:`run_pca`."""
+    with h5py.File(path, "r") as h5:
+        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in h5["ids"][:]]
+        return ids, h5["pca"][:]

@@ -1,0 +1,98 @@
+"""Sources of images: every source ends in one inventory CSV per location.
+
+The demo generator and (later) the Craigslist scraper write ``results/raw/<location>/`` with the
+photos and a ``manifest.csv`` of listing data; ``source: folder`` points at a user's folder with
+one sub-folder per location and no manifest. The inventory joins what is on disk with what the
+manifest says, so every later stage reads one uniform table and never lists folders itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .common import IMAGE_SUFFIXES, image_id, provenance, read_csv, write_csv
+
+log = logging.getLogger(__name__)
+
+#: Columns of a location's manifest, as the demo generator and the scraper write them.
+MANIFEST_COLUMNS = [
+    "filename", "image_url", "listing_url", "listing_id", "title", "price", "posted",
+    "state", "bytes", "sha256", "fetched_at",
+]
+
+#: Columns of ``results/inventory/<location>.csv``.
+INVENTORY_COLUMNS = [
+    "id", "location", "filename", "path", "image_url", "listing_url", "listing_id", "title",
+    "price", "posted", "state",
+]
+
+
+def list_locations(folder: str | Path) -> list[str]:
+    """Sub-folders of a ``source: folder`` tree, sorted; hidden folders are skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"folder.path {str(folder)!r} is not a folder: it must hold one sub-folder per location"
+        )
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _is_candidate(path: Path) -> bool:
+    """A file that might be a photo: not hidden, not a partial download, an image suffix."""
+    return (
+        path.is_file()
+        and not path.name.startswith(".")
+        and path.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def _manifest_entries(manifest_path: Path, location: str) -> list[tuple[str, dict]]:
+    """(filename, listing row) for each distinct file name in a manifest, in file order."""
+    seen: dict[str, dict] = {}
+    for row in read_csv(manifest_path):
+        name = row.get("filename", "")
+        if not name or "/" in name or name in (".", ".."):
+            log.warning("inventory %s: manifest row with unusable filename %r skipped", location, name)
+            continue
+        seen.setdefault(name, row)
+    return list(seen.items())
+
+
+def _folder_entries(location_dir: Path, location: str) -> list[tuple[str, dict]]:
+    """(filename, {}) for each image file of a folder without a manifest, sorted by name."""
+    entries = []
+    for path in sorted(location_dir.iterdir()) if location_dir.is_dir() else []:
+        if _is_candidate(path):
+            entries.append((path.name, {}))
+        elif path.is_file():
+            log.info("inventory %s: skipped %s (not an image file name)", location, path.name)
+    return entries
+
+
+def build_inventory(location_dir: str | Path, location: str, out_csv: str | Path) -> int:
+    """List one location's images, with their listing data, in one table.
+
+    Where a ``manifest.csv`` exists (demo and scraper output) it is the authority: its rows are
+    the images, so a stray or stale file in the folder is never mapped, and a file that the
+    manifest names but that is missing reaches triage, which reports it. A plain folder of photos
+    has no manifest: its files with an image suffix are listed (other files are logged and left
+    out). Whether a listed file really is an image is decided later, from its bytes.
+    Returns the number of images in the inventory.
+    """
+    location_dir = Path(location_dir)
+    manifest_path = location_dir / "manifest.csv"
+    if manifest_path.exists():
+        entries = _manifest_entries(manifest_path, location)
+    else:
+        entries = _folder_entries(location_dir, location)
+    rows = [
+        {**{key: meta.get(key, "") for key in INVENTORY_COLUMNS},
+         "id": image_id(location, name), "location": location, "filename": name,
+         "path": str(location_dir / name)}
+        for name, meta in entries
+    ]
+    count = write_csv(out_csv, rows, INVENTORY_COLUMNS,
+                      prov=provenance("inventory", {"location": location, "dir": str(location_dir)}))
+    log.info("inventory %s: %d images", location, count)
+    return count
