@@ -102,6 +102,7 @@ rule tiles:
         tile_px=config["tiles"]["tile_px"],
         quality=config["tiles"]["quality"],
         background=config["tiles"]["background"],
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=60,

@@ -77,6 +77,21 @@ def tile_counts(width_px: int, height_px: int, tile_px: int, max_zoom: int, z: i
     return math.ceil(width_px / (tile_px * scale)), math.ceil(height_px / (tile_px * scale))
 
 
+def layout_meta(cols: int, rows: int, cell_px: int = 64, tile_px: int = 256,
+                background=(24, 24, 24)) -> dict:
+    """The pyramid's geometry, known from the grid alone: what the viewer needs before any tile.
+
+    The viewer rule runs before the tile rule (so the target ``tiles`` makes both), and both
+    use this one definition, so the page and the tiles always agree.
+    """
+    return {
+        "tile_size": tile_px, "cell_px": cell_px, "cols": cols, "rows": rows,
+        "min_zoom": 0, "max_zoom": max_zoom_for(cols, rows, cell_px, tile_px),
+        "width_px": cols * cell_px, "height_px": rows * cell_px,
+        "background": hex_colour(background), "format": "jpg",
+    }
+
+
 def read_grid_shape(grid_csv) -> tuple[int, int]:
     """``(cols, rows)`` from the grid's provenance sidecar, for callers such as the Snakefile."""
     meta = json.loads(Path(str(grid_csv) + ".meta.json").read_text())
@@ -324,10 +339,8 @@ def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px:
         pyramid.finish()
         progress.finish()
         meta = {
-            "tile_size": tile_px, "cell_px": cell_px, "cols": cols, "rows": rows,
-            "count": count, "placeholders": len(failed), "min_zoom": 0, "max_zoom": zmax,
-            "width_px": width_px, "height_px": height_px,
-            "background": hex_colour(background), "format": "jpg",
+            **layout_meta(cols, rows, cell_px, tile_px, background),
+            "count": count, "placeholders": len(failed),
             "tiles_written": {str(z): pyramid.written[z] for z in range(zmax + 1)},
         }
         write_json(tmp / "meta.json", meta)

@@ -1,0 +1,17 @@
+"""Rule tiles: the z/x/y tile pyramid of the grid."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the vacancy package)
+
+from vacancy.common import setup_logging  # noqa: E402
+
+setup_logging(snakemake.log[0])  # noqa: F821
+
+from vacancy.tiles import read_grid_shape, render_tiles  # noqa: E402
+
+i, p = snakemake.input, snakemake.params
+cols, rows = read_grid_shape(i.grid)
+render_tiles(i.grid, i.selected, snakemake.output[0], cols, rows, cell_px=p.cell_px,
+             tile_px=p.tile_px, quality=p.quality, background=p.background,
+             threads=snakemake.threads)

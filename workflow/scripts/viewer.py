@@ -1,0 +1,17 @@
+"""Rule viewer: the Leaflet site, built from the grid before the tiles are drawn."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (the vacancy package)
+
+from vacancy.common import setup_logging  # noqa: E402
+
+setup_logging(snakemake.log[0])  # noqa: F821
+
+from vacancy.tiles import layout_meta, read_grid_shape  # noqa: E402
+from vacancy.viewer import build_site  # noqa: E402
+
+i, p = snakemake.input, snakemake.params
+cols, rows = read_grid_shape(i.grid)
+layout = layout_meta(cols, rows, p.cell_px, p.tile_px, p.background)
+build_site(layout, i.grid, i.selected, snakemake.output[0], Path(i.leaflet).parent)
