@@ -1,0 +1,72 @@
+"""Shared fixtures: a real Snakemake run of the workflow on a small demo corpus."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+#: A demo small enough for a test, big enough to exercise every stage and a 15x15 grid.
+SMALL_DEMO = {
+    "source": "demo",
+    "demo": {"n_images": 240, "seed": 7, "locations": ["sfbay", "newyork", "chicago"]},
+    "tsne": {"perplexity": 20, "n_iter": 500},
+    "tiles": {"cell_px": 32},
+}
+
+
+def write_config(workdir: Path, overrides: dict) -> Path:
+    """The repository's config.yaml with ``overrides`` merged in, written into ``workdir``."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real Snakemake on the repository's Snakefile with ``workdir`` as working dir."""
+    cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), *args]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_jobs(workdir: Path, target: str = "tiles") -> dict[str, int]:
+    """Jobs a dry run plans, per rule, read from Snakemake's 'Job stats' table."""
+    result = snakemake(workdir, "--dry-run", "--cores", "2", target)
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in table.splitlines():
+        match = re.fullmatch(r"\s*([A-Za-z_][\w]*)\s+(\d+)\s*", line)
+        if match and match.group(1) not in ("total", "job", "count"):
+            jobs[match.group(1)] = int(match.group(2))
+        elif line.strip().startswith("total"):
+            break
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """A finished run of ``snakemake tiles`` on the small demo; returns its working dir."""
+    workdir = tmp_path_factory.mktemp("demo_run")
+    write_config(workdir, SMALL_DEMO)
+    snakemake(workdir, "--cores", "2", "tiles")
+    return workdir

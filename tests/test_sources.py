@@ -1,0 +1,43 @@
+"""The inventory: a manifest is the authority where there is one; otherwise the folder's images."""
+import pytest
+
+from vacancy.common import read_csv, write_csv
+from vacancy.sources import MANIFEST_COLUMNS, build_inventory, list_locations
+
+
+def test_folder_without_manifest_lists_image_files_only(tmp_path):
+    loc = tmp_path / "photos" / "austin"
+    loc.mkdir(parents=True)
+    for name in ["b.JPG", "a.png", "notes.txt", ".hidden.jpg", "x.jpg.part", "-rf.jpg"]:
+        (loc / name).write_bytes(b"data")
+    (tmp_path / "photos" / "boston").mkdir()
+    (tmp_path / "photos" / ".git").mkdir()
+    assert list_locations(tmp_path / "photos") == ["austin", "boston"]
+    count = build_inventory(loc, "austin", tmp_path / "inv.csv")
+    rows = read_csv(tmp_path / "inv.csv")
+    assert count == 3
+    assert [r["id"] for r in rows] == ["austin/-rf.jpg", "austin/a.png", "austin/b.JPG"]
+    assert rows[1]["path"] == str(loc / "a.png") and rows[1]["title"] == ""
+
+
+def test_manifest_rows_are_the_images_with_their_listing_data(tmp_path):
+    loc = tmp_path / "sfbay"
+    loc.mkdir()
+    (loc / "one.jpg").write_bytes(b"1")
+    (loc / "stale.jpg").write_bytes(b"old")  # not in the manifest: never mapped
+    base = dict.fromkeys(MANIFEST_COLUMNS, "")
+    write_csv(loc / "manifest.csv", [
+        {**base, "filename": "one.jpg", "title": "<b>Sunny</b> & bright", "price": "$2,100"},
+        {**base, "filename": "one.jpg", "title": "cross-post of the same photo"},
+        {**base, "filename": "gone.jpg", "title": "missing on disk"},
+        {**base, "filename": "../escape.jpg"},
+    ], MANIFEST_COLUMNS)
+    build_inventory(loc, "sfbay", tmp_path / "inv.csv")
+    rows = read_csv(tmp_path / "inv.csv")
+    assert [r["id"] for r in rows] == ["sfbay/one.jpg", "sfbay/gone.jpg"]
+    assert rows[0]["title"] == "<b>Sunny</b> & bright" and rows[0]["price"] == "$2,100"
+
+
+def test_missing_source_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="folder.path"):
+        list_locations(tmp_path / "nope")

@@ -1,0 +1,130 @@
+"""End to end: the real workflow on a small demo corpus, and what Snakemake plans to rerun."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from conftest import SMALL_DEMO, planned_jobs, snakemake, write_config
+from vacancy.common import read_csv, sidecar_path
+
+pytestmark = pytest.mark.slow
+
+#: Share of the ground truth's graphics, and of its extra copies, that may still reach the map:
+#: triage and dedup work on real pixels, and a few borderline images are expected to slip by.
+TOLERANCE = 0.05
+
+
+def results(workdir: Path) -> Path:
+    return workdir / "results"
+
+
+def test_every_selected_image_is_on_exactly_one_cell(demo_run):
+    selected = {r["id"] for r in read_csv(results(demo_run) / "selected.csv")}
+    grid = read_csv(results(demo_run) / "grid.csv")
+    meta = json.loads(sidecar_path(results(demo_run) / "grid.csv").read_text())
+    ids = [r["id"] for r in grid]
+    cells = [(int(r["col"]), int(r["row"])) for r in grid]
+    assert len(ids) == len(set(ids)) and set(ids) == selected
+    assert len(set(cells)) == len(cells)
+    assert all(0 <= c < meta["cols"] and 0 <= r < meta["rows"] for c, r in cells)
+    assert meta["cols"] == math.ceil(math.sqrt(len(ids)))
+
+
+def test_graphics_duplicates_and_broken_files_stay_off_the_map(demo_run):
+    truth = read_csv(results(demo_run) / "demo" / "truth.csv")
+    on_map = {r["id"] for r in read_csv(results(demo_run) / "grid.csv")}
+    graphics = [t["id"] for t in truth if t["kind"] in ("floorplan", "ad")]
+    assert graphics, "the demo must contain graphics"
+    assert sum(g in on_map for g in graphics) <= TOLERANCE * len(graphics)
+    groups = defaultdict(set)
+    for t in truth:
+        if t["duplicate_of"]:
+            groups[t["duplicate_of"]].update({t["id"], t["duplicate_of"]})
+    assert groups, "the demo must contain duplicates"
+    extra_copies = sum(max(0, len(members & on_map) - 1) for members in groups.values())
+    copies = sum(len(members) - 1 for members in groups.values())
+    assert extra_copies <= TOLERANCE * copies
+    broken = {t["id"] for t in truth if t["kind"] == "broken"}
+    rejected = {r["id"] for r in read_csv(results(demo_run) / "rejects.csv")}
+    assert broken and broken <= rejected and not broken & on_map
+
+
+def test_tile_pyramid_is_complete_from_zoom_0_to_the_top(demo_run):
+    tiles = results(demo_run) / "tiles"
+    meta = json.loads((tiles / "meta.json").read_text())
+    grid_meta = json.loads(sidecar_path(results(demo_run) / "grid.csv").read_text())
+    cell = SMALL_DEMO["tiles"]["cell_px"]
+    assert (meta["cols"], meta["rows"], meta["cell_px"]) == (grid_meta["cols"], grid_meta["rows"], cell)
+    width, height = meta["cols"] * cell, meta["rows"] * cell
+    assert 256 * 2 ** meta["max_zoom"] >= max(width, height) > 256 * 2 ** (meta["max_zoom"] - 1)
+    for z in range(0, meta["max_zoom"] + 1):
+        scale = 2 ** (meta["max_zoom"] - z)
+        span = 256 * scale
+        expected = {(x, y) for x in range(math.ceil(width / span)) for y in range(math.ceil(height / span))}
+        found = {(int(p.parent.name), int(p.stem)) for p in (tiles / str(z)).glob("*/*.jpg")}
+        assert found == expected, f"zoom {z}"
+
+
+def test_viewer_references_only_files_that_exist(demo_run):
+    site = results(demo_run) / "site"
+    html = (site / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="([^"#]+)"', html)
+    local = [r for r in refs if not re.match(r"^[a-z]+:", r)]
+    assert any(r.endswith(".js") for r in local) and any(r.endswith(".css") for r in local)
+    for ref in local:
+        assert (site / ref).is_file(), ref
+    assert "leaflet" in (site / "vendor/leaflet/leaflet.js").read_text()[:2000].lower()
+
+
+def test_outputs_record_what_made_them(demo_run):
+    for name in ["selected.csv", "duplicates.csv", "tsne.csv", "grid.csv"]:
+        meta = json.loads(sidecar_path(results(demo_run) / name).read_text())
+        assert meta["versions"]["numpy"] and meta["stage"]
+    tsne = json.loads(sidecar_path(results(demo_run) / "tsne.csv").read_text())
+    assert tsne["params"]["perplexity"] == SMALL_DEMO["tsne"]["perplexity"]
+
+
+def test_long_rules_log_progress(demo_run):
+    log = (results(demo_run) / "logs" / "triage" / "sfbay.log").read_text()
+    assert re.search(r"\d+/\d+ images, [\d.]+ images/s", log)
+
+
+def test_nothing_changed_plans_nothing(demo_run):
+    assert planned_jobs(demo_run) == {}
+
+
+def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
+    try:
+        write_config(demo_run, {**SMALL_DEMO, "tsne": {**SMALL_DEMO["tsne"], "perplexity": 12}})
+        jobs = planned_jobs(demo_run)
+        jobs.pop("all", None)  # the aggregate target, no work of its own
+        assert jobs == {"tsne": 1, "grid": 1, "viewer": 1, "tiles": 1}
+    finally:
+        write_config(demo_run, SMALL_DEMO)
+
+
+def test_triage_threshold_change_reruns_triage_and_what_follows(demo_run):
+    try:
+        write_config(demo_run, {**SMALL_DEMO, "triage": {"photo_above": 4.3}})
+        jobs = planned_jobs(demo_run)
+        jobs.pop("all", None)
+        n = len(SMALL_DEMO["demo"]["locations"])
+        assert jobs == {"triage": n, "select": 1, "features": n, "pca": 1, "tsne": 1,
+                        "grid": 1, "viewer": 1, "tiles": 1}
+    finally:
+        write_config(demo_run, SMALL_DEMO)
+
+
+def test_bad_config_value_is_reported_with_its_key(tmp_path):
+    write_config(tmp_path, {**SMALL_DEMO, "tsne": {"perplexity": -5}})
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "perplexity" in result.stdout + result.stderr
+    write_config(tmp_path, {**SMALL_DEMO, "triage": {"graphic_below": 4.8, "photo_above": 4.4}})
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0 and "triage.graphic_below" in result.stdout + result.stderr
