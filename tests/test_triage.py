@@ -1,0 +1,262 @@
+"""Tests of the triage stage and the safe reader it shares with features (real ImageMagick)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from wand.image import Image as WandImage
+
+from vacancy.imaging import Rejected, decode, sniff_format
+from vacancy.triage import classify, gray_entropy, triage_location
+
+IM_CONVERT = "/usr/bin/convert-im6.q16"  # the real ImageMagick CLI, as an independent reference
+INVENTORY_COLUMNS = ["id", "location", "filename", "path", "image_url", "listing_url",
+                     "listing_id", "title", "price", "posted", "state"]
+
+
+# --- test images (made with Pillow, not with the code under test) ---------------------------
+
+
+def photo_like(width=160, height=120, seed=0) -> np.ndarray:
+    """Smooth colour gradients plus noise: uses most grey levels, like a photo of a room."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x / width * 200, y / height * 220, (x + y) / (width + height) * 180], -1)
+    return np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+
+
+def save(path: Path, array: np.ndarray, **kwargs) -> Path:
+    PILImage.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def jpeg_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid-looking PNG header claiming a huge size, with a few bytes of pixel data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+
+
+def two_level(width=50, height=20) -> np.ndarray:
+    """Left half black, right half white: two grey levels, half each."""
+    array = np.zeros((height, width), np.uint8)
+    array[:, width // 2:] = 255
+    return array
+
+
+def cli_histogram_entropy(path: Path) -> float:
+    """Entropy in nats from the histogram ImageMagick's CLI prints."""
+    out = subprocess.run(
+        [IM_CONVERT, str(path), "-colorspace", "gray", "-depth", "8", "-format", "%c",
+         "histogram:info:-"], check=True, capture_output=True, text=True).stdout
+    counts = np.array([int(m) for m in re.findall(r"^\s*(\d+):", out, re.M)], float)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def write_inventory(path: Path, rows: list[tuple[str, str]], location="sfbay") -> Path:
+    """An inventory CSV of (filename, path) rows."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, INVENTORY_COLUMNS)
+        writer.writeheader()
+        for filename, file_path in rows:
+            writer.writerow({"id": f"{location}/{filename}", "location": location,
+                             "filename": filename, "path": file_path, "state": "ok"})
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- entropy -------------------------------------------------------------------------------
+
+
+def test_flat_image_has_entropy_exactly_zero(tmp_path):
+    path = save(tmp_path / "flat.png", np.full((30, 40, 3), (90, 140, 200), np.uint8))
+    entropy = gray_entropy(path.read_bytes())
+    assert entropy == 0.0
+    assert math.copysign(1, entropy) == 1  # not -0.0, which would print as "-0.000000"
+
+
+def test_two_grey_levels_half_and_half_is_ln2(tmp_path):
+    path = save(tmp_path / "two.png", two_level())
+    assert gray_entropy(path.read_bytes()) == pytest.approx(math.log(2), abs=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_entropy_equals_cli_histogram(tmp_path, suffix):
+    path = save(tmp_path / f"photo{suffix}", photo_like())
+    entropy = gray_entropy(path.read_bytes())
+    assert abs(entropy - cli_histogram_entropy(path)) < 1e-6
+    assert entropy > 4.4  # and the photo-like image is classed as a photo
+
+
+def test_entropy_of_wand_image_leaves_it_unchanged(tmp_path):
+    data = jpeg_bytes(photo_like(seed=3))
+    with WandImage(blob=data, format="jpeg") as img:
+        signature = img.signature
+        assert gray_entropy(img) == gray_entropy(data)
+        assert img.colorspace == "srgb" and img.signature == signature
+
+
+@pytest.mark.parametrize("entropy, expected", [
+    (0.0, "graphic"), (3.899999, "graphic"), (3.9, "maybe"), (4.15, "maybe"), (4.4, "maybe"),
+    (4.400001, "photo"), (math.log(256), "photo"),
+])
+def test_classify_boundaries(entropy, expected):
+    assert classify(entropy) == expected
+
+
+def test_classify_custom_and_invalid_thresholds():
+    assert classify(2.0, graphic_below=2.5, photo_above=3.0) == "graphic"
+    assert classify(2.7, graphic_below=2.5, photo_above=3.0) == "maybe"
+    assert classify(3.1, graphic_below=2.5, photo_above=3.0) == "photo"
+    assert classify(3.0, graphic_below=3.0, photo_above=3.0) == "maybe"
+    with pytest.raises(ValueError):
+        classify(3.0, graphic_below=4.5, photo_above=4.4)
+    with pytest.raises(ValueError):
+        classify(float("nan"))
+
+
+# --- the safe reader -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head, expected", [
+    (b"\xff\xd8\xff\xe0\0\x10JFIF", "jpeg"), (b"\x89PNG\r\n\x1a\n\0\0", "png"),
+    (b"GIF89a\x01\0", "gif"), (b"RIFF\x10\0\0\0WEBPVP8 ", "webp"), (b"II*\0\x08\0\0\0", "tiff"),
+    (b"MM\0*\0\0\0\x08", "tiff"), (b"BM" + bytes(12) + b"\x28\0\0\0", "bmp"),
+    (b"BMW is a car brand, not a bitmap", None), (b"<svg xmlns=", None), (b"%!PS-Adobe", None),
+    (b"%PDF-1.4", None), (b"push graphic-context", None), (b"<?xml version", None), (b"", None),
+])
+def test_sniff_accepts_only_raster_photo_formats(head, expected):
+    assert sniff_format(head) == expected
+
+
+def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path):
+    data = save(tmp_path / "a.png", two_level(40, 30)).read_bytes()  # 1,200 pixels
+    with decode(data, max_pixels=1200) as img:
+        assert img.size == (40, 30)
+    with pytest.raises(Rejected, match=r"40x30 .* exceeds max_pixels 1199"):
+        with decode(data, max_pixels=1199):
+            pass
+    # 100 megapixels claimed by a 100-byte file: refused from the header, in no time.
+    with pytest.raises(Rejected, match=r"10000x10000 .* exceeds max_pixels 50000000"):
+        with decode(png_claiming(10_000, 10_000)):
+            pass
+
+
+def test_only_the_first_frame_of_an_animation_is_decoded(tmp_path):
+    frames = [PILImage.new("L", (30, 20), level) for level in (0, 255, 128)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    with decode(path.read_bytes()) as img:
+        assert len(img.sequence) == 1 and img.size == (30, 20)
+    assert gray_entropy(path.read_bytes()) == 0.0  # one flat frame, not three levels
+
+
+# --- the stage -----------------------------------------------------------------------------
+
+
+def test_triage_location_sorts_good_images_and_rejects_bad_ones(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    photo = jpeg_bytes(photo_like(200, 150, seed=1))
+    (raw / "photo.jpg").write_bytes(photo)
+    save(raw / "flat.png", np.full((30, 40), 77, np.uint8))
+    save(raw / "two.png", two_level())
+    (raw / "truncated.jpg").write_bytes(photo[: len(photo) * 6 // 10])
+    (raw / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)
+    (raw / "empty.jpg").write_bytes(b"")
+    (raw / "page.jpg").write_bytes(b"<!DOCTYPE html><html><body>Listing removed</body></html>")
+    (raw / "vector.png").write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg" width="9" '
+                                     b'height="9"><rect width="9" height="9"/></svg>')
+    (raw / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
+    names = ["photo.jpg", "truncated.jpg", "flat.png", "corrupt.jpg", "empty.jpg", "page.jpg",
+             "two.png", "vector.png", "bomb.png", "missing.jpg"]
+    inventory = write_inventory(tmp_path / "inv.csv", [(n, str(raw / n)) for n in names])
+
+    counts = triage_location(inventory, tmp_path / "out.csv", tmp_path / "rejects.csv",
+                             graphic_below=3.9, photo_above=4.4)
+
+    assert counts == {"images": 10, "graphic": 2, "maybe": 0, "photo": 1, "rejected": 7}
+    out = read_rows(tmp_path / "out.csv")
+    assert list(out[0]) == ["id", "entropy", "class", "width", "height"]
+    assert [(r["id"], r["class"], r["width"], r["height"]) for r in out] == [
+        ("sfbay/photo.jpg", "photo", "200", "150"),
+        ("sfbay/flat.png", "graphic", "40", "30"),
+        ("sfbay/two.png", "graphic", "50", "20"),
+    ]
+    assert [r["entropy"] for r in out[1:]] == ["0.000000", f"{math.log(2):.6f}"]
+    assert out[0]["entropy"] == f"{gray_entropy(photo):.6f}"
+
+    rejects = {r["id"]: r for r in read_rows(tmp_path / "rejects.csv")}
+    assert set(rejects) == {f"sfbay/{n}" for n in names} - {r["id"] for r in out}
+    assert {r["stage"] for r in rejects.values()} == {"triage"}
+    reasons = {k.split("/")[1]: v["reason"] for k, v in rejects.items()}
+    assert "Premature end of JPEG file" in reasons["truncated.jpg"]
+    assert reasons["corrupt.jpg"] == "unreadable jpeg header: JPEG datastream contains no image"
+    assert reasons["empty.jpg"] == "empty file (0 bytes)"
+    assert "looks like HTML" in reasons["page.jpg"]
+    assert "looks like SVG" in reasons["vector.png"]
+    assert reasons["bomb.png"].startswith("unreadable png header")
+    assert "No such file" in reasons["missing.jpg"]
+
+    meta = json.loads((tmp_path / "out.csv.meta.json").read_text())
+    assert meta["stage"] == "triage" and meta["n_rows"] == 3
+    assert meta["params"]["graphic_below"] == 3.9 and meta["params"]["photo_above"] == 4.4
+
+
+def test_hostile_file_names_are_read_as_the_bytes_they_contain(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # inventory paths are relative to the working directory
+    save(tmp_path / "-rf.jpg", photo_like(64, 48, seed=2), quality=90)
+    save(tmp_path / "jpg:x.png", two_level(50, 20))  # PNG bytes despite the "jpg:" prefix
+    save(tmp_path / "x[0].gif", np.full((12, 10), 200, np.uint8))
+    save(tmp_path / "|echo pwned.png", two_level(8, 6))
+    names = ["-rf.jpg", "jpg:x.png", "x[0].gif", "|echo pwned.png"]
+    inventory = write_inventory(tmp_path / "inv.csv", [(n, n) for n in names])
+
+    counts = triage_location(inventory, "out.csv", "rejects.csv")
+
+    assert counts["rejected"] == 0 and read_rows(tmp_path / "rejects.csv") == []
+    out = {r["id"].split("/", 1)[1]: r for r in read_rows(tmp_path / "out.csv")}
+    assert (out["-rf.jpg"]["width"], out["-rf.jpg"]["height"]) == ("64", "48")
+    assert out["-rf.jpg"]["entropy"] == f"{gray_entropy((tmp_path / '-rf.jpg').read_bytes()):.6f}"
+    assert (out["jpg:x.png"]["width"], out["jpg:x.png"]["height"]) == ("50", "20")
+    assert out["jpg:x.png"]["entropy"] == f"{math.log(2):.6f}"
+    assert (out["x[0].gif"]["width"], out["x[0].gif"]["entropy"]) == ("10", "0.000000")
+    assert out["|echo pwned.png"]["entropy"] == f"{math.log(2):.6f}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        names + ["inv.csv", "out.csv", "out.csv.meta.json", "rejects.csv",
+                 "rejects.csv.meta.json"])  # nothing else was created or touched
+
+
+def test_triage_location_with_no_images_writes_empty_outputs(tmp_path):
+    inventory = write_inventory(tmp_path / "inv.csv", [])
+    counts = triage_location(inventory, tmp_path / "out.csv", tmp_path / "rej.csv")
+    assert counts == {"images": 0, "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
+    assert (tmp_path / "out.csv").read_text().strip() == "id,entropy,class,width,height"
+    assert (tmp_path / "rej.csv").read_text().strip() == "id,stage,reason"

@@ -1,0 +1,281 @@
+"""Safe decoding of untrusted image files with ImageMagick (through Wand), shared by the stages.
+
+Why this module exists: the photos come from the internet and their file names and contents are
+chosen by strangers. ImageMagick treats a *file name* as a little language (``jpg:x`` picks a
+coder, ``x[0]`` picks a frame, ``|cmd`` once ran a shell, ``@list`` reads a list of files), and
+it treats *content* as whatever its magic bytes say (an ``.jpg`` that is really SVG, MVG or
+PostScript is rendered by a vector/script coder). So we never give ImageMagick a user file name:
+Python reads the bytes, :func:`sniff_format` recognises one of the six raster photo formats from
+the first bytes (anything else is refused before any decoder runs), and the blob is decoded with
+that coder named explicitly, so ImageMagick never guesses.
+
+Before the full decode the header is pinged and images above ``max_pixels`` are refused, so a
+"decompression bomb" (a tiny PNG claiming 100000 x 100000) costs microseconds, not gigabytes.
+Only the first frame of multi-frame files (animated GIF/WebP, multi-page TIFF) is decoded.
+
+ImageMagick 6 reports damage that the decoder survived (a truncated JPEG: "Premature end of
+JPEG file") as a *warning* stored on the decoded image, not on the wand, so Wand never shows it.
+:func:`decoder_damage` reads it through MagickCore's ``GetImageException``; a corruption warning
+(or any error) makes the image a reject, because the missing part is filled with grey and would
+otherwise be triaged and mapped as if it were real.
+
+Everything that can go wrong with one image becomes :class:`Rejected` with a short reason that a
+person can act on; callers record it and carry on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+from typing import Iterator
+
+import numpy as np
+from wand.api import libmagick, library
+from wand.exceptions import WandException, WandRuntimeError
+from wand.image import STORAGE_TYPES, Image
+
+#: Default limit on width x height, checked from the header before decoding.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+#: Files bigger than this are refused before reading (a 50-megapixel JPEG is ~10-30 MB).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+#: ImageMagick 6 exception severities (magick/exception.h).
+_CORRUPT_IMAGE_WARNING = 325
+_FIRST_ERROR = 400
+
+
+class Rejected(Exception):
+    """An image that cannot be used; ``str(exc)`` is the reason written to the rejects file."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Recognising the content
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The ImageMagick coder for a raster photo format recognised from its magic bytes, or None.
+
+    Only JPEG, PNG, GIF, WebP, BMP and TIFF are accepted: they are the formats listing photos
+    come in, and none of their coders runs scripts or fetches other files.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    # "BM" alone is too weak (text can start with it): also require a known DIB header size.
+    if head[:2] == b"BM" and len(head) >= 18:
+        if int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+            return "bmp"
+    return None
+
+
+_CONTENT_HINTS = (
+    (re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<svg", re.I | re.S), "SVG"),
+    (re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body)", re.I), "HTML"),
+    (re.compile(rb"^\s*<\?xml", re.I), "XML (e.g. SVG or MSL)"),
+    (re.compile(rb"^%PDF-"), "PDF"),
+    (re.compile(rb"^%!"), "PostScript"),
+    (re.compile(rb"^\s*(push\s+graphic-context|viewbox\s)", re.I), "MVG"),
+)
+
+
+def describe_content(head: bytes) -> str:
+    """A short guess at what unaccepted bytes are, so a reject reason says more than 'bad'."""
+    for pattern, name in _CONTENT_HINTS:
+        if pattern.search(head[:512]):
+            return name
+    sample = head[:64]
+    if sample and all(32 <= b < 127 or b in b"\t\r\n" for b in sample):
+        return "text"
+    return f"unknown bytes {head[:8].hex(' ')}"
+
+
+def read_blob(path: str | os.PathLike) -> bytes:
+    """The bytes of ``path`` (opened by Python, never by ImageMagick); Rejected if unusable."""
+    try:
+        size = os.stat(path).st_size
+        if size == 0:
+            raise Rejected("empty file (0 bytes)")
+        if size > MAX_FILE_BYTES:
+            raise Rejected(f"file too large ({size} bytes > {MAX_FILE_BYTES})")
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise Rejected(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def check_blob(blob: bytes) -> str:
+    """The coder for ``blob``, or Rejected when it is empty or not an accepted raster format."""
+    if not blob:
+        raise Rejected("empty file (0 bytes)")
+    fmt = sniff_format(blob[:32])
+    if fmt is None:
+        raise Rejected(f"not a raster photo format (JPEG/PNG/GIF/WebP/BMP/TIFF): "
+                       f"looks like {describe_content(blob[:512])}")
+    return fmt
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+#: What ImageMagick 6 returns for some unreadable files: failure, but no exception to show.
+_NO_REASON = "decoder returned no image and no reason (damaged, or beyond ImageMagick's limits)"
+
+
+def _clean_message(exc: BaseException | None) -> str:
+    """ImageMagick's message without the internal buffer name and source location."""
+    if exc is None or isinstance(exc, WandRuntimeError):
+        return _NO_REASON
+    text = str(exc).strip()
+    text = re.sub(r"\s*`buffer\.[^']*'", "", text)
+    text = re.sub(r"\s*@\s*(error|warning|fatal)/\S+$", "", text)
+    return text or type(exc).__name__
+
+
+def _new_wand(fmt: str, options: dict[str, str] | None = None) -> Image:
+    """An empty wand bound to coder ``fmt`` and frame 0, so the blob is never sniffed by IM."""
+    img = Image()
+    library.MagickSetFormat(img.wand, fmt.encode())
+    # The "[0]" frame selector is ours, not the user's: it stops multi-frame decodes.
+    library.MagickSetFilename(img.wand, f"buffer.{fmt}[0]".encode())
+    for key, value in (options or {}).items():
+        img.options[key] = value
+    return img
+
+
+def ping_size(blob: bytes, fmt: str) -> tuple[int, int]:
+    """Width and height from the header alone (no pixel decode); Rejected if unreadable."""
+    img = _new_wand(fmt)
+    try:
+        ok = library.MagickPingImageBlob(img.wand, blob, len(blob))
+        if not ok:
+            raise Rejected(f"unreadable {fmt} header: {_clean_message(img.get_exception())}")
+        damage = decoder_damage(img)
+        if damage:
+            raise Rejected(f"unreadable {fmt} header: {damage}")
+        return img.width, img.height
+    except WandException as exc:
+        raise Rejected(f"unreadable {fmt} header: {_clean_message(exc)}") from None
+    finally:
+        img.destroy()
+
+
+class _ExceptionInfo(ctypes.Structure):
+    """The leading fields of MagickCore's ExceptionInfo (stable across ImageMagick 6)."""
+
+    _fields_ = [
+        ("severity", ctypes.c_int),
+        ("error_number", ctypes.c_int),
+        ("reason", ctypes.c_char_p),
+        ("description", ctypes.c_char_p),
+    ]
+
+
+def _core() -> ctypes.CDLL:
+    """Our own handle on MagickCore, so our ctypes signatures never clash with Wand's."""
+    core = ctypes.CDLL(libmagick._name)
+    core.AcquireExceptionInfo.argtypes = []
+    core.AcquireExceptionInfo.restype = ctypes.POINTER(_ExceptionInfo)
+    core.DestroyExceptionInfo.argtypes = [ctypes.POINTER(_ExceptionInfo)]
+    core.DestroyExceptionInfo.restype = ctypes.c_void_p
+    core.GetImageException.argtypes = [ctypes.c_void_p, ctypes.POINTER(_ExceptionInfo)]
+    core.GetImageException.restype = None
+    core.GetFirstImageInList.argtypes = [ctypes.c_void_p]
+    core.GetFirstImageInList.restype = ctypes.c_void_p
+    return core
+
+
+_CORE = _core()
+
+
+def decoder_damage(img: Image) -> str | None:
+    """The corruption warning or error the decoder left on the image (IM6 keeps it there)."""
+    first = _CORE.GetFirstImageInList(library.GetImageFromMagickWand(img.wand))
+    if not first:
+        return None
+    info = _CORE.AcquireExceptionInfo()
+    try:
+        _CORE.GetImageException(first, info)
+        severity = info.contents.severity
+        if severity == _CORRUPT_IMAGE_WARNING or severity >= _FIRST_ERROR:
+            reason = (info.contents.reason or b"").decode("utf-8", "replace")
+            return _clean_message(Exception(reason)) or f"severity {severity}"
+        return None
+    finally:
+        _CORE.DestroyExceptionInfo(info)
+
+
+@contextlib.contextmanager
+def decode(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+           options: dict[str, str] | None = None) -> Iterator[Image]:
+    """Yield the first frame of ``blob`` as a Wand image, or raise Rejected with the reason.
+
+    ImageMagick errors raised inside the ``with`` block also become Rejected, so one image
+    that exhausts a resource limit while being processed is a reject, not a crash.
+    ``options`` are ImageMagick read options such as ``{"jpeg:size": "128x128"}``.
+    """
+    fmt = check_blob(blob)
+    width, height = ping_size(blob, fmt)
+    if width <= 0 or height <= 0:
+        raise Rejected(f"{fmt} header has no size ({width}x{height})")
+    if width * height > max_pixels:
+        raise Rejected(f"{width}x{height} ({width * height / 1e6:.1f} megapixels) "
+                       f"exceeds max_pixels {max_pixels}")
+    img = _new_wand(fmt, options)
+    try:
+        try:
+            img.read(blob=blob)
+        except WandException as exc:
+            raise Rejected(f"undecodable {fmt}: {_clean_message(exc)}") from None
+        damage = decoder_damage(img)
+        if damage:
+            raise Rejected(f"corrupt {fmt}: {damage}")
+        try:
+            yield img
+        except WandException as exc:  # e.g. a resource limit hit while processing this image
+            raise Rejected(f"ImageMagick failed on this {fmt}: {_clean_message(exc)}") from None
+    finally:
+        img.destroy()
+
+
+@contextlib.contextmanager
+def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+               options: dict[str, str] | None = None) -> Iterator[Image]:
+    """:func:`decode` the file at ``path`` (read by Python, so its name is never interpreted)."""
+    with decode(read_blob(path), max_pixels, options) as img:
+        yield img
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels out
+
+
+_NUMPY_STORAGE = {"char": np.uint8, "short": np.uint16, "float": np.float32, "double": np.float64}
+
+
+def export_pixels(img: Image, channels: str = "R", storage: str = "float") -> np.ndarray:
+    """Pixels as a (height, width, len(channels)) array, straight from ImageMagick's buffer.
+
+    Wand's own ``export_pixels`` builds a Python list (slow) and its numpy interface only does
+    8-bit; this fills a numpy array in one call. ``storage``: char, short, float (0..1), double.
+    """
+    width, height = img.width, img.height
+    out = np.empty((height, width, len(channels)), dtype=_NUMPY_STORAGE[storage])
+    ok = library.MagickExportImagePixels(
+        img.wand, 0, 0, width, height, channels.encode(), STORAGE_TYPES.index(storage),
+        out.ctypes.data_as(ctypes.c_void_p),
+    )
+    if not ok:
+        img.raise_exception()
+        raise Rejected("ImageMagick could not export the pixels")
+    return out
