@@ -1,0 +1,366 @@
+"""A local fixture Craigslist: a real HTTP server on 127.0.0.1 that records every request.
+
+Why: the scraper's promises (politeness, never fetching what it must not, surviving faults) can
+only be checked against a server that keeps its own record of what was asked and when. Start it
+with :func:`serve_fixture_site`; point the scraper at it with :func:`scrape_settings` (settings
+for ``scrape_location``) or :func:`config_overrides` (a ``config.yaml`` for the workflow).
+
+Sites (US section; Canada and Europe sections must be ignored):
+
+* ``sfbay`` (California): older ``li.result-row`` layout, 3 listings a page, 2 pages then an
+  empty one. Page ``s=3`` fails twice with 500. Photos: ``00a0a_sf1`` is in listings 1 and 3
+  (cross-post), ``00r0r_sf429`` answers 429 + Retry-After: 1 once, ``00c0c_sfcut`` is always cut
+  short, ``00h0h_sfhtml`` is an HTML page sent as image/jpeg. Listing 6 has no photos.
+* ``newyork`` (New York): current ``li.cl-static-search-result`` layout, posting pages with
+  ``#thumbs`` and/or ``imgList``; hostile names; a redirect off-site; a photo on a host outside the
+  allow-list; a robots-disallowed photo and posting; a never-ending response; an oversized body;
+  a PNG claiming 10000x10000 pixels; the sfbay photo ``00a0a_sf1`` again (cross-location).
+* ``austin`` (Texas): no listings. ``reno`` (Nevada): listing 1 works, then every posting page
+  answers 403 while ``site.blocked`` is True.
+* ``losangeles`` (California): ``bulk`` clean listings of 3 photos each, for end-to-end runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import json
+import struct
+import threading
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+from PIL import Image
+
+ROBOTS = "User-agent: *\nDisallow: /private/\n"
+#: Listing title with markup, quotes, a comma and a formula: must be stored verbatim as text.
+HOSTILE_TITLE = '<script>alert("x")</script>, =SUM(A1) \'quoted\''
+RETRY_AFTER_S = 1
+
+
+@dataclass
+class Request:
+    t: float        # time.time() when the server read the request line
+    path: str       # raw path with query, as sent
+    host: str       # Host header
+    user_agent: str
+    status: int = 0
+
+
+def photo_bytes(name: str, size=(96, 72)) -> bytes:
+    """A deterministic JPEG for a photo name: smooth noise, so triage sees a photo, not a graphic."""
+    seed = zlib.crc32(name.encode())
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (size[1] // 4, size[0] // 4, 3), dtype=np.uint8)
+    base = Image.fromarray(small).resize(size, Image.BICUBIC)
+    noise = rng.integers(-40, 40, (size[1], size[0], 3))
+    pixels = np.clip(np.asarray(base, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def giant_png(width: int = 10000, height: int = 10000) -> bytes:
+    """A tiny PNG whose header claims gigantic dimensions."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+class FixtureSite:
+    """Content and faults of the fixture Craigslist; the server asks it for each response."""
+
+    def __init__(self, bulk: int = 0):
+        self.bulk = bulk
+        self.base = ""                 # set once the server has its port
+        self.requests: list[Request] = []
+        self.counts: Counter = Counter()
+        self.blocked = True            # reno's postings answer 403 while True
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    # -- what the tests read --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.base
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [r.path for r in self.requests]
+
+    def requested(self, fragment: str) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if fragment in r.path]
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    def sites_page(self) -> str:
+        b = self.base
+        return f"""<html><body><h1><a name="US"></a>US</h1>
+<div class="colmask"><div class="box box_1">
+<h4>California</h4><ul><li><a href="{b}/site/sfbay/">SF bay area</a></li>
+<li><a href="{b}/site/losangeles/">los angeles</a></li></ul>
+<h4>New York</h4><ul><li><a href="{b}/site/newyork/">new york city</a></li></ul>
+</div><div class="box box_2">
+<h4>Nevada</h4><ul><li><a href="{b}/site/reno/">reno / tahoe</a></li></ul>
+<h4>Texas</h4><ul><li><a href="{b}/site/austin/">austin</a></li>
+<li><a href="https://forums.example.org/">forums</a></li></ul>
+</div></div>
+<h1><a name="CA"></a>Canada</h1>
+<div class="colmask"><h4>Ontario</h4><ul><li><a href="{b}/site/toronto/">toronto</a></li></ul></div>
+<h1><a name="EU"></a>Europe</h1>
+<div class="colmask"><h4>Germany</h4><ul><li><a href="{b}/site/berlin/">berlin</a></li></ul></div>
+</body></html>"""
+
+    def old_rows(self, site: str, rows: list[tuple]) -> str:
+        """``li.result-row`` list; rows are (pid, title, price, posted, image ids)."""
+        items = []
+        for pid, title, price, posted, ids in rows:
+            url = f"{self.base}/site/{site}/apa/d/listing-{pid}/{pid}.html"
+            data_ids = ",".join(f"3:{i}" for i in ids)
+            items.append(f"""<li class="result-row" data-pid="{pid}">
+<a href="{url}" class="result-image gallery" data-ids="{data_ids}"><span class="result-price">{price}</span></a>
+<div class="result-info"><time class="result-date" datetime="{posted}">date</time>
+<h3 class="result-heading"><a href="{url}" data-id="{pid}" class="result-title hdrlnk">{html.escape(title)}</a></h3>
+<span class="result-meta"><span class="result-price">{price}</span></span></div></li>""")
+        return f'<html><body><ul class="rows">{"".join(items)}</ul></body></html>'
+
+    def static_rows(self, site: str, rows: list[tuple]) -> str:
+        """``li.cl-static-search-result`` list; rows are (listing path, title, price)."""
+        items = [f"""<li class="cl-static-search-result" title="{html.escape(title)}">
+<a href="{self.base}{path}"><div class="title">{html.escape(title)}</div>
+<div class="details"><div class="price">{price}</div><div class="location">x</div></div></a></li>"""
+                 for path, title, price in rows]
+        return f'<html><body><ol class="cl-static-search-results">{"".join(items)}</ol></body></html>'
+
+    def posting(self, title: str, price: str, posted: str, thumbs=(), imglist=()) -> str:
+        links = "".join(f'<a href="{href}" class="thumb"><img src="{src}"></a>' for href, src in thumbs)
+        thumbs_html = f'<div id="thumbs">{links}</div>' if thumbs else ""
+        script = ""
+        if imglist:
+            entries = [{"shortid": str(i), "imgid": f"3:{i}", "url": url, "thumb": thumb}
+                       for i, (url, thumb) in enumerate(imglist)]
+            script = f"<script>\nvar imgList = {json.dumps(entries)};\n</script>"
+        return f"""<html><head><title>{html.escape(title)} - fixture</title></head><body>
+<h1 class="postingtitle"><span class="postingtitletext"><span id="titletextonly">{html.escape(title)}</span>
+<span class="price">{price}</span></span></h1>
+<section id="postingbody">A room. {html.escape(title)}</section>
+{thumbs_html}
+<div class="postinginfos"><p class="postinginfo reveal">posted:
+<time class="date timeago" datetime="{posted}">ago</time></p></div>{script}</body></html>"""
+
+    def img(self, name: str) -> str:
+        return f"{self.base}/images/{name}"
+
+    def results(self, site: str, offset: int) -> tuple[int, str]:
+        b = self.base
+        if site == "sfbay":
+            pages = {
+                0: [(7000000001, "Sunny room", "$2,500", "2022-09-01 10:00", ["00a0a_sf1", "00a0a_sf2"]),
+                    (7000000002, HOSTILE_TITLE, "$1,900", "2022-09-02 11:00", ["00r0r_sf429", "00a0a_sf3"]),
+                    (7000000003, "Same photo again", "$2,100", "2022-09-03 12:00", ["00a0a_sf1", "00a0a_sf4"])],
+                3: [(7000000004, "Cut short", "$3,000", "2022-09-04 09:00", ["00c0c_sfcut", "00a0a_sf5"]),
+                    (7000000005, "Html photo", "$1,200", "2022-09-05 09:30", ["00h0h_sfhtml", "00a0a_sf6"]),
+                    (7000000006, "No photos", "$999", "2022-09-06 08:00", [])],
+            }
+            if offset == 3:
+                self.counts["sfbay-page-3"] += 1
+                if self.counts["sfbay-page-3"] <= 2:
+                    return 500, "<html>temporarily broken</html>"
+            return 200, self.old_rows(site, pages.get(offset, []))
+        if site == "losangeles":
+            rows = [(7200000000 + n, f"Bulk {n}", f"${1000 + n}", "2022-10-01 10:00",
+                     [f"00l0l_la{n}_{k}" for k in range(3)]) for n in range(self.bulk)]
+            return 200, self.old_rows(site, rows[offset:offset + 20])
+        if site == "newyork":
+            pages = {
+                0: [("/site/newyork/apa/d/loft/7100000001.html", "Loft", "$4,000"),
+                    ("/site/newyork/apa/d/studio/7100000002.html", "Studio", "$3,100")],
+                2: [("/site/newyork/apa/d/hostile/7100000003.html", "Hostile names", "$2,000"),
+                    ("/site/newyork/apa/d/faults/7100000004.html", "Faults", "$2,200"),
+                    ("/private/7100000005.html", "Robots says no", "$1")],
+            }
+            return 200, self.static_rows(site, pages.get(offset, []))
+        if site == "austin":
+            return 200, self.static_rows(site, [])
+        if site == "reno":
+            rows = [(f"/site/reno/apa/d/r/{7300000000 + n}.html", f"Reno {n}", "$800") for n in range(5)]
+            return 200, self.static_rows(site, rows[offset:offset + 5])
+        return 404, "<html>no such site</html>"
+
+    def posting_page(self, path: str) -> tuple[int, str]:
+        b, i = self.base, self.img
+        if path.startswith("/site/reno/"):
+            if path.endswith("7300000000.html"):
+                return 200, self.posting("Reno 0", "$800", "2022-11-01T10:00:00-0800",
+                                         thumbs=[(i("00e0e_reno0_600x450.jpg"), i("00e0e_reno0_50x50c.jpg"))])
+            if self.blocked:
+                return 403, "<html>blocked</html>"
+            number = path.rsplit("/", 1)[1].split(".")[0][-1]
+            return 200, self.posting(f"Reno {number}", "$800", "2022-11-01T10:00:00-0800",
+                                     thumbs=[(i(f"00e0e_reno{number}_600x450.jpg"), "")])
+        if path.endswith("7100000001.html"):
+            return 200, self.posting(
+                "Loft", "$4,000", "2022-09-10T10:00:00-0400",
+                thumbs=[(i("00b0b_ny1_600x450.jpg"), i("00b0b_ny1_50x50c.jpg")), (i("x.jpg"), i("x.jpg"))],
+                imglist=[(i("00b0b_ny1_1200x900.jpg"), i("00b0b_ny1_50x50c.jpg"))])
+        if path.endswith("7100000002.html"):
+            return 200, self.posting(
+                "Studio", "$3,100", "2022-09-11T10:00:00-0400",
+                imglist=[(i("00b0b_ny2_600x450.jpg"), i("00b0b_ny2_50x50c.jpg")),
+                         (i("00b0b_ny3_600x450.jpg"), i("00b0b_ny3_50x50c.jpg"))])
+        if path.endswith("7100000003.html"):
+            return 200, self.posting(
+                "Hostile names", "$2,000", "2022-09-12T10:00:00-0400",
+                thumbs=[(i("..%2F..%2Fx.jpg"), ""), (i(".bashrc"), ""), (i("-rf.jpg"), "")])
+        if path.endswith("7100000004.html"):
+            port = b.rsplit(":", 1)[1]
+            return 200, self.posting(
+                "Faults", "$2,200", "2022-09-13T10:00:00-0400",
+                thumbs=[(i("moved.jpg"), ""), (f"http://localhost:{port}/images/foreign.jpg", ""),
+                        (f"{b}/private/secret.jpg", ""), (i("slow.jpg"), ""), (i("huge.jpg"), ""),
+                        (i("giant.png"), ""), (i("00a0a_sf1_600x450.jpg"), ""),
+                        (i("00b0b_ny4_600x450.jpg"), "")])
+        return 404, "<html>no such posting</html>"
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def respond(self, handler: "Handler") -> int:
+        """Write the response for one request; returns its status."""
+        parts = urlsplit(handler.path)
+        path = parts.path
+        if path == "/robots.txt":
+            return handler.send(200, ROBOTS.encode(), "text/plain")
+        if path == "/about/sites":
+            return handler.send(200, self.sites_page().encode(), "text/html")
+        if path.startswith("/site/") and path.endswith("/search/apa"):
+            site = path.split("/")[2]
+            offset = int(parse_qs(parts.query).get("s", ["0"])[0])
+            status, body = self.results(site, offset)
+            return handler.send(status, body.encode(), "text/html")
+        if path.startswith("/images/"):
+            return self.image(handler, path[len("/images/"):])
+        if path.endswith(".html"):
+            status, body = self.posting_page(path)
+            return handler.send(status, body.encode(), "text/html")
+        return handler.send(404, b"not found", "text/plain")
+
+    def image(self, handler: "Handler", name: str) -> int:
+        if "sf429" in name:
+            self.counts["429"] += 1
+            if self.counts["429"] == 1:
+                return handler.send(429, b"slow down", "text/plain", {"Retry-After": str(RETRY_AFTER_S)})
+        if "sfcut" in name:
+            return handler.send(200, photo_bytes(name)[:1000], "image/jpeg", {"Content-Length": "5000"})
+        if "sfhtml" in name:
+            return handler.send(200, b"<html><body>Not a photo</body></html>", "image/jpeg")
+        if name == "moved.jpg":
+            port = self.base.rsplit(":", 1)[1]
+            return handler.send(302, b"", "text/plain", {"Location": f"http://localhost:{port}/images/offsite.jpg"})
+        if name == "slow.jpg":
+            return handler.trickle(self.stopping)
+        if name == "huge.jpg":
+            return handler.send(200, b"\xff" * 300_000, "image/jpeg", length=False)
+        if name == "giant.png":
+            return handler.send(200, giant_png(), "image/png")
+        return handler.send(200, photo_bytes(name), "image/jpeg")
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Records each request in the site's log, then lets the site answer."""
+
+    site: FixtureSite  # set on a subclass per server
+
+    def do_GET(self):  # noqa: N802 (the http.server API)
+        record = Request(time.time(), self.path, self.headers.get("Host", ""),
+                         self.headers.get("User-Agent", ""))
+        with self.site.lock:
+            self.site.requests.append(record)
+        try:
+            record.status = self.site.respond(self)
+        except (BrokenPipeError, ConnectionResetError):
+            record.status = -1
+
+    def send(self, status: int, body: bytes, ctype: str, headers: dict | None = None,
+             length: bool = True) -> int:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        headers = dict(headers or {})
+        if length:
+            headers.setdefault("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+        return status
+
+    def trickle(self, stopping: threading.Event) -> int:
+        """A response that never ends: one byte every 50 ms until the client gives up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", "5000")
+        self.end_headers()
+        deadline = time.time() + 30
+        while time.time() < deadline and not stopping.is_set():
+            self.wfile.write(b"\xff")
+            self.wfile.flush()
+            time.sleep(0.05)
+        return 200
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@contextlib.contextmanager
+def serve_fixture_site(bulk: int = 0):
+    """Run the fixture site on 127.0.0.1 (ephemeral port); yield the :class:`FixtureSite`.
+
+    ``site.url`` is the base URL and ``site.requests`` the server's own request log.
+    """
+    site = FixtureSite(bulk=bulk)
+    handler = type("BoundHandler", (Handler,), {"site": site})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    site.base = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield site
+    finally:
+        site.stopping.set()
+        server.shutdown()
+        server.server_close()
+
+
+def scrape_settings(base_url: str, **overrides) -> dict:
+    """``craigslist`` settings that point the scraper at the fixture site, with test-sized pauses."""
+    settings = {
+        "sites_url": f"{base_url}/about/sites",
+        "site_url": f"{base_url}/site/{{site}}",
+        "image_url": f"{base_url}/images/{{image_id}}_1200x900.jpg",
+        "allowed_hosts": ["127.0.0.1"],
+        "pages": 5,
+        "delay_s": 0.05,
+        "jitter": 0.2,
+        "timeout_s": 0.5,
+        "retries": 2,
+        "max_bytes": 200_000,
+        "user_agent": "vacancy-test/0.1 (+http://127.0.0.1/contact)",
+    }
+    settings.update(overrides)
+    return settings
+
+
+def config_overrides(base_url: str, locations=("losangeles",), **overrides) -> dict:
+    """Overrides of ``config.yaml`` for a workflow run with ``source: craigslist`` on the fixture."""
+    return {"source": "craigslist",
+            "craigslist": scrape_settings(base_url, locations=list(locations), **overrides)}

@@ -1,0 +1,141 @@
+"""Parsing Craigslist pages and naming files: pure functions, checked on exact values."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vacancy.scrape import max_rent_for, sanitize_filename, select_sites
+from vacancy.scrape.fetch import host_allowed, retry_after_s
+from vacancy.scrape.parse import (
+    image_key, largest_images, parse_posting, parse_results, parse_sites, url_filename,
+)
+from vacancy.scrape.sites import state_code
+
+from fixture_site import HOSTILE_TITLE, FixtureSite
+
+BASE = "http://127.0.0.1:8000"
+
+
+def site() -> FixtureSite:
+    fixture = FixtureSite()
+    fixture.base = BASE
+    return fixture
+
+
+def test_sites_page_us_section_only_with_states():
+    sites = parse_sites(site().sites_page(), f"{BASE}/about/sites", BASE + "/site/{site}")
+    assert [(s["site"], s["state"]) for s in sites] == [
+        ("sfbay", "California"), ("losangeles", "California"), ("newyork", "New York"),
+        ("reno", "Nevada"), ("austin", "Texas")]  # toronto, berlin and the forums link are out
+    assert sites[0]["name"] == "SF bay area"
+
+
+def test_sites_page_real_template_matches_craigslist_links():
+    html = ('<h1><a name="US"></a>US</h1><h4>Alabama</h4><ul><li><a href="https://auburn.craigslist.org/">'
+            'auburn</a></li><li><a href="//bham.craigslist.org">birmingham</a></li></ul>'
+            '<h1><a name="CA"></a>Canada</h1><ul><li><a href="https://toronto.craigslist.org/">t</a></li></ul>')
+    sites = parse_sites(html, "https://www.craigslist.org/about/sites", "https://{site}.craigslist.org")
+    assert [(s["site"], s["state"]) for s in sites] == [("auburn", "Alabama"), ("bham", "Alabama")]
+
+
+def test_old_result_rows_give_image_ids_and_listing_text_verbatim():
+    fixture = site()
+    _, page = fixture.results("sfbay", 0)
+    rows = parse_results(page, f"{BASE}/site/sfbay/search/apa?s=0")
+    assert [r["listing_id"] for r in rows] == ["7000000001", "7000000002", "7000000003"]
+    assert rows[0]["image_ids"] == ["00a0a_sf1", "00a0a_sf2"]
+    assert rows[0]["price"] == "$2,500" and rows[0]["posted"] == "2022-09-01 10:00"
+    assert rows[1]["title"] == HOSTILE_TITLE
+    assert rows[0]["listing_url"] == f"{BASE}/site/sfbay/apa/d/listing-7000000001/7000000001.html"
+
+
+def test_static_result_rows_need_posting_pages():
+    _, page = site().results("newyork", 2)
+    rows = parse_results(page, f"{BASE}/site/newyork/search/apa?s=2")
+    assert [(r["listing_id"], r["title"], r["price"], r["image_ids"]) for r in rows] == [
+        ("7100000003", "Hostile names", "$2,000", None), ("7100000004", "Faults", "$2,200", None),
+        ("7100000005", "Robots says no", "$1", None)]
+
+
+def test_posting_takes_largest_size_from_thumbs_and_imglist():
+    fixture = site()
+    _, page = fixture.posting_page("/site/newyork/apa/d/loft/7100000001.html")
+    posting = parse_posting(page, f"{BASE}/x.html")
+    assert posting["images"] == [f"{BASE}/images/00b0b_ny1_1200x900.jpg", f"{BASE}/images/x.jpg"]
+    assert (posting["title"], posting["price"], posting["posted"]) == ("Loft", "$4,000", "2022-09-10T10:00:00-0400")
+    _, page = fixture.posting_page("/site/newyork/apa/d/studio/7100000002.html")
+    assert parse_posting(page, f"{BASE}/y.html")["images"] == [
+        f"{BASE}/images/00b0b_ny2_600x450.jpg", f"{BASE}/images/00b0b_ny3_600x450.jpg"]
+
+
+def test_image_key_ignores_size_and_largest_wins():
+    urls = ["https://images.craigslist.org/00a_b_50x50c.jpg", "https://images.craigslist.org/00a_b_1200x900.jpg",
+            "https://images.craigslist.org/00a_b_600x450.jpg"]
+    assert {image_key(u) for u in urls} == {"images.craigslist.org/00a_b"}
+    assert largest_images(urls) == ["https://images.craigslist.org/00a_b_1200x900.jpg"]
+
+
+@pytest.mark.parametrize("raw, safe", [
+    ("../../x.jpg", "x.jpg"), (".bashrc", "bashrc.jpg"), ("-rf.jpg", "rf.jpg"), ("..", "image.jpg"),
+    ("a b\x00c;rm.png", "a_b_c_rm.png"), ("..\\..\\win.JPG", "win.JPG"), ("x..y.jpg", "x.y.jpg"),
+    ("00L0L_abc_600x450.jpg", "00L0L_abc_600x450.jpg"), ("photo.php", "photo.php.jpg"),
+])
+def test_sanitize_filename(raw, safe):
+    assert sanitize_filename(raw) == safe
+
+
+def test_long_names_are_bounded_and_keep_suffix():
+    name = sanitize_filename("y" * 400 + ".jpeg")
+    assert len(name) == 120 and name.endswith(".jpeg")
+
+
+def test_url_filename_decodes_before_sanitising():
+    assert url_filename(f"{BASE}/images/..%2F..%2Fx.jpg") == "x.jpg"
+    assert url_filename(f"{BASE}/images/%2Ebashrc?x=1") == "bashrc.jpg"
+
+
+def test_select_sites_all_list_and_slice():
+    sites = [{"site": n} for n in ("a", "b", "c", "d")]
+    assert select_sites(sites, "all", 1, 2) == ["b", "c"]
+    assert select_sites(sites, "all", 0, None) == ["a", "b", "c", "d"]
+    assert select_sites(sites, ["d", "a", "d"], 0, None) == ["d", "a"]
+    with pytest.raises(ValueError):
+        select_sites(sites, "everything", 0, None)
+
+
+def test_max_rent_census_number_none():
+    assert max_rent_for("California", "census") == round(91551 * 0.3 / 12) == 2289
+    assert max_rent_for("MS", "census") == round(52719 * 0.3 / 12)
+    assert max_rent_for("Guam", "census") is None
+    assert max_rent_for("California", 1800) == 1800.0
+    assert max_rent_for("California", None) is None
+    assert state_code("New York") == "NY" and state_code("Territories") == "Territories"
+
+
+def test_allow_list_and_retry_after():
+    allowed = ["craigslist.org"]
+    assert host_allowed("https://images.craigslist.org/a.jpg", allowed)
+    assert not host_allowed("https://craigslist.org.evil.com/a.jpg", allowed)
+    assert not host_allowed("file:///etc/passwd", allowed)
+    assert not host_allowed("https://evilcraigslist.org/a.jpg", allowed)
+    assert retry_after_s("7") == 7.0
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert retry_after_s("soon") is None
+
+
+def test_schema_fragment_and_example_config_match_defaults():
+    import jsonschema
+    import yaml
+
+    from vacancy.scrape import DEFAULTS
+    from fixture_site import scrape_settings
+
+    repo = Path(__file__).resolve().parents[1]
+    fragment = yaml.safe_load((repo / "workflow/schemas/craigslist.schema.yaml").read_text())["craigslist"]
+    assert {k: v["default"] for k, v in fragment["properties"].items()} == DEFAULTS
+    jsonschema.validate(yaml.safe_load((repo / "config/craigslist-example.yaml").read_text())["craigslist"], fragment)
+    jsonschema.validate(scrape_settings(BASE, locations=["sfbay"]), fragment)
+    for bad in ({"locations": "every"}, {"max_rent": "lots"}, {"site_url": "https://x.org"}, {"delay": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, fragment)

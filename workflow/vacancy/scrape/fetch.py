@@ -1,0 +1,292 @@
+"""Polite, bounded HTTP GETs: allow-list, robots.txt, per-host spacing across processes, retries.
+
+Why a file lock per host: Snakemake runs each location's scrape as its own process, and every
+location's photos come from the same image host. A ``fcntl`` lock on ``<lock_dir>/<host>.lock``
+makes requests to a host strictly one at a time across all jobs on the machine, and the file
+holds the earliest time the next request may start (the configured delay with jitter, a backoff,
+or a server's Retry-After), so every job honours a pause that any job was asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import fcntl
+import logging
+import os
+import random
+import re
+import time
+import urllib.robotparser
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from .defaults import MAX_REDIRECTS, resolve
+
+log = logging.getLogger("vacancy.scrape")
+
+REDIRECTS = {301, 302, 303, 307, 308}
+#: Statuses worth another attempt after a backoff (429/503 honour Retry-After).
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+#: Errors during connect or transfer that are worth another attempt.
+TRANSIENT = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+class FetchError(Exception):
+    """A URL could not be fetched; ``reason`` says why in words fit for the log."""
+
+    def __init__(self, url: str, reason: str, status: int | None = None):
+        super().__init__(f"{reason}: {url}")
+        self.url, self.reason, self.status = url, reason, status
+
+
+class NotAllowed(FetchError):
+    """Never requested: host outside allowed_hosts, not http(s), or disallowed by robots.txt."""
+
+
+class Blocked(FetchError):
+    """The server refuses us repeatedly (403s in a row): the location must stop."""
+
+
+class _Deadline(Exception):
+    """The response did not finish within timeout_s."""
+
+
+class _TooLarge(Exception):
+    """The response is larger than max_bytes."""
+
+
+def host_allowed(url: str, allowed_hosts) -> bool:
+    """True for http(s) URLs whose host is an allowed host or a sub-domain of one."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    for allowed in allowed_hosts:
+        allowed = str(allowed).lower().strip(".")
+        if host == allowed or host.endswith("." + allowed):
+            return True
+    return False
+
+
+class HostGate:
+    """One request at a time per host, across processes, spaced by a shared 'not before' time."""
+
+    def __init__(self, lock_dir: Path, host: str):
+        safe = re.sub(r"[^A-Za-z0-9.-]", "_", host.lower()) or "host"
+        self.path = Path(lock_dir) / f"{safe}.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def turn(self):
+        """Hold the host: wait for the shared lock and the pause, yield, then record the next pause.
+
+        The caller sets ``turn.pause`` (seconds after the request ends before the next may start).
+        """
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                not_before = float(os.pread(fd, 64, 0).decode() or 0)
+            except ValueError:  # a writer killed mid-write: no pause is owed
+                not_before = 0.0
+            wait = not_before - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            turn = _Turn()
+            try:
+                yield turn
+            finally:
+                stamp = f"{time.time() + turn.pause:.6f}".encode()
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, stamp, 0)
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+@dataclass
+class _Turn:
+    pause: float = 0.0
+
+
+@dataclass
+class Response:
+    url: str
+    status: int
+    body: bytes
+    headers: dict = field(default_factory=dict)
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds asked for by a Retry-After header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - (now or time.time()))
+    return None
+
+
+class Fetcher:
+    """GET with every rule of the issue: allow-list, robots.txt, spacing, retries, caps."""
+
+    def __init__(self, settings: dict, lock_dir: str | os.PathLike, logger=None):
+        self.s = resolve(settings)
+        self.lock_dir = Path(lock_dir)
+        self.log = logger or log
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": self.s["user_agent"], "Accept-Encoding": "gzip"})
+        self.robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self.crawl_delay: dict[str, float] = {}
+        self.forbidden_streak = 0
+        self.requests = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def get(self, url: str, max_bytes: int | None = None) -> Response:
+        """The 200 response for ``url`` after redirects, or FetchError/NotAllowed/Blocked."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_allowed(url)
+            self._check_robots(url)
+            response = self._attempts(url, max_bytes or self.s["max_bytes"])
+            if response.status in REDIRECTS and response.headers.get("location"):
+                target = urljoin(url, response.headers["location"])
+                self.log.info("redirect %s -> %s", url, target)
+                url = target
+                continue
+            return self._accept(response)
+        raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    def _check_allowed(self, url: str) -> None:
+        if not host_allowed(url, self.s["allowed_hosts"]):
+            raise NotAllowed(url, "host not in allowed_hosts (not fetched)")
+
+    def _check_robots(self, url: str) -> None:
+        parts = urlsplit(url)
+        root = f"{parts.scheme}://{parts.netloc}"
+        if root not in self.robots:
+            self.robots[root] = self._load_robots(root)
+        parser = self.robots[root]
+        if parser is None or not parser.can_fetch(self.s["user_agent"], url):
+            raise NotAllowed(url, "disallowed by robots.txt (not fetched)")
+
+    def _load_robots(self, root: str) -> urllib.robotparser.RobotFileParser | None:
+        """robots.txt of a host; None (= disallow all) when it is 401/403, 5xx or unreachable."""
+        url = f"{root}/robots.txt"
+        parser = urllib.robotparser.RobotFileParser(url)
+        try:
+            response = self._attempts(url, self.s["max_bytes"])
+            if response.status in REDIRECTS and response.headers.get("location"):
+                target = urljoin(url, response.headers["location"])
+                if not host_allowed(target, self.s["allowed_hosts"]):
+                    raise FetchError(url, "robots.txt redirects outside allowed_hosts")
+                response = self._attempts(target, self.s["max_bytes"])
+        except FetchError as exc:
+            self.log.warning("robots.txt of %s unavailable (%s): host treated as disallowed", root, exc.reason)
+            return None
+        if response.status in (401, 403) or response.status >= 500:
+            self.log.warning("robots.txt of %s: HTTP %d, host treated as disallowed", root, response.status)
+            return None
+        if response.status >= 400:  # no robots.txt: everything allowed
+            parser.parse([])
+            return parser
+        parser.parse(response.body.decode("utf-8", "replace").splitlines())
+        delay = parser.crawl_delay(self.s["user_agent"])
+        if delay:
+            self.crawl_delay[urlsplit(root).netloc] = float(delay)
+        return parser
+
+    def _accept(self, response: Response) -> Response:
+        """Turn a final status into a response or an error; count 403s in a row."""
+        if response.status == 403:
+            self.forbidden_streak += 1
+            if self.forbidden_streak >= self.s["max_forbidden"]:
+                raise Blocked(response.url, f"HTTP 403 {self.forbidden_streak} times in a row", 403)
+            raise FetchError(response.url, "HTTP 403", 403)
+        if response.status != 200:
+            raise FetchError(response.url, f"HTTP {response.status}", response.status)
+        self.forbidden_streak = 0
+        return response
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _delay(self, netloc: str) -> float:
+        base = max(float(self.s["delay_s"]), self.crawl_delay.get(netloc, 0.0))
+        return base * (1 + random.uniform(0, float(self.s["jitter"])))
+
+    def _attempts(self, url: str, max_bytes: int) -> Response:
+        """One response, retried with exponential backoff on timeouts, 5xx and 429."""
+        netloc = urlsplit(url).netloc
+        gate = HostGate(self.lock_dir, netloc)
+        retries = int(self.s["retries"])
+        for attempt in range(retries + 1):
+            backoff = float(self.s["delay_s"]) * 2 ** (attempt + 1)
+            with gate.turn() as turn:
+                turn.pause = self._delay(netloc)
+                try:
+                    response = self._once(url, max_bytes)
+                except _TooLarge:
+                    raise FetchError(url, f"response larger than max_bytes ({max_bytes})") from None
+                except _Deadline:
+                    problem, response = f"no complete response within {self.s['timeout_s']} s", None
+                except TRANSIENT as exc:
+                    problem, response = f"transfer failed ({type(exc).__name__}: {exc})", None
+                if response is not None:
+                    if response.status not in RETRY_STATUSES:
+                        return response
+                    problem = f"HTTP {response.status}"
+                    asked = retry_after_s(response.headers.get("retry-after"))
+                    if asked is not None and response.status in (429, 503):
+                        wait = min(asked, float(self.s["max_retry_after_s"]))
+                        backoff = max(backoff, wait)
+                        problem += f", Retry-After {asked:g} s"
+                if attempt < retries:
+                    turn.pause = max(turn.pause, backoff)
+            if attempt < retries:
+                self.log.info("%s: %s; attempt %d of %d in %.2f s", url, problem, attempt + 2,
+                              retries + 1, turn.pause)
+        if response is not None:
+            return response  # the last 5xx/429 itself: the caller reports its status
+        raise FetchError(url, problem)
+
+    def _once(self, url: str, max_bytes: int) -> Response:
+        """One GET, no redirects followed, the body read against a deadline and a size cap.
+
+        ``read1`` returns whatever one read gives, so a server that trickles bytes forever still
+        meets the deadline (a read timeout alone never fires while bytes keep coming).
+        """
+        timeout = float(self.s["timeout_s"])
+        start = time.monotonic()
+        self.requests += 1
+        with self.session.get(url, stream=True, timeout=(timeout, timeout), allow_redirects=False) as r:
+            headers = {k.lower(): v for k, v in r.headers.items()}
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > max_bytes:
+                raise _TooLarge()
+            chunks, total = [], 0
+            if r.status_code == 200:  # other bodies are never used
+                while True:
+                    if time.monotonic() - start > timeout:
+                        raise _Deadline()
+                    chunk = r.raw.read1(65536, decode_content=True)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise _TooLarge()
+                    chunks.append(chunk)
+            if time.monotonic() - start > timeout:
+                raise _Deadline()
+            return Response(url, r.status_code, b"".join(chunks), headers)

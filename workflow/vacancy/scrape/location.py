@@ -1,0 +1,437 @@
+"""Scrape one location: result pages -> listings -> photos, resumably, into ``raw/<location>/``.
+
+Why a journal: a kill -9 may come at any moment. Every finished step (a parsed result page, a
+parsed posting, a photo renamed into place) is appended as one JSON line to
+``.scrape-journal.jsonl`` *after* it is complete, and a rerun replays the journal: pages and
+postings are not fetched again, finished photos are not downloaded again, and the manifest is
+rebuilt from the journal in page order, so it ends identical to an uninterrupted run's.
+Photos are written as ``.<name>.part``, checked to decode with Pillow, then renamed.
+
+Cross-posted photos (one Craigslist image id in several listings or locations) are fetched once:
+within a location the later rows name the same file; across locations a shared index
+(``<lock_dir>/images.sqlite``) finds the first download and the file is hard-linked into this
+location's folder (a copy where links are impossible), so every location's folder is complete
+on its own, costs no extra space, and the dedup stage sees the cross-post as an exact duplicate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import time
+import warnings
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlencode
+
+from PIL import Image
+
+from ..common import provenance, write_csv, write_json
+from ..sources import MANIFEST_COLUMNS
+from .defaults import MAX_PIXELS, resolve
+from .fetch import Blocked, FetchError, Fetcher, NotAllowed
+from .parse import image_key, parse_posting, parse_results, url_filename
+from .sites import list_sites, max_rent_for, state_code
+
+log = logging.getLogger("vacancy.scrape")
+
+JOURNAL = ".scrape-journal.jsonl"
+STATE = "scrape_state.json"
+#: Image formats accepted (what the later stages decode).
+FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"}
+
+
+class Skip(Exception):
+    """One page, listing or photo is left out; the reason goes to the log and the counts."""
+
+
+# --- journal ----------------------------------------------------------------------------------
+
+class Journal:
+    """Append-only record of finished steps; one ``os.write`` per line, so a kill leaves whole lines."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries = self._load()
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _load(self) -> list[dict]:
+        entries = []
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and "kind" in entry:
+                        entries.append(entry)
+        return entries
+
+    def add(self, entry: dict) -> None:
+        os.write(self.fd, (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class Names:
+    """File names per image key; a name already used by another key gets ``_2``, ``_3``, ..."""
+
+    def __init__(self):
+        self.by_key: dict[str, str] = {}
+        self.taken: set[str] = set()
+
+    def keep(self, key: str, name: str) -> None:
+        self.by_key[key] = name
+        self.taken.add(name.lower())
+
+    def assign(self, key: str, wanted: str) -> str:
+        if key in self.by_key:
+            return self.by_key[key]
+        stem, dot, suffix = wanted.rpartition(".")
+        name, n = wanted, 1
+        while name.lower() in self.taken:
+            n += 1
+            name = f"{stem}_{n}{dot}{suffix}"
+        self.keep(key, name)
+        return name
+
+
+class SharedIndex:
+    """Image key -> file already downloaded by any location (SQLite, safe across processes)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        # A cache, not a record: losing the last rows to a crash only costs a download, so no fsync.
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE IF NOT EXISTS images (key TEXT PRIMARY KEY, path TEXT, "
+                        "bytes INTEGER, sha256 TEXT, fetched_at TEXT, image_url TEXT)")
+
+    def find(self, key: str) -> dict | None:
+        fields = ("path", "bytes", "sha256", "fetched_at", "image_url")
+        row = self.db.execute(f"SELECT {', '.join(fields)} FROM images WHERE key = ?", (key,)).fetchone()
+        return dict(zip(fields, row)) if row else None
+
+    def add(self, key: str, rec: dict) -> None:
+        self.db.execute("INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?)",
+                        (key, rec["path"], rec["bytes"], rec["sha256"], rec["fetched_at"], rec["image_url"]))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# --- photos -----------------------------------------------------------------------------------
+
+def check_image(path: Path, max_pixels: int) -> str:
+    """The format of a decodable image file, else Skip: judged by the bytes, never by name or type.
+
+    The size is checked from the header before decoding (gigantic dimensions are refused without
+    allocating), then the whole image is decoded, which catches bodies cut short.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            fmt = im.format
+            if fmt not in FORMATS:
+                raise Skip(f"unsupported image format {fmt}")
+            width, height = im.size
+            if width * height > max_pixels:
+                raise Skip(f"gigantic dimensions {width}x{height} (> {max_pixels} pixels)")
+            im.load()
+    except Skip:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise Skip(f"gigantic dimensions ({exc})") from None
+    except Exception as exc:  # Pillow raises many kinds for bad bytes
+        raise Skip(f"not a decodable image ({type(exc).__name__}: {exc})") from None
+    return fmt
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _link_or_copy(src: Path, dest: Path) -> str:
+    """Put ``src`` at ``dest`` atomically: a hard link (no space, no download) or else a copy."""
+    tmp = dest.with_name(f".{dest.name}.part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+        how = "linked"
+    except OSError:
+        shutil.copyfile(src, tmp)
+        how = "copied"
+    os.replace(tmp, dest)
+    return how
+
+
+# --- the location -----------------------------------------------------------------------------
+
+class LocationScrape:
+    """State of one location's scrape; methods are the steps, each journaled when finished."""
+
+    def __init__(self, location, out_dir, settings, lock_dir, logger, state):
+        self.location, self.out, self.s, self.log = location, Path(out_dir), settings, logger
+        self.state = state
+        self.out.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.glob(".*.part"):
+            stale.unlink()
+        self.journal = Journal(self.out / JOURNAL)
+        self.fetcher = Fetcher(settings, lock_dir, logger)
+        self.index = SharedIndex(Path(lock_dir) / "images.sqlite")
+        self.pages: dict[int, list[dict]] = {}
+        self.postings: dict[str, dict] = {}
+        self.images: dict[str, dict] = {}
+        self.names = Names()
+        self.failed: set[str] = set()
+        self.skipped: Counter = Counter()
+        self.count = Counter()
+        self.last_log = time.monotonic()
+        self._replay()
+
+    def _replay(self) -> None:
+        for entry in self.journal.entries:
+            if entry["kind"] == "page":
+                self.pages[entry["offset"]] = entry["listings"]
+            elif entry["kind"] == "posting":
+                self.postings[entry["listing_url"]] = entry
+            elif entry["kind"] == "image" and (self.out / entry["filename"]).exists():
+                self.images[entry["key"]] = entry
+                self.names.keep(entry["key"], entry["filename"])
+        if self.journal.entries:
+            self.log.info("%s: resuming: %d pages, %d postings, %d photos already done",
+                          self.location, len(self.pages), len(self.postings), len(self.images))
+
+    def close(self) -> None:
+        self.journal.close()
+        self.fetcher.close()
+        self.index.close()
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def result_url(self, offset: int, max_rent: float | None) -> str:
+        query = {"s": offset}
+        if max_rent:
+            query["max_price"] = int(max_rent)
+        base = self.s["site_url"].format(site=self.location).rstrip("/")
+        return f"{base}/search/apa?{urlencode(query)}"
+
+    def page(self, offset: int, max_rent: float | None) -> list[dict]:
+        """Listings of the result page at ``offset`` (from the journal when already read)."""
+        if offset not in self.pages:
+            url = self.result_url(offset, max_rent)
+            listings = parse_results(self.fetcher.get(url).body, url)
+            self.journal.add({"kind": "page", "offset": offset, "url": url, "listings": listings})
+            self.pages[offset] = listings
+        return self.pages[offset]
+
+    def posting(self, listing: dict) -> dict:
+        """Title, price, date and image URLs of a listing (posting page read if needed)."""
+        if listing.get("image_ids") is not None:
+            urls = [self.s["image_url"].format(image_id=i) for i in listing["image_ids"]]
+            return {**listing, "images": urls}
+        url = listing["listing_url"]
+        if url not in self.postings:
+            parsed = parse_posting(self.fetcher.get(url).body, url)
+            entry = {"kind": "posting", "listing_url": url, **parsed}
+            self.journal.add(entry)
+            self.postings[url] = entry
+        found = self.postings[url]
+        return {**listing, **{k: found[k] or listing.get(k, "") for k in ("title", "price", "posted")},
+                "images": found["images"]}
+
+    def photo(self, url: str) -> None:
+        """Make sure the photo at ``url`` is in the folder (download, link or already there)."""
+        key = image_key(url)
+        if key in self.images or key in self.failed:
+            return
+        shared = self._shared(key)
+        name = self.names.assign(key, Path(shared["path"]).name if shared else url_filename(url))
+        dest = self.out / name
+        if shared:
+            how = _link_or_copy(Path(shared["path"]), dest)
+            rec = {k: shared[k] for k in ("image_url", "bytes", "sha256", "fetched_at")}
+            rec["source"] = shared["path"]
+            self.count[how] += 1
+        else:
+            rec = {"image_url": url, **self.download(url, dest)}
+            self.count["downloaded"] += 1
+            self.count["bytes"] += rec["bytes"]
+        rec = {"kind": "image", "key": key, "filename": name, **rec}
+        self.journal.add(rec)
+        self.images[key] = rec
+        self.index.add(key, {**rec, "path": str(dest.resolve())})
+
+    def _shared(self, key: str) -> dict | None:
+        """Another location's finished file of this photo, if it is still there intact."""
+        found = self.index.find(key)
+        if not found:
+            return None
+        path = Path(found["path"])
+        if path.parent == self.out.resolve() or not path.is_file() or path.stat().st_size != found["bytes"]:
+            return None
+        return found
+
+    def download(self, url: str, dest: Path) -> dict:
+        """Fetch to ``.<name>.part``, check it decodes, rename into place."""
+        body = self.fetcher.get(url).body
+        part = dest.with_name(f".{dest.name}.part")
+        try:
+            with open(part, "wb") as handle:
+                handle.write(body)
+            check_image(part, int(self.s.get("max_pixels") or MAX_PIXELS))
+            os.replace(part, dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "fetched_at": _now()}
+
+    # -- flow -----------------------------------------------------------------------------------
+
+    def skip(self, what: str, target: str, reason: str) -> None:
+        self.skipped[reason.split(" (")[0]] += 1
+        self.count["skipped"] += 1
+        self.log.warning("%s: skipped %s %s: %s", self.location, what, target, reason)
+
+    def progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_log >= 5:
+            self.last_log = now
+            c = self.count
+            self.log.info("%s: pages %d, listings %d, photos %d (downloaded %d, %.1f MB; linked %d), skipped %d",
+                          self.location, c["pages"], c["listings"], len(self.images), c["downloaded"],
+                          c["bytes"] / 1e6, c["linked"] + c["copied"], c["skipped"])
+
+    def listing(self, listing: dict) -> None:
+        try:
+            full = self.posting(listing)
+        except Blocked:
+            raise
+        except FetchError as exc:
+            self.skip("listing", exc.url, exc.reason)
+            return
+        self.count["listings"] += 1
+        for url in full["images"]:
+            try:
+                self.photo(url)
+            except Blocked:
+                raise
+            except (FetchError, Skip) as exc:
+                self.failed.add(image_key(url))
+                self.skip("photo", url, getattr(exc, "reason", str(exc)))
+            self.progress()
+
+    def run(self, max_rent: float | None) -> tuple[bool, str]:
+        """Walk the result pages; returns (complete, reason if not)."""
+        offset, seen = 0, set()
+        for number in range(int(self.s["pages"])):
+            try:
+                listings = self.page(offset, max_rent)
+            except Blocked:
+                raise
+            except FetchError as exc:
+                self.skip("result page", exc.url, exc.reason)
+                return False, f"result page s={offset} failed: {exc.reason}"
+            self.count["pages"] += 1
+            self.log.info("%s: result page %d (s=%d): %d listings", self.location, number + 1, offset,
+                          len(listings))
+            if not listings:
+                break
+            for listing in listings:
+                if listing["listing_url"] not in seen:
+                    seen.add(listing["listing_url"])
+                    self.listing(listing)
+            offset += len(listings)
+        return True, ""
+
+    def manifest_rows(self) -> list[dict]:
+        """One row per photo occurrence, in page/listing/photo order, from what is complete."""
+        rows, seen = [], set()
+        for offset in sorted(self.pages):
+            for listing in self.pages[offset]:
+                if listing["listing_url"] in seen:
+                    continue
+                seen.add(listing["listing_url"])
+                if listing.get("image_ids") is None and listing["listing_url"] not in self.postings:
+                    continue
+                full = self.posting(listing)
+                for url in full["images"]:
+                    rec = self.images.get(image_key(url))
+                    if rec:
+                        rows.append({**{k: full.get(k, "") for k in ("listing_url", "listing_id", "title",
+                                                                      "price", "posted")},
+                                     "filename": rec["filename"], "image_url": rec["image_url"],
+                                     "state": self.state,
+                                     "bytes": rec["bytes"], "sha256": rec["sha256"],
+                                     "fetched_at": rec["fetched_at"]})
+        return rows
+
+
+def _site_state(location: str, settings: dict, sites_cache: Path, lock_dir: Path, logger) -> str:
+    """The state of a site, from the cached sites list (fetched once if missing)."""
+    try:
+        sites = list_sites(settings["sites_url"], settings, cache=sites_cache, lock_dir=lock_dir)
+    except FetchError as exc:
+        logger.warning("%s: sites page unavailable (%s): state unknown", location, exc.reason)
+        return ""
+    for site in sites:
+        if site["site"] == location:
+            return state_code(site.get("state", ""))
+    logger.warning("%s: not among the US sites of %s: state unknown", location, settings["sites_url"])
+    return ""
+
+
+def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=None,
+                    state: str | None = None, sites_cache=None) -> dict:
+    """Scrape one site into ``out_dir``: photo files, ``manifest.csv``, ``scrape_state.json``.
+
+    Never raises for what the network or the site does: a block (repeated 403s) or a failed
+    result page ends the location early, recorded as incomplete with the reason, and what was
+    done is kept; a rerun resumes from the journal. ``state`` defaults to the site's state in the
+    sites list (``sites_cache``, default ``<out_dir>/../sites.csv``); ``lock_dir`` (default
+    ``<out_dir>/../.scrape-locks``) must be shared by all jobs that scrape at the same time.
+    Returns the counts that also go to the state file.
+    """
+    logger = log or logging.getLogger("vacancy.scrape")
+    settings = resolve(settings)
+    out_dir = Path(out_dir)
+    lock_dir = Path(lock_dir) if lock_dir else out_dir.parent / ".scrape-locks"
+    if state is None:
+        state = _site_state(location, settings, Path(sites_cache or out_dir.parent / "sites.csv"),
+                            lock_dir, logger)
+    state = state_code(state)
+    max_rent = max_rent_for(state, settings["max_rent"])
+    job = LocationScrape(location, out_dir, settings, lock_dir, logger, state)
+    try:
+        try:
+            complete, reason = job.run(max_rent)
+        except Blocked as exc:
+            complete, reason = False, f"blocked: {exc.reason} (last {exc.url}); rerun to resume"
+            logger.error("%s: stopped, %s", location, reason)
+        rows = job.manifest_rows()
+        params = {k: settings[k] for k in ("pages", "site_url", "image_url", "max_rent", "delay_s")}
+        write_csv(out_dir / "manifest.csv", rows, MANIFEST_COLUMNS,
+                  prov=provenance("scrape", {"location": location, **params}))
+        result = {
+            "location": location, "state": state, "max_rent": max_rent, "complete": complete,
+            "reason": reason, "pages": job.count["pages"], "listings": job.count["listings"],
+            "rows": len(rows), "files": len({r["filename"] for r in rows}),
+            "downloaded": job.count["downloaded"], "linked": job.count["linked"] + job.count["copied"],
+            "bytes_downloaded": job.count["bytes"], "skipped": job.count["skipped"],
+            "skipped_by_reason": dict(job.skipped), "requests": job.fetcher.requests,
+            "finished": _now(),
+        }
+        write_json(out_dir / STATE, result)
+        job.progress(force=True)
+        logger.info("%s: %s, %d manifest rows, %d files%s", location,
+                    "complete" if complete else "INCOMPLETE", len(rows), result["files"],
+                    f" ({reason})" if reason else "")
+        return result
+    finally:
+        job.close()

@@ -1,0 +1,124 @@
+"""Which Craigslist sites to scrape, their states, and the rent cap of ``max_rent: census``.
+
+Why a cached site list: ``locations: all`` must be known before Snakemake builds its DAG, and
+every scrape job needs its site's state (manifest column, census rent cap). The sites page is
+fetched once and kept as a results CSV with a file lock, so parallel jobs do not refetch it.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from ..common import provenance, read_csv, write_csv
+from .defaults import resolve
+from .fetch import Fetcher
+from .parse import parse_sites
+
+log = logging.getLogger("vacancy.scrape")
+
+#: ACS median household income by state, with year and source columns.
+CENSUS_CSV = Path(__file__).resolve().parents[2] / "data" / "acs_median_income.csv"
+SITES_COLUMNS = ["site", "name", "state", "url"]
+#: Share of income a household can afford for rent (the usual 30% rule).
+RENT_SHARE = 0.30
+
+
+def list_sites(sites_url: str, settings: dict, cache: str | os.PathLike | None = None,
+               lock_dir: str | os.PathLike | None = None) -> list[dict]:
+    """US sites on the sites page: ``[{site, name, state, url}]`` in page order.
+
+    With ``cache`` (a CSV path) the page is fetched only when the cache does not exist yet; the
+    check and the fetch happen under a file lock so concurrent jobs fetch it once.
+    """
+    settings = resolve(settings)
+    if cache is None:
+        return _fetch_sites(sites_url, settings, lock_dir)
+    cache = Path(cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_name(cache.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if cache.exists():
+            return read_csv(cache)
+        sites = _fetch_sites(sites_url, settings, lock_dir or cache.parent / ".scrape-locks")
+        if sites:  # an empty list is not cached: the next run tries again
+            write_csv(cache, sites, SITES_COLUMNS,
+                      prov=provenance("scrape-sites", {"sites_url": sites_url}))
+        return sites
+
+
+def _fetch_sites(sites_url: str, settings: dict, lock_dir) -> list[dict]:
+    fetcher = Fetcher(settings, lock_dir or Path(".scrape-locks"))
+    try:
+        page = fetcher.get(sites_url)
+    finally:
+        fetcher.close()
+    sites = parse_sites(page.body, page.url, settings["site_url"])
+    log.info("sites page %s: %d US sites", sites_url, len(sites))
+    return sites
+
+
+def select_sites(sites: list[dict], locations, start: int = 0, count: int | None = None) -> list[str]:
+    """Site names to scrape: ``locations`` (a list, or ``"all"`` = every listed site), sliced.
+
+    ``start``/``count`` take a slice so a huge scrape can be done in parts; names repeat once.
+    """
+    if isinstance(locations, str):
+        if locations != "all":
+            raise ValueError(f"craigslist.locations must be a list of site names or 'all', not {locations!r}")
+        names = [s["site"] for s in sites]
+    else:
+        names = [str(n) for n in locations]
+        known = {s["site"] for s in sites}
+        for name in names:
+            if known and name not in known:
+                log.warning("craigslist location %r is not on the sites page", name)
+    names = list(dict.fromkeys(names))
+    start = max(int(start or 0), 0)
+    return names[start:] if count is None else names[start:start + int(count)]
+
+
+def state_code(state: str) -> str:
+    """The two-letter code of a state name from the sites page (as the demo writes it), else as is."""
+    return _codes().get((state or "").strip().lower(), (state or "").strip())
+
+
+@lru_cache(maxsize=1)
+def _codes() -> dict[str, str]:
+    with open(CENSUS_CSV, newline="", encoding="utf-8") as handle:
+        return {row["state"].strip().lower(): row["abbreviation"].strip() for row in csv.DictReader(handle)}
+
+
+@lru_cache(maxsize=1)
+def _census() -> dict[str, float]:
+    table = {}
+    with open(CENSUS_CSV, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            income = float(row["median_household_income"])
+            table[row["state"].strip().lower()] = income
+            table[row["abbreviation"].strip().lower()] = income
+    return table
+
+
+def max_rent_for(state: str, max_rent) -> float | None:
+    """The monthly rent cap for a site in ``state``: None, the given number, or from the census.
+
+    ``census``: 30% of the state's ACS median household income, per month, whole dollars. A
+    state the table does not have (territories other than Puerto Rico) gives None (no cap).
+    """
+    if max_rent is None or max_rent == "":
+        return None
+    if isinstance(max_rent, str) and max_rent.strip().lower() == "census":
+        income = _census().get((state or "").strip().lower())
+        if income is None:
+            log.warning("max_rent census: no median income for state %r, no rent cap", state)
+            return None
+        return float(round(income * RENT_SHARE / 12))
+    value = float(max_rent)
+    if value <= 0:
+        raise ValueError(f"craigslist.max_rent must be positive, not {max_rent!r}")
+    return value
