@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 
 import imagehash
+import numpy as np
 from PIL import Image
 
 from .common import Progress, provenance, read_csv, write_csv
@@ -56,6 +57,9 @@ DRAFT_NOTE = (
     "and makes resized copies of one photo disagree by up to 2 bits (full decode: 0-1), while "
     "saving only ~1 ms per 600x450 JPEG (1.7 ms -> 0.7 ms); so it is opt-in, off by default"
 )
+
+#: Pillow modes with more than 8 bits per sample, which ``convert("L")`` would clip.
+HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 
 #: Leading bytes of the accepted formats -> the Pillow decoder allowed for them.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -122,22 +126,40 @@ def open_image(blob: bytes, max_pixels: int = 50_000_000) -> Image.Image:
     return image
 
 
+def to_gray8(image: Image.Image) -> Image.Image:
+    """8-bit grayscale for dHash; high-bit-depth images are stretched, not clipped.
+
+    Pillow's ``convert("L")`` clips 16-bit and float data at 255 (a 16-bit gradient turns white),
+    so those modes are min-max scaled to 0..255 first; dHash only compares neighbouring averages,
+    so any increasing linear scaling gives the hash of the 8-bit version of the same picture.
+    """
+    if image.mode not in HIGH_DEPTH_MODES:
+        return image.convert("L")
+    pixels = np.asarray(image, dtype=np.float64)
+    low, high = float(pixels.min()), float(pixels.max())
+    scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
+
+
 def dhash_image(
     blob: bytes, hash_size: int = 8, max_pixels: int = 50_000_000, draft: bool = False
 ) -> tuple[str, int, int]:
     """dHash of an image given as bytes: ``(hex, width, height)``; raises :class:`ImageRejected`.
 
-    Width and height are those of the stored image (before any draft scaling).
+    Width and height are those of the stored image (before any draft scaling). A bad
+    ``hash_size`` is a configuration error and raises ValueError instead of rejecting every image.
     """
+    if not 2 <= hash_size <= 8:
+        raise ValueError(f"hash_size must be 2..8 (dedup compares at most 64-bit hashes), got {hash_size}")
     image = open_image(blob, max_pixels)
     width, height = image.size
     try:
         with pillow_guard(max_pixels):
             if draft and image.format == "JPEG":
                 side = max(DRAFT_MIN_SIDE, hash_size + 1)
-                image.draft("RGB" if image.mode == "RGB" else image.mode, (side, side))
+                image.draft(image.mode, (side, side))
             image.load()
-            value = imagehash.dhash(image, hash_size=hash_size)
+            value = imagehash.dhash(to_gray8(image), hash_size=hash_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected(f"too many pixels: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as OSError etc.
