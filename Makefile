@@ -14,12 +14,14 @@ demo: setup
 	@echo "Map ready in results/site (tiles in results/tiles)."
 	@echo "Serve it with 'make serve' and open http://127.0.0.1:$(PORT)/site/"
 
+# The tests need more than the demo: Chromium for the viewer, a one-node SLURM for the profile.
 test: setup
-	$(BIN)/pytest -q
+	@bash tools/install-system-deps.sh test
+	VACANCY_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
 serve:
 	@echo "Serving results/ at http://127.0.0.1:$(PORT)/site/ (Ctrl-C to stop)"
-	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory results
+	$(BIN)/python -m vacancy.serve --directory results --port $(PORT)
 
 bench: setup
 	$(BIN)/python bench/run.py --images 2000

@@ -45,6 +45,7 @@ def make_results(tmp_path: Path, cols: int, rows: int, n: int, cell_px: int = 16
                 "class": "photo", "title": HOSTILE if k == 0 else f"Room {k}",
                 "price": f"${1000 + k}", "posted": "2024-05-01",
                 "listing_url": "javascript:alert(1)" if k == 1 else f"https://sf.example/{k}.html",
+                "listing_id": f"L{k // 2 * 2}", "width": 20, "height": 20,
             })
     tiles = results / "tiles"
     render_tiles(grid, selected, tiles, cols, rows, cell_px=cell_px)
@@ -81,7 +82,7 @@ def test_every_local_link_in_index_exists(built):
     parser = Links()
     parser.feed((site / "index.html").read_text())
     assert set(parser.urls) == {"vendor/leaflet/leaflet.css", "style.css",
-                                "vendor/leaflet/leaflet.js", "app.js"}
+                                "vendor/leaflet/leaflet.js", "vendor/pmtiles/pmtiles.js", "app.js"}
     for url in parser.urls:
         assert local(site, url).is_file(), url
     for name in ["layers.png", "layers-2x.png", "marker-icon.png"]:   # referenced by leaflet.css
@@ -123,10 +124,12 @@ def test_shards_hold_every_cell_once(built):
     for k in range(70):
         record = seen[f"{k % 10},{k // 10}"]
         assert record["id"] == f"sf/{k:03d}.jpg"
-        assert set(record) == {"id", "location", "title", "price", "posted", "listing_url", "class"}
+        assert set(record) == {"id", "location", "title", "price", "posted", "listing_url",
+                               "listing_id", "class"}
     assert seen["5,2"] == {"id": "sf/025.jpg", "location": "sf", "title": "Room 25",
                            "price": "$1025", "posted": "2024-05-01",
-                           "listing_url": "https://sf.example/25.html", "class": "photo"}
+                           "listing_url": "https://sf.example/25.html", "listing_id": "L24",
+                           "class": "photo"}
     assert seen["1,0"]["listing_url"] == ""   # javascript: URL dropped
 
 
@@ -199,3 +202,138 @@ def test_layout_known_before_tiles_matches_the_rendered_pyramid(tmp_path):
     rendered = json.loads((tiles / "meta.json").read_text())
     layout = layout_meta(9, 5, cell_px=64)
     assert {k: rendered[k] for k in layout} == layout
+
+
+# --------------------------------------------------------------------------- search indexes
+
+
+def test_location_legend_and_cells(built):
+    site, meta = built
+    assert meta["locations"] == [{"name": "sf", "count": 70}]
+    flat = json.loads((site / "index" / "loc" / "0.json").read_text())
+    pairs = sorted(zip(flat[::2], flat[1::2]))
+    assert pairs == sorted((k % 10, k // 10) for k in range(70))
+
+
+def test_id_and_listing_buckets_agree_with_the_page_hash(built):
+    site, meta = built
+    assert meta["id_buckets"] == 1   # 70 ids: one bucket
+    keys = ["sf/025.jpg", "L24", "sf/069.jpg", "nowhere", "\u00e9t\u00e9/\u4e2d.jpg"]
+    js = run_node(f"const m = {json.dumps(meta)}; const ks = {json.dumps(keys)};"
+                  "out = {h: ks.map(api.fnv1a), u: ks.map(k => api.idsUrl(m, k))};")
+    from vacancy.viewer import fnv1a
+    assert js["h"] == [fnv1a(k) for k in keys]
+    assert js["u"] == ["index/ids/0.json"] * 5
+    bucket = json.loads((site / "index" / "ids" / "0.json").read_text())
+    assert bucket["id"]["sf/025.jpg"] == [5, 2]
+    assert bucket["listing"]["L24"] == [4, 2]       # a listing points to its first image
+    assert len(bucket["id"]) == 70 and len(bucket["listing"]) == 35
+
+
+def test_many_ids_spread_over_buckets_and_each_id_is_in_its_own(tmp_path):
+    from vacancy.viewer import build_indexes, fnv1a
+    cells = {r: [(c, f"loc{c % 3}/{r}-{c}.jpg") for c in range(50)] for r in range(40)}
+    records = {i: {"id": i, "location": i.split("/")[0], "listing_id": i[-8:]}
+               for row in cells.values() for _, i in row}
+    locations, loc_cells, ids = build_indexes(cells, records)
+    assert ids["n"] == 4   # 2000 ids / 500 per bucket
+    assert [loc["count"] for loc in locations] == [680, 680, 640]
+    assert sum(len(b["id"]) for b in ids["buckets"].values()) == 2000
+    for k, bucket in ids["buckets"].items():
+        assert all(fnv1a(i) % 4 == k for i in bucket["id"])
+    assert ids["buckets"][fnv1a("loc1/7-10.jpg") % 4]["id"]["loc1/7-10.jpg"] == [10, 7]
+
+
+def test_extra_zoom_reaches_the_largest_photo():
+    from vacancy.viewer import extra_zoom_for
+    assert [extra_zoom_for(s, 64) for s in (0, 64, 65, 256, 257, 4000, 10**9)] == [1, 1, 1, 2, 3, 6, 8]
+
+
+def test_page_helpers_in_node():
+    out = run_node("""
+        const m = {cols: 4, rows: 3, cell_px: 10, originals_url: "../raw"};
+        out = {
+          n: ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "a"].map(k => api.neighbour({col: 0, row: 1}, k, m)),
+          rect: api.cellsInRect(25, 5, 11, 12, m),
+          clip: api.cellsInRect(-50, -50, 1000, 1000, m).length,
+          hash: api.formatHash({z: 3, x: 12.34, y: 5, cell: {col: 2, row: 1}}),
+          back: api.parseHash("#z=3&x=12.3&y=5&cell=2,1"), bad: api.parseHash("#x=1"),
+          orig: api.originalUrl(m, "new york/a #1?.jpg"),
+          ex: api.parseExcludeFile("\\uFEFF# c\\r\\nsf/a.jpg\\n  sf/b.jpg  \\n\\n#x\\n"),
+          file: api.excludeFileText(["sf/b.jpg", "sf/a.jpg", "sf/a.jpg", "bad\\nid", " sp", "#c"]),
+          csv: api.excludeCsvText([{id: "sf/b", location: "sf", listing_url: "https://x/?a=1,2"},
+                                   {id: "sf/a", location: "sf", listing_url: ""}]),
+        };""")
+    assert out["n"] == [None, {"col": 1, "row": 1}, {"col": 0, "row": 0}, {"col": 0, "row": 2}, None]
+    assert out["rect"] == [{"col": 1, "row": 0}, {"col": 2, "row": 0}, {"col": 1, "row": 1},
+                           {"col": 2, "row": 1}]
+    assert out["clip"] == 12
+    assert out["hash"] == "#z=3&x=12.3&y=5&cell=2,1"
+    assert out["back"] == {"z": 3, "x": 12.3, "y": 5, "cell": {"col": 2, "row": 1}}
+    assert out["bad"] is None
+    assert out["orig"] == "../raw/new%20york/a%20%231%3F.jpg"
+    assert out["ex"] == ["sf/a.jpg", "sf/b.jpg"]
+    assert out["file"].splitlines()[2:] == ["sf/a.jpg", "sf/b.jpg"]
+    assert out["csv"] == 'id,location,listing_url\r\nsf/a,sf,\r\nsf/b,sf,"https://x/?a=1,2"\r\n'
+
+
+def test_exported_exclude_file_reads_back_in_the_workflow(tmp_path):
+    from vacancy.select import read_exclude_file
+    ids = ["sf/a.jpg", "new york/caf\u00e9 1.jpg", "sf/#3.jpg"]
+    text = run_node(f"out = api.excludeFileText({json.dumps(ids)});")
+    path = tmp_path / "exclude.txt"
+    path.write_text(text, encoding="utf-8")
+    assert read_exclude_file(path) == set(ids)
+
+
+# --------------------------------------------------------------------------- publish and serve
+
+
+def test_pmtiles_archive_holds_every_tile_byte_for_byte(tmp_path):
+    from pmtiles.reader import MmapSource, Reader, all_tiles
+    from pmtiles.tile import zxy_to_tileid
+    from vacancy.publish import write_pmtiles
+    _, _, _, tiles = make_results(tmp_path, cols=12, rows=9, n=100, cell_px=32)
+    out = tmp_path / "site" / "tiles.pmtiles"
+    stats = write_pmtiles(tiles, out)
+    files = {tuple(int(v) for v in p.relative_to(tiles).with_suffix("").parts): p.read_bytes()
+             for p in tiles.rglob("*.jpg")}
+    assert len(files) == 1 + 4 and stats["tiles"] == 5      # zoom 0..1 of a 384x288 map
+    assert stats["folder_files"] == 6                           # plus meta.json
+    with open(out, "rb") as handle:
+        source = MmapSource(handle)
+        reader = Reader(source)
+        assert reader.header()["max_zoom"] == 1 and reader.header()["clustered"]
+        assert reader.metadata()["vacancy"]["count"] == 100
+        stored = {zxy: data for zxy, data in all_tiles(source)}
+    assert stored == files
+    assert sorted(files, key=lambda t: zxy_to_tileid(*t))[0] == (0, 0, 0)
+    assert [p.name for p in out.parent.iterdir()] == ["tiles.pmtiles"]   # no temp file left
+
+
+def test_server_answers_byte_ranges(tmp_path):
+    import urllib.request
+    from vacancy.serve import parse_range, serve_in_thread
+    data = bytes(range(256)) * 4
+    (tmp_path / "a.bin").write_bytes(data)
+    server, base = serve_in_thread(tmp_path)
+    try:
+        def get(range_=None):
+            req = urllib.request.Request(base + "/a.bin", headers={"Range": range_} if range_ else {})
+            try:
+                with urllib.request.urlopen(req) as resp:
+                    return resp.status, resp.headers.get("Content-Range"), resp.read()
+            except urllib.error.HTTPError as err:
+                return err.code, err.headers.get("Content-Range"), b""
+        assert get() == (200, None, data)
+        assert get("bytes=10-19") == (206, "bytes 10-19/1024", data[10:20])
+        assert get("bytes=1000-") == (206, "bytes 1000-1023/1024", data[1000:])
+        assert get("bytes=-4") == (206, "bytes 1020-1023/1024", data[-4:])
+        assert get("bytes=1020-5000") == (206, "bytes 1020-1023/1024", data[1020:])
+        assert get("bytes=2000-2001") == (416, "bytes */1024", b"")
+        assert get("bytes=0-1,5-6")[0] == 200   # multiple ranges: the whole file
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert parse_range("bytes=0-0", 1) == (0, 0)
+    assert parse_range("bytes=5-", 5) is None

@@ -2,8 +2,13 @@
 # Install the Debian packages vacancy needs, only if they are missing (idempotent, fast when done).
 #   imagemagick + libmagickwand: triage and features call ImageMagick through Wand
 #   (the CLI is only used by the tests, as an independent reference).
+# With the argument "test", also what the tests need:
+#   chromium: the viewer's tests drive Debian's headless Chromium (no browser downloads).
 set -euo pipefail
 packages=(imagemagick libmagickwand-6.q16-6)
+if [ "${1:-}" = "test" ]; then
+  packages+=(chromium)
+fi
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from vacancy.sources import list_locations  # noqa: E402
 from vacancy.tsne import resolve_settings  # noqa: E402
+from vacancy import resources as sizing  # noqa: E402  (callables for threads/resources)
 
 R = config["results"]
 ENVS = str(Path(workflow.basedir) / "envs")

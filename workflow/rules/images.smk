@@ -14,8 +14,8 @@ rule triage:
         max_pixels=config["max_pixels"],
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=60,
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=10),
     log:
         f"{R}/logs/triage/{{location}}.log",
     benchmark:
@@ -38,8 +38,8 @@ rule hashes:
         max_pixels=config["max_pixels"],
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=60,
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=5),
     log:
         f"{R}/logs/hashes/{{location}}.log",
     benchmark:
@@ -58,9 +58,10 @@ rule dedup:
         f"{R}/duplicates.csv",
     params:
         max_distance=config["dedup"]["max_distance"],
+    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=sizing.mem_fixed(2000),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.5),
     log:
         f"{R}/logs/dedup.log",
     benchmark:
@@ -94,9 +95,10 @@ rule select:
     params:
         keep_maybe=config["triage"]["keep_maybe"],
         exclude_file=config.get("exclude_file") or "",
+    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=sizing.mem_fixed(2000),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.2),
     log:
         f"{R}/logs/select.log",
     benchmark:
@@ -119,8 +121,8 @@ rule features:
         max_pixels=config["max_pixels"],
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=60,
+        mem_mb=sizing.mem_fixed(1500),
+        runtime=sizing.runtime_per_image(ms_per_image=10, per_location=True),
     log:
         f"{R}/logs/features/{{location}}.log",
     benchmark:

@@ -10,9 +10,10 @@ rule pca:
     params:
         n_components=config["pca"]["n_components"],
         batch_size=config["pca"]["batch_size"],
+    threads: 1
     resources:
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=sizing.mem_fixed(2500),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.002),
     log:
         f"{R}/logs/pca.log",
     benchmark:
@@ -33,8 +34,8 @@ rule tsne:
         settings=resolve_settings(**config["tsne"]),
     threads: 8
     resources:
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=25),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.125),
     log:
         f"{R}/logs/tsne.log",
     benchmark:
@@ -51,9 +52,10 @@ rule grid:
         f"{R}/tsne.csv",
     output:
         f"{R}/grid.csv",
+    threads: 1
     resources:
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=sizing.mem_fixed(2000),
+        runtime=sizing.runtime_per_image(ms_per_image=1),
     log:
         f"{R}/logs/grid.log",
     benchmark:
@@ -70,15 +72,21 @@ rule viewer:
         grid=f"{R}/grid.csv",
         selected=f"{R}/selected.csv",
         leaflet=Path(workflow.basedir) / "node_modules/leaflet/dist/leaflet.js",
+        pmtiles_js=Path(workflow.basedir) / "node_modules/pmtiles/dist/pmtiles.js",
     output:
         directory(f"{R}/site"),
     params:
+        pmtiles_url="../tiles.pmtiles" if config["publish"]["pmtiles"] else None,
+        originals_dir=(
+            str(Path(config["folder"]["path"]).resolve()) if config["source"] == "folder" else None
+        ),
         cell_px=config["tiles"]["cell_px"],
         tile_px=config["tiles"]["tile_px"],
         background=config["tiles"]["background"],
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=30,
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
     log:
         f"{R}/logs/viewer.log",
     benchmark:
@@ -97,6 +105,8 @@ rule tiles:
         site=f"{R}/site",
     output:
         directory(f"{R}/tiles"),
+        # the PMTiles archive, only when publish.pmtiles is on
+        [f"{R}/tiles.pmtiles"] if config["publish"]["pmtiles"] else [],
     params:
         cell_px=config["tiles"]["cell_px"],
         tile_px=config["tiles"]["tile_px"],
@@ -104,8 +114,8 @@ rule tiles:
         background=config["tiles"]["background"],
     threads: 2
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=sizing.mem_fixed(2000),
+        runtime=sizing.runtime_per_image(ms_per_image=10, table="grid"),
     log:
         f"{R}/logs/tiles.log",
     benchmark:

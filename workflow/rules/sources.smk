@@ -18,7 +18,7 @@ if config["source"] == "demo":
         benchmark:
             f"{R}/benchmarks/demo.tsv"
         resources:
-            mem_mb=1000,
+            mem_mb=sizing.mem_fixed(1000),
             runtime=60,
         conda:
             f"{ENVS}/images.yaml"

@@ -1,10 +1,20 @@
 """Stage ``viewer``: the static Leaflet site that shows the tile pyramid and the listings.
 
 The site is plain files (no server code): the page templates from ``workflow/viewer/``, a copy
-of Leaflet so it works offline, ``map.json`` (tile geometry and URL templates), and per-image
-metadata split into one JSON shard per block of cells, so a click loads a few hundred records
-rather than all 125,000. ``results/`` is the web root: the page at ``/site/`` finds the tiles at
-``../tiles/{z}/{x}/{y}.jpg``.
+of Leaflet and of the pmtiles reader so it works offline, ``map.json`` (tile geometry, URL
+templates, the legend of locations), and everything per image split into small files fetched on
+demand, so the first load stays well under 1 MB at 125,000 images:
+
+- ``cells/{bx}-{by}.json``: the listing records of one block of cells (what a click shows);
+- ``index/loc/{i}.json``: the cells of location number ``i`` (flat ``[col, row, col, row, ...]``),
+  fetched when a search or the legend highlights that location;
+- ``index/ids/{k}.json``: ``{"id": {id: [col, row]}, "listing": {listing_id: [col, row]}}`` for
+  the ids whose FNV-1a hash falls in bucket ``k`` (the page computes the same hash), so a jump
+  to an image or listing id fetches one small file.
+
+``results/`` is the web root: the page at ``/site/`` finds the tiles at
+``../tiles/{z}/{x}/{y}.jpg`` (or one PMTiles archive, see :mod:`vacancy.publish`) and the
+originals at ``../raw/<location>/<filename>``, shown when zooming past the pyramid's top.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
+import os
 import re
 import shutil
 from collections import defaultdict
@@ -28,9 +40,18 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "viewer"
 TEMPLATES = ("index.html", "app.js", "style.css")
 #: What of Leaflet's dist/ the page needs.
 LEAFLET_FILES = ("leaflet.js", "leaflet.css")
+#: The pmtiles reader's browser build (a global ``pmtiles``), from node_modules.
+PMTILES_JS = Path(__file__).resolve().parents[2] / "node_modules" / "pmtiles" / "dist" / "pmtiles.js"
 #: Fields of selected.csv shown when a cell is clicked (the shard record).
-RECORD_FIELDS = ("id", "location", "title", "price", "posted", "listing_url", "class")
+RECORD_FIELDS = ("id", "location", "title", "price", "posted", "listing_url", "listing_id",
+                 "class")
 SHARDS_URL = "cells/{bx}-{by}.json"
+LOCATION_URL = "index/loc/{i}.json"
+IDS_URL = "index/ids/{k}.json"
+#: Ids per hash bucket aimed at (each id file then stays around 20-40 kB).
+IDS_PER_BUCKET = 500
+#: Zoom levels past the pyramid's top are capped: 2**8 x a 64-px cell is 16,384 px.
+MAX_EXTRA_ZOOM = 8
 
 _HTTP = re.compile(r"^https?://", re.IGNORECASE)
 
@@ -41,16 +62,43 @@ def safe_listing_url(url: str) -> str:
     return url if _HTTP.match(url) and urlsplit(url).netloc else ""
 
 
-def read_records(selected_csv, wanted: set[str]) -> dict[str, dict]:
-    """``id -> record`` for the ids on the grid, streamed so unused columns are not kept."""
-    records = {}
+def fnv1a(text: str) -> int:
+    """32-bit FNV-1a of the UTF-8 bytes: tiny, and the page computes the same in a few lines."""
+    h = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _int(value) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def read_records(selected_csv, wanted: set[str]) -> tuple[dict[str, dict], int]:
+    """``id -> record`` for the ids on the grid, and the largest image side among them.
+
+    Streamed so unused columns are not kept. The largest side sets how far past the pyramid's
+    top the page may zoom (to show the biggest photo at its downloaded resolution).
+    """
+    records, largest = {}, 0
     with open(selected_csv, newline="", encoding="utf-8") as handle:
         for rec in csv.DictReader(handle):
             if rec.get("id") in wanted:
                 record = {field: rec.get(field) or "" for field in RECORD_FIELDS}
                 record["listing_url"] = safe_listing_url(record["listing_url"])
                 records[rec["id"]] = record
-    return records
+                largest = max(largest, _int(rec.get("width")), _int(rec.get("height")))
+    return records, largest
+
+
+def extra_zoom_for(largest_side: int, cell_px: int) -> int:
+    """Zoom levels past the top so a cell is at least as big as the largest photo (>= 1)."""
+    if largest_side <= cell_px:
+        return 1
+    return min(MAX_EXTRA_ZOOM, max(1, math.ceil(math.log2(largest_side / cell_px))))
 
 
 def build_shards(cells_by_row, records, shard_cells: int) -> dict[str, dict]:
@@ -74,6 +122,42 @@ def build_shards(cells_by_row, records, shard_cells: int) -> dict[str, dict]:
     }
 
 
+def build_indexes(cells_by_row, records) -> tuple[list[dict], dict[str, list[int]], dict]:
+    """The legend and the search indexes (see the module docstring for the file layouts).
+
+    Returns ``(locations, cells_by_location, id_buckets)``: ``locations`` is
+    ``[{"name", "count"}]`` sorted by name (its order numbers the ``index/loc`` files);
+    ``id_buckets`` is ``{k: {"id": {...}, "listing": {...}}}``. A listing id points to its first
+    image in reading order (row, then column).
+    """
+    by_location: dict[str, list[int]] = defaultdict(list)
+    entries = []
+    for row in sorted(cells_by_row):
+        for col, image_id in sorted(cells_by_row[row]):
+            record = records.get(image_id) or {}
+            location = record.get("location") or image_id.partition("/")[0]
+            by_location[location] += [col, row]
+            entries.append((image_id, (record.get("listing_id") or "").strip(), col, row))
+    n_buckets = 1 << max(0, math.ceil(math.log2(max(1, len(entries) / IDS_PER_BUCKET))))
+    buckets: dict[int, dict] = defaultdict(lambda: {"id": {}, "listing": {}})
+    for image_id, listing_id, col, row in entries:
+        buckets[fnv1a(image_id) % n_buckets]["id"][image_id] = [col, row]
+        if listing_id:
+            bucket = buckets[fnv1a(listing_id) % n_buckets]["listing"]
+            bucket.setdefault(listing_id, [col, row])
+    locations = [{"name": name, "count": len(by_location[name]) // 2}
+                 for name in sorted(by_location)]
+    cells = {str(i): by_location[loc["name"]] for i, loc in enumerate(locations)}
+    return locations, cells, {"n": n_buckets, "buckets": dict(buckets)}
+
+
+def _dump(path: Path, data) -> None:
+    """Compact JSON with "<" escaped, so a data file can never be mistaken for markup."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    path.write_text(text.replace("<", "\\u003c") + "\n", encoding="utf-8")
+
+
 def copy_leaflet(leaflet_dist, dest: Path) -> None:
     """Vendor Leaflet (js, css, marker/layer images) so the site needs no CDN."""
     leaflet_dist = Path(leaflet_dist)
@@ -83,48 +167,89 @@ def copy_leaflet(leaflet_dist, dest: Path) -> None:
     shutil.copytree(leaflet_dist / "images", dest / "images")
 
 
-def copy_templates(dest: Path, tiles_url: str) -> None:
-    """Copy the page templates; allow an absolute tiles host in the page's CSP if one is used."""
+def _origin(url: str | None) -> str | None:
+    parts = urlsplit(url or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def copy_templates(dest: Path, urls) -> None:
+    """Copy the page templates; allow absolute tile/archive/original hosts in the page's CSP."""
     for name in TEMPLATES:
         shutil.copy2(TEMPLATE_DIR / name, dest / name)
-    parts = urlsplit(tiles_url)
-    if parts.scheme in ("http", "https") and parts.netloc:
+    origins = sorted({o for o in map(_origin, urls) if o})
+    if origins:
         index = dest / "index.html"
-        origin = f"{parts.scheme}://{parts.netloc}"
-        index.write_text(index.read_text().replace("img-src 'self'", f"img-src 'self' {origin}"))
+        extra = " ".join(origins)
+        index.write_text(index.read_text()
+                         .replace("img-src 'self'", f"img-src 'self' {extra}")
+                         .replace("connect-src 'self'", f"connect-src 'self' {extra}"))
+
+
+def link_originals(dest: Path, originals_dir) -> None:
+    """``site/originals`` -> the photo folder, for a folder source outside the web root."""
+    target = Path(originals_dir).resolve()
+    if not target.is_dir():
+        raise FileNotFoundError(f"originals folder does not exist: {target}")
+    os.symlink(target, dest / "originals", target_is_directory=True)
 
 
 def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
-               tiles_url: str = "../tiles", shard_cells: int = 32) -> dict:
+               tiles_url: str = "../tiles", shard_cells: int = 32,
+               pmtiles_url: str | None = None, originals_url: str = "../raw",
+               originals_dir=None, pmtiles_js=PMTILES_JS) -> dict:
     """Write the static viewer site into ``out_dir`` (atomically); return its map.json.
 
     ``layout`` is the pyramid's geometry (:func:`vacancy.tiles.layout_meta`), known from the grid
     before any tile is drawn, so the site can be built before (or beside) the tiles.
+    ``pmtiles_url`` (relative to the page, e.g. ``"../tiles.pmtiles"``) makes the page read
+    tiles from that one archive instead of the folder. Originals are fetched from
+    ``originals_url/<location>/<filename>``; with ``originals_dir`` (a folder source outside
+    the web root) the site gets an ``originals`` symlink to it and uses that instead.
     """
     if shard_cells < 1:
         raise ValueError(f"shard_cells must be >= 1, got {shard_cells}")
     meta = dict(layout)
     cells_by_row = read_cells(grid_csv, meta["cols"], meta["rows"])
     wanted = {image_id for cells in cells_by_row.values() for _, image_id in cells}
-    shards = build_shards(cells_by_row, read_records(selected_csv, wanted), shard_cells)
+    records, largest = read_records(selected_csv, wanted)
+    shards = build_shards(cells_by_row, records, shard_cells)
+    locations, loc_cells, ids = build_indexes(cells_by_row, records)
     tiles_url = tiles_url.rstrip("/")
+    if originals_dir is not None:
+        originals_url = "originals"
     site_meta = {
         **meta,
+        "count": sum(len(c) for c in cells_by_row.values()),
+        "extra_zoom": extra_zoom_for(largest, meta["cell_px"]),
         "tiles_url": tiles_url,
         "tile_url": tiles_url + "/{z}/{x}/{y}.jpg",
+        "pmtiles_url": pmtiles_url,
+        "originals_url": originals_url.rstrip("/"),
         "shard_cells": shard_cells,
         "shards_url": SHARDS_URL,
         "shards": sorted(shards),
+        "locations": locations,
+        "location_url": LOCATION_URL,
+        "ids_url": IDS_URL,
+        "id_buckets": ids["n"],
     }
     with atomic_dir(out_dir) as tmp:
-        copy_templates(tmp, tiles_url)
+        copy_templates(tmp, [tiles_url, pmtiles_url, originals_url])
         copy_leaflet(leaflet_dist, tmp / "vendor" / "leaflet")
+        (tmp / "vendor" / "pmtiles").mkdir(parents=True)
+        shutil.copy2(pmtiles_js, tmp / "vendor" / "pmtiles" / "pmtiles.js")
+        if originals_dir is not None:
+            link_originals(tmp, originals_dir)
         (tmp / "cells").mkdir()
         for name, shard in shards.items():
-            # compact, and "<" escaped so a shard can never be mistaken for markup
-            text = json.dumps(shard, separators=(",", ":"), sort_keys=True).replace("<", "\\u003c")
-            (tmp / "cells" / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+            _dump(tmp / "cells" / f"{name}.json", shard)
+        for i, cells in loc_cells.items():
+            _dump(tmp / LOCATION_URL.format(i=i), cells)
+        for k, bucket in ids["buckets"].items():
+            _dump(tmp / IDS_URL.format(k=k), bucket)
         write_json(tmp / "map.json", site_meta)
-    log.info("viewer: site with %d cells in %d shards written to %s",
-             sum(len(s["cells"]) for s in shards.values()), len(shards), out_dir)
+    log.info("viewer: site with %d cells in %d shards, %d locations, %d id buckets written to %s",
+             site_meta["count"], len(shards), len(locations), ids["n"], out_dir)
     return site_meta

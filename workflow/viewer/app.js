@@ -2,8 +2,14 @@
  * vacancy map viewer: a Leaflet tile map of listing photos, one photo per grid cell.
  *
  * Plain script, no build step. It reads map.json (written by vacancy.viewer), shows the tile
- * pyramid in L.CRS.Simple, and on a click works out the grid cell, fetches the metadata shard of
- * that cell's block (once; shards keep the page from loading one big file) and shows the listing.
+ * pyramid in L.CRS.Simple (from the z/x/y folder, or from one PMTiles archive through the
+ * pmtiles reader), and fetches everything per image lazily: the records of a block of cells on
+ * a click, the cells of a location on a search, one hash bucket of ids on a jump. Past the
+ * pyramid's top the original photos of the cells in view are laid over their cells.
+ *
+ * Culling: a mode where click / shift-click / drag-a-rectangle select cells, which can be marked
+ * excluded (dimmed) and exported as the workflow's exclude file (one id per line, # comments)
+ * or as a CSV; an existing exclude file can be loaded to show what is already out.
  *
  * Listing text comes from scraped pages and is untrusted: it is only ever inserted with
  * textContent, and links are only made for http(s) URLs.
@@ -24,8 +30,12 @@
 })(this, function () {
   "use strict";
 
-  /** Zoom levels past the deepest tiles, shown by upscaling them (Leaflet maxNativeZoom). */
+  /** Default zoom levels past the deepest tiles when map.json does not say (older sites). */
   var EXTRA_ZOOM = 2;
+  /** Original photos are overlaid only when at most this many cells are in view. */
+  var MAX_ORIGINALS = 64;
+
+  // ------------------------------------------------------------------------ pure functions
 
   /** Map pixel at max zoom -> [lat, lng] in CRS.Simple, where y grows downwards as -lat. */
   function pixelToLatLng(px, py, maxZoom) {
@@ -74,6 +84,31 @@
     }
   }
 
+  /** 32-bit FNV-1a of the UTF-8 bytes: the same hash vacancy.viewer.fnv1a buckets ids by. */
+  function fnv1a(text) {
+    var bytes = new TextEncoder().encode(String(text));
+    var h = 0x811c9dc5;
+    for (var i = 0; i < bytes.length; i++) {
+      h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
+    }
+    return h >>> 0;
+  }
+
+  /** URL of the id bucket that would hold ``key`` (an image id or a listing id). */
+  function idsUrl(meta, key) {
+    return meta.ids_url.replace("{k}", String(fnv1a(key) % meta.id_buckets));
+  }
+
+  /** URL of an original photo: originals_url/<location>/<filename>, each part escaped. */
+  function originalUrl(meta, id) {
+    var slash = String(id).indexOf("/");
+    if (slash < 0) {
+      return null;
+    }
+    return meta.originals_url + "/" + encodeURIComponent(id.slice(0, slash)) + "/" +
+      encodeURIComponent(id.slice(slash + 1));
+  }
+
   /** Label/value rows of the info panel for one cell's record (null record = empty cell). */
   function panelFields(cell, record) {
     var where = "column " + cell.col + ", row " + cell.row;
@@ -87,14 +122,111 @@
       ["Location", record.location || "-"],
       ["Class", record["class"] || "-"],
       ["Image", record.id || "-"],
+      ["Listing id", record.listing_id || "-"],
       ["Cell", where],
     ];
   }
 
+  /** The cell an arrow key moves to from ``cell`` (clamped to the grid), or null if no move. */
+  function neighbour(cell, key, meta) {
+    var step = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[key];
+    if (!step) {
+      return null;
+    }
+    var col = Math.min(meta.cols - 1, Math.max(0, cell.col + step[0]));
+    var row = Math.min(meta.rows - 1, Math.max(0, cell.row + step[1]));
+    return col === cell.col && row === cell.row ? null : { col: col, row: row };
+  }
+
+  /** Every cell touched by the rectangle between two map pixels (max zoom), clipped to the grid. */
+  function cellsInRect(x0, y0, x1, y1, meta) {
+    var c = meta.cell_px;
+    var c0 = Math.max(0, Math.floor(Math.min(x0, x1) / c));
+    var c1 = Math.min(meta.cols - 1, Math.floor(Math.max(x0, x1) / c));
+    var r0 = Math.max(0, Math.floor(Math.min(y0, y1) / c));
+    var r1 = Math.min(meta.rows - 1, Math.floor(Math.max(y0, y1) / c));
+    var out = [];
+    for (var row = r0; row <= r1; row++) {
+      for (var col = c0; col <= c1; col++) {
+        out.push({ col: col, row: row });
+      }
+    }
+    return out;
+  }
+
+  /** The view part of the URL: "#z=3&x=120.5&y=88&cell=4,7" (x, y: map pixels at max zoom). */
+  function formatHash(view) {
+    var parts = ["z=" + view.z, "x=" + Math.round(view.x * 10) / 10, "y=" + Math.round(view.y * 10) / 10];
+    if (view.cell) {
+      parts.push("cell=" + view.cell.col + "," + view.cell.row);
+    }
+    return "#" + parts.join("&");
+  }
+
+  /** Inverse of formatHash; null when the hash does not hold a view. */
+  function parseHash(hash) {
+    var params = new URLSearchParams(String(hash || "").replace(/^#/, ""));
+    var z = Number(params.get("z"));
+    var x = Number(params.get("x"));
+    var y = Number(params.get("y"));
+    if (!params.has("z") || !isFinite(z) || !isFinite(x) || !isFinite(y)) {
+      return null;
+    }
+    var view = { z: z, x: x, y: y, cell: null };
+    var cell = /^(\d+),(\d+)$/.exec(params.get("cell") || "");
+    if (cell) {
+      view.cell = { col: Number(cell[1]), row: Number(cell[2]) };
+    }
+    return view;
+  }
+
+  /** Ids of an exclude file (vacancy.select.read_exclude_file's rules: trim, skip blanks and #). */
+  function parseExcludeFile(text) {
+    return String(text).replace(/^\uFEFF/, "").split(/\r\n|\r|\n/).map(function (line) {
+      return line.trim();
+    }).filter(function (line) {
+      return line && line.charAt(0) !== "#";
+    });
+  }
+
+  /** Whether an id survives the exclude file's format unchanged (no newline, no edge spaces, no #). */
+  function writableId(id) {
+    return typeof id === "string" && id.length > 0 && id === id.trim() && id.charAt(0) !== "#" &&
+      !/[\r\n\u0085\u2028\u2029\u000b\u000c\u001c-\u001e]/.test(id);
+  }
+
+  /** The exclude file for a set of ids: a comment header, then one id per line, sorted. */
+  function excludeFileText(ids) {
+    var sorted = Array.from(new Set(ids)).filter(writableId).sort();
+    return "# vacancy exclude file: one id (location/filename) per line; # starts a comment\n" +
+      "# " + sorted.length + " ids, exported from the map viewer\n" +
+      sorted.map(function (id) { return id + "\n"; }).join("");
+  }
+
+  /** One CSV field, quoted when needed (RFC 4180). */
+  function csvField(value) {
+    var text = value == null ? "" : String(value);
+    return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+
+  /** CSV of the excluded images: id, location, listing_url. */
+  function excludeCsvText(rows) {
+    var lines = ["id,location,listing_url"];
+    rows.slice().sort(function (a, b) { return a.id < b.id ? -1 : a.id > b.id ? 1 : 0; })
+      .forEach(function (r) {
+        lines.push([r.id, r.location, r.listing_url].map(csvField).join(","));
+      });
+    return lines.join("\r\n") + "\r\n";
+  }
+
   // ------------------------------------------------------------------------ browser only
 
+  function $(id) {
+    return document.getElementById(id);
+  }
+
   function setStatus(text) {
-    document.getElementById("status").textContent = text;
+    $("status").textContent = text;
   }
 
   function fetchJson(url) {
@@ -106,51 +238,113 @@
     });
   }
 
-  /** Fill the panel with text nodes only: listing text must never be parsed as HTML. */
-  function showPanel(cell, record) {
-    var panel = document.getElementById("panel");
-    var list = document.getElementById("panel-fields");
-    list.replaceChildren();
-    panelFields(cell, record).forEach(function (pair) {
-      var dt = document.createElement("dt");
-      var dd = document.createElement("dd");
-      dt.textContent = pair[0];
-      dd.textContent = String(pair[1]);
-      list.appendChild(dt);
-      list.appendChild(dd);
-    });
-    var href = record ? safeHttpUrl(record.listing_url) : null;
-    if (href) {
-      var dt = document.createElement("dt");
-      var dd = document.createElement("dd");
-      var link = document.createElement("a");
-      dt.textContent = "Listing";
-      link.href = href;
-      link.target = "_blank";
-      link.rel = "noopener noreferrer";
-      link.textContent = "Open the listing";
-      dd.appendChild(link);
-      list.appendChild(dt);
-      list.appendChild(dd);
-    }
-    panel.hidden = false;
+  /** Fetch-once cache: a failed fetch is forgotten so a later call retries. */
+  function cached(loader) {
+    var cache = new Map();
+    return function (key, url) {
+      if (!cache.has(key)) {
+        cache.set(key, loader(url).catch(function (err) {
+          cache.delete(key);
+          throw err;
+        }));
+      }
+      return cache.get(key);
+    };
   }
 
-  function hidePanel() {
-    document.getElementById("panel").hidden = true;
+  function download(name, text, type) {
+    var url = URL.createObjectURL(new Blob([text], { type: type }));
+    var link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  }
+
+  /** Tiles from one PMTiles archive (range requests), drawn as <img> from blob URLs. */
+  function pmtilesLayer(L, url, options) {
+    var archive = new window.pmtiles.PMTiles(url);
+    var Layer = L.GridLayer.extend({
+      createTile: function (coords, done) {
+        var img = document.createElement("img");
+        img.alt = "";
+        archive.getZxy(coords.z, coords.x, coords.y).then(function (tile) {
+          if (!tile) {
+            done(null, img); // outside the pyramid: nothing to draw
+            return;
+          }
+          var blobUrl = URL.createObjectURL(new Blob([tile.data], { type: "image/jpeg" }));
+          img.onload = function () { URL.revokeObjectURL(blobUrl); done(null, img); };
+          img.onerror = function () { URL.revokeObjectURL(blobUrl); done(new Error("bad tile"), img); };
+          img.src = blobUrl;
+        }).catch(function (err) { done(err, img); });
+        return img;
+      },
+    });
+    return new Layer(options);
+  }
+
+  /** A canvas layer painting per-cell marks (highlight, selection, excluded) from key->cell maps. */
+  function cellMarksLayer(L, meta, sets) {
+    var Layer = L.GridLayer.extend({
+      createTile: function (coords) {
+        var size = this.getTileSize();
+        var canvas = document.createElement("canvas");
+        canvas.width = size.x;
+        canvas.height = size.y;
+        var ctx = canvas.getContext("2d");
+        var s = Math.pow(2, coords.z - meta.max_zoom); // screen px per map px at max zoom
+        var x0 = coords.x * size.x / s;
+        var y0 = coords.y * size.y / s;
+        var x1 = x0 + size.x / s;
+        var y1 = y0 + size.y / s;
+        var c = meta.cell_px;
+        sets.forEach(function (set) {
+          if (!set.cells.size) {
+            return;
+          }
+          ctx.fillStyle = set.fill;
+          ctx.strokeStyle = set.stroke || "transparent";
+          ctx.lineWidth = 2;
+          set.cells.forEach(function (cell) {
+            var px = cell[0] * c;
+            var py = cell[1] * c;
+            if (px + c <= x0 || px >= x1 || py + c <= y0 || py >= y1) {
+              return;
+            }
+            var sx = (px - x0) * s;
+            var sy = (py - y0) * s;
+            ctx.fillRect(sx, sy, c * s, c * s);
+            if (set.stroke && c * s >= 8) {
+              ctx.strokeRect(sx + 1, sy + 1, c * s - 2, c * s - 2);
+            }
+          });
+        });
+        return canvas;
+      },
+    });
+    return new Layer({ tileSize: meta.tile_size, pane: "overlayPane", noWrap: true });
   }
 
   function init(meta) {
     var L = window.L;
     var maxZoom = meta.max_zoom;
-    var mapEl = document.getElementById("map");
+    var extraZoom = meta.extra_zoom == null ? EXTRA_ZOOM : meta.extra_zoom;
+    var c = meta.cell_px;
+    var state = window.vacancyState = {
+      ready: false, tilesLoaded: 0, firstTileMs: null, selected: null, originals: 0,
+      excluded: 0, selection: 0, highlighted: 0,
+    };
+    var mapEl = $("map");
     mapEl.style.background = meta.background;
     document.body.style.background = meta.background;
 
     var map = L.map(mapEl, {
       crs: L.CRS.Simple,
       minZoom: meta.min_zoom,
-      maxZoom: maxZoom + EXTRA_ZOOM,
+      maxZoom: maxZoom + extraZoom,
       zoomSnap: 1,
       attributionControl: false,
     });
@@ -158,73 +352,476 @@
       var ll = pixelToLatLng(px, py, maxZoom);
       return L.latLng(ll[0], ll[1]);
     };
+    var toPixel = function (latlng) {
+      return map.project(latlng, maxZoom);
+    };
+    var cellBounds = function (cell) {
+      return L.latLngBounds(toLatLng(cell.col * c, (cell.row + 1) * c),
+        toLatLng((cell.col + 1) * c, cell.row * c));
+    };
     var bounds = L.latLngBounds(toLatLng(0, meta.height_px), toLatLng(meta.width_px, 0));
-    L.tileLayer(meta.tile_url, {
+    var tileOptions = {
       tileSize: meta.tile_size,
       minZoom: meta.min_zoom,
-      maxZoom: maxZoom + EXTRA_ZOOM,
+      maxZoom: maxZoom + extraZoom,
       minNativeZoom: meta.min_zoom,
       maxNativeZoom: maxZoom,
-      bounds: bounds, // only tiles that intersect the grid exist on disk
+      bounds: bounds, // only tiles that intersect the grid exist
       noWrap: true,
-    }).addTo(map);
+    };
+    var tiles = meta.pmtiles_url && window.pmtiles ?
+      pmtilesLayer(L, meta.pmtiles_url, tileOptions) : L.tileLayer(meta.tile_url, tileOptions);
+    tiles.on("tileload", function () {
+      state.tilesLoaded += 1;
+      if (state.firstTileMs === null) {
+        state.firstTileMs = performance.now(); // since navigation start: the benchmark's figure
+      }
+    });
+    tiles.on("load", function () { state.tilesIdle = true; });
+    tiles.on("loading", function () { state.tilesIdle = false; });
+    tiles.addTo(map);
     map.setMaxBounds(bounds.pad(0.25));
-    map.fitBounds(bounds);
 
-    var shards = new Map();
+    var highlightSet = { cells: new Map(), fill: "rgba(255, 210, 0, 0.35)", stroke: "#ffd200" };
+    var excludedSet = { cells: new Map(), fill: "rgba(0, 0, 0, 0.7)" };
+    var selectionSet = { cells: new Map(), fill: "rgba(0, 170, 255, 0.3)", stroke: "#00aaff" };
+    var marks = cellMarksLayer(L, meta, [highlightSet, excludedSet, selectionSet]).addTo(map);
+    var excludedIds = new Map(); // id -> {id, location, listing_url}
+
+    var loadShardJson = cached(fetchJson);
     var known = new Set(meta.shards || []);
-    var highlight = null;
-    var clicks = 0;
-
     function loadShard(shard) {
       if (!known.has(shard.name)) {
         return Promise.resolve({ cells: {} });
       }
-      if (!shards.has(shard.name)) {
-        var pending = fetchJson(shardUrl(meta, shard)).catch(function (err) {
-          shards.delete(shard.name); // let a later click retry
-          throw err;
-        });
-        shards.set(shard.name, pending);
-      }
-      return shards.get(shard.name);
+      return loadShardJson(shard.name, shardUrl(meta, shard));
+    }
+    function recordOf(cell) {
+      var shard = shardOf(cell, meta);
+      return loadShard(shard).then(function (data) { return data.cells[shard.key] || null; });
+    }
+    var loadIds = cached(fetchJson);
+    function lookup(key) {
+      var url = idsUrl(meta, key);
+      return loadIds(url, url).then(function (bucket) {
+        var hit = Object.prototype.hasOwnProperty.call(bucket.id, key) ? bucket.id[key] :
+          Object.prototype.hasOwnProperty.call(bucket.listing, key) ? bucket.listing[key] : null;
+        return hit ? { col: hit[0], row: hit[1] } : null;
+      });
     }
 
-    map.on("click", function (event) {
-      var point = map.project(event.latlng, maxZoom);
-      var cell = cellAt(point.x, point.y, meta);
-      if (highlight) {
-        highlight.remove();
-        highlight = null;
+    // ---------------------------------------------------------------- URL <-> view
+    var selected = null;
+    var frame = null;
+    function writeHash() {
+      var centre = toPixel(map.getCenter());
+      var hash = formatHash({ z: map.getZoom(), x: centre.x, y: centre.y, cell: selected });
+      if (hash !== location.hash) {
+        history.replaceState(null, "", hash);
       }
-      if (!cell) {
-        hidePanel();
-        return;
+    }
+    map.on("moveend", writeHash);
+
+    // ---------------------------------------------------------------- inspect
+    function showPanel(cell, record) {
+      var list = $("panel-fields");
+      list.replaceChildren();
+      panelFields(cell, record).forEach(function (pair) {
+        var dt = document.createElement("dt");
+        var dd = document.createElement("dd");
+        dt.textContent = pair[0];
+        dd.textContent = String(pair[1]);
+        dd.dataset.field = pair[0];
+        list.appendChild(dt);
+        list.appendChild(dd);
+      });
+      var href = record ? safeHttpUrl(record.listing_url) : null;
+      if (href) {
+        var dt = document.createElement("dt");
+        var dd = document.createElement("dd");
+        var link = document.createElement("a");
+        dt.textContent = "Listing";
+        link.href = href;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+        link.textContent = "Open the listing";
+        dd.appendChild(link);
+        list.appendChild(dt);
+        list.appendChild(dd);
       }
-      var c = meta.cell_px;
-      highlight = L.rectangle(
-        [toLatLng(cell.col * c, (cell.row + 1) * c), toLatLng((cell.col + 1) * c, cell.row * c)],
-        { color: "#ffd200", weight: 2, fill: false, interactive: false }
-      ).addTo(map);
+      var img = $("panel-img");
+      var src = record ? originalUrl(meta, record.id) : null;
+      if (src) {
+        img.src = src;
+        img.alt = record.title || record.id;
+        img.hidden = false;
+      } else {
+        img.removeAttribute("src");
+        img.hidden = true;
+      }
+      $("panel").hidden = false;
+    }
+
+    function hidePanel() {
+      $("panel").hidden = true;
+      selected = null;
+      state.selected = null;
+      if (frame) {
+        frame.remove();
+        frame = null;
+      }
+      writeHash();
+    }
+
+    var clicks = 0;
+    function openCell(cell, pan) {
+      selected = cell;
+      if (frame) {
+        frame.remove();
+      }
+      frame = L.rectangle(cellBounds(cell),
+        { color: "#ffd200", weight: 2, fill: false, interactive: false }).addTo(map);
+      if (pan && !map.getBounds().contains(cellBounds(cell))) {
+        map.panTo(cellBounds(cell).getCenter());
+      }
+      writeHash();
       var token = ++clicks;
-      var shard = shardOf(cell, meta);
-      loadShard(shard).then(function (data) {
+      return recordOf(cell).then(function (record) {
         if (token === clicks) {
           setStatus("");
-          showPanel(cell, data.cells[shard.key] || null);
+          showPanel(cell, record);
+          state.selected = { col: cell.col, row: cell.row, id: record ? record.id : null };
         }
       }).catch(function (err) {
         setStatus("Could not load the listing details: " + err.message);
       });
-    });
+    }
 
-    document.getElementById("panel-close").addEventListener("click", hidePanel);
-    document.addEventListener("keydown", function (event) {
-      if (event.key === "Escape") {
+    map.on("click", function (event) {
+      if (culling) {
+        return; // culling handles its own mouse events
+      }
+      var p = toPixel(event.latlng);
+      var cell = cellAt(p.x, p.y, meta);
+      if (cell) {
+        openCell(cell, false);
+      } else {
         hidePanel();
       }
     });
+
+    $("panel-close").addEventListener("click", hidePanel);
+    document.addEventListener("keydown", function (event) {
+      var tag = event.target && event.target.tagName;
+      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") {
+        return;
+      }
+      if (event.key === "Escape") {
+        hidePanel();
+        return;
+      }
+      if ((event.key === "Enter" || event.key === " ") && event.target === mapEl) {
+        var p = toPixel(map.getCenter());
+        var centreCell = cellAt(p.x, p.y, meta);
+        if (centreCell) {
+          event.preventDefault();
+          openCell(centreCell, false);
+        }
+        return;
+      }
+      if (selected && !event.altKey && !event.ctrlKey && !event.metaKey) {
+        var next = neighbour(selected, event.key, meta);
+        if (next || /^Arrow/.test(event.key)) {
+          // arrows step between photos while one is open, instead of panning the map
+          event.preventDefault();
+          event.stopPropagation();
+        }
+        if (next) {
+          openCell(next, true);
+        }
+      }
+    }, true);
+
+    // ---------------------------------------------------------------- originals past the top
+    var originals = new Map(); // key -> overlay
+    function updateOriginals() {
+      var z = map.getZoom();
+      var wanted = new Set();
+      if (z > maxZoom) {
+        var pb = map.getPixelBounds();
+        var s = Math.pow(2, z - maxZoom);
+        var cells = cellsInRect(pb.min.x / s, pb.min.y / s, pb.max.x / s - 1e-6, pb.max.y / s - 1e-6, meta);
+        if (cells.length <= MAX_ORIGINALS) {
+          cells.forEach(function (cell) {
+            var key = cell.col + "," + cell.row;
+            wanted.add(key);
+            if (originals.has(key)) {
+              return;
+            }
+            originals.set(key, null);
+            recordOf(cell).then(function (record) {
+              if (!record || !originals.has(key) || originals.get(key)) {
+                return;
+              }
+              var overlay = L.imageOverlay(originalUrl(meta, record.id), cellBounds(cell),
+                { className: "vacancy-original", interactive: false, alt: "" });
+              overlay.on("load", function () { state.originals += 1; });
+              overlay.addTo(map);
+              originals.set(key, overlay);
+            }).catch(function () { originals.delete(key); });
+          });
+        }
+      }
+      originals.forEach(function (overlay, key) {
+        if (!wanted.has(key)) {
+          if (overlay) {
+            overlay.remove();
+          }
+          originals.delete(key);
+        }
+      });
+      state.originalsInView = wanted.size;
+    }
+    map.on("moveend zoomend", updateOriginals);
+
+    // ---------------------------------------------------------------- find
+    var legendButtons = [];
+    function highlightLocation(index) {
+      var loc = meta.locations[index];
+      legendButtons.forEach(function (b, i) { b.setAttribute("aria-pressed", String(i === index)); });
+      return fetchJson(meta.location_url.replace("{i}", String(index))).then(function (flat) {
+        highlightSet.cells = new Map();
+        for (var i = 0; i + 1 < flat.length; i += 2) {
+          highlightSet.cells.set(flat[i] + "," + flat[i + 1], [flat[i], flat[i + 1]]);
+        }
+        state.highlighted = highlightSet.cells.size;
+        marks.redraw();
+        setStatus(loc.count + " photos from " + loc.name + " highlighted");
+      });
+    }
+    function clearHighlight() {
+      highlightSet.cells = new Map();
+      state.highlighted = 0;
+      legendButtons.forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
+      marks.redraw();
+    }
+    var legendList = $("legend-list");
+    (meta.locations || []).forEach(function (loc, index) {
+      var item = document.createElement("li");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("aria-pressed", "false");
+      button.textContent = loc.name + " (" + loc.count + ")";
+      button.addEventListener("click", function () {
+        if (button.getAttribute("aria-pressed") === "true") {
+          clearHighlight();
+        } else {
+          highlightLocation(index);
+        }
+      });
+      legendButtons.push(button);
+      item.appendChild(button);
+      legendList.appendChild(item);
+    });
+
+    $("search").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var query = $("search-input").value.trim();
+      if (!query) {
+        clearHighlight();
+        return;
+      }
+      var lower = query.toLowerCase();
+      var index = (meta.locations || []).findIndex(function (loc) {
+        return loc.name.toLowerCase() === lower;
+      });
+      if (index >= 0) {
+        highlightLocation(index);
+        return;
+      }
+      lookup(query).then(function (cell) {
+        if (!cell) {
+          setStatus("No image, listing or location called \u201c" + query + "\u201d");
+          return;
+        }
+        map.setView(cellBounds(cell).getCenter(), maxZoom);
+        openCell(cell, false);
+      }).catch(function (err) { setStatus("Search failed: " + err.message); });
+    });
+
+    // ---------------------------------------------------------------- cull
+    var culling = false;
+    var drag = null;
+    function updateCullStatus() {
+      state.excluded = excludedIds.size;
+      state.selection = selectionSet.cells.size;
+      $("cull-count").textContent = selectionSet.cells.size + " selected, " +
+        excludedIds.size + " excluded";
+      marks.redraw();
+    }
+    function setCulling(on) {
+      culling = on;
+      $("cull-tools").hidden = !on;
+      $("cull-toggle").setAttribute("aria-pressed", String(on));
+      mapEl.classList.toggle("culling", on);
+      if (on) {
+        map.dragging.disable();
+        map.boxZoom.disable();
+      } else {
+        map.dragging.enable();
+        map.boxZoom.enable();
+      }
+    }
+    $("cull-toggle").addEventListener("click", function () { setCulling(!culling); });
+
+    function selectCells(cells, add) {
+      if (!add) {
+        selectionSet.cells = new Map();
+      }
+      cells.forEach(function (cell) {
+        var key = cell.col + "," + cell.row;
+        if (add && cells.length === 1 && selectionSet.cells.has(key)) {
+          selectionSet.cells.delete(key); // shift-click on a selected cell unselects it
+        } else {
+          selectionSet.cells.set(key, [cell.col, cell.row]);
+        }
+      });
+      updateCullStatus();
+    }
+    map.on("mousedown", function (event) {
+      if (!culling || event.originalEvent.button !== 0) {
+        return;
+      }
+      drag = { start: toPixel(event.latlng), startPoint: event.containerPoint, box: null };
+    });
+    map.on("mousemove", function (event) {
+      if (!drag) {
+        return;
+      }
+      var p = toPixel(event.latlng);
+      if (!drag.box && event.containerPoint.distanceTo(drag.startPoint) < 4) {
+        return;
+      }
+      var b = L.latLngBounds(toLatLng(drag.start.x, drag.start.y), toLatLng(p.x, p.y));
+      if (drag.box) {
+        drag.box.setBounds(b);
+      } else {
+        drag.box = L.rectangle(b, { color: "#00aaff", weight: 1, dashArray: "4", interactive: false })
+          .addTo(map);
+      }
+    });
+    map.on("mouseup", function (event) {
+      if (!drag) {
+        return;
+      }
+      var p = toPixel(event.latlng);
+      var shift = event.originalEvent.shiftKey;
+      if (drag.box) {
+        drag.box.remove();
+        selectCells(cellsInRect(drag.start.x, drag.start.y, p.x, p.y, meta)
+          .filter(function (cell) { return cell.col >= 0; }), shift);
+      } else {
+        var cell = cellAt(p.x, p.y, meta);
+        if (cell) {
+          selectCells([cell], shift);
+        }
+      }
+      drag = null;
+    });
+
+    /** Records of the selected cells (loading their shards); empty cells are skipped. */
+    function selectedRecords() {
+      var cells = Array.from(selectionSet.cells.values());
+      return Promise.all(cells.map(function (cell) {
+        return recordOf({ col: cell[0], row: cell[1] }).then(function (record) {
+          return record ? { cell: cell, record: record } : null;
+        });
+      })).then(function (found) { return found.filter(Boolean); });
+    }
+    $("cull-exclude").addEventListener("click", function () {
+      selectedRecords().then(function (found) {
+        found.forEach(function (f) {
+          excludedIds.set(f.record.id, { id: f.record.id, location: f.record.location,
+            listing_url: f.record.listing_url });
+          excludedSet.cells.set(f.cell[0] + "," + f.cell[1], f.cell);
+        });
+        selectionSet.cells = new Map();
+        updateCullStatus();
+      });
+    });
+    $("cull-restore").addEventListener("click", function () {
+      selectedRecords().then(function (found) {
+        found.forEach(function (f) {
+          excludedIds.delete(f.record.id);
+          excludedSet.cells.delete(f.cell[0] + "," + f.cell[1]);
+        });
+        selectionSet.cells = new Map();
+        updateCullStatus();
+      });
+    });
+    $("cull-clear").addEventListener("click", function () {
+      selectionSet.cells = new Map();
+      updateCullStatus();
+    });
+    $("cull-export").addEventListener("click", function () {
+      var ids = Array.from(excludedIds.keys());
+      var skipped = ids.filter(function (id) { return !writableId(id); });
+      download("exclude.txt", excludeFileText(ids), "text/plain;charset=utf-8");
+      setStatus(skipped.length ? skipped.length + " ids cannot be written to an exclude file " +
+        "(line breaks, edge spaces or a leading #) and were left out" : "");
+    });
+    $("cull-export-csv").addEventListener("click", function () {
+      download("excluded.csv", excludeCsvText(Array.from(excludedIds.values())),
+        "text/csv;charset=utf-8");
+    });
+    $("cull-load").addEventListener("change", function (event) {
+      var file = event.target.files && event.target.files[0];
+      if (!file) {
+        return;
+      }
+      file.text().then(function (text) {
+        var ids = parseExcludeFile(text);
+        return Promise.all(ids.map(function (id) {
+          return lookup(id).then(function (cell) { return { id: id, cell: cell }; });
+        }));
+      }).then(function (found) {
+        var onMap = 0;
+        found.forEach(function (f) {
+          var loc = f.id.split("/")[0];
+          excludedIds.set(f.id, excludedIds.get(f.id) || { id: f.id, location: loc, listing_url: "" });
+          if (f.cell) {
+            onMap += 1;
+            excludedSet.cells.set(f.cell.col + "," + f.cell.row, [f.cell.col, f.cell.row]);
+            // the listing link for the CSV comes with the cell's record
+            recordOf(f.cell).then(function (record) {
+              if (record && record.id === f.id) {
+                excludedIds.get(f.id).listing_url = record.listing_url;
+              }
+            });
+          }
+        });
+        updateCullStatus();
+        state.loadedExclude = { ids: found.length, onMap: onMap };
+        setStatus("Exclude file: " + found.length + " ids, " + onMap + " on this map (the others " +
+          "are already out of it)");
+        event.target.value = "";
+      }).catch(function (err) { setStatus("Could not read the exclude file: " + err.message); });
+    });
+
+    // ---------------------------------------------------------------- start
+    var view = parseHash(location.hash);
+    if (view) {
+      map.setView(map.unproject(L.point(view.x, view.y), maxZoom), view.z, { animate: false });
+      if (view.cell && view.cell.col < meta.cols && view.cell.row < meta.rows) {
+        openCell(view.cell, false);
+      }
+    } else {
+      map.fitBounds(bounds);
+    }
+    updateOriginals();
     setStatus(meta.count + " photos");
+    state.map = map;
+    state.ready = true;
   }
 
   function start() {
@@ -241,7 +838,18 @@
     shardUrl: shardUrl,
     tileUrl: tileUrl,
     safeHttpUrl: safeHttpUrl,
+    fnv1a: fnv1a,
+    idsUrl: idsUrl,
+    originalUrl: originalUrl,
     panelFields: panelFields,
+    neighbour: neighbour,
+    cellsInRect: cellsInRect,
+    formatHash: formatHash,
+    parseHash: parseHash,
+    parseExcludeFile: parseExcludeFile,
+    writableId: writableId,
+    excludeFileText: excludeFileText,
+    excludeCsvText: excludeCsvText,
     start: start,
   };
 });

@@ -1,0 +1,252 @@
+"""The viewer in a real browser: Debian's headless Chromium driven by playwright-core (node).
+
+One small map (6x5 grid of solid-colour photos, two locations, a hostile title) is rendered by
+the real pipeline code (render_tiles, build_site, write_pmtiles) and served from 127.0.0.1 by
+vacancy.serve (which answers range requests, as PMTiles needs). tests/browser/drive.cjs runs
+every scenario in one browser session and records screenshots, downloads and page state; the
+tests below assert on them. Screenshots are kept in pytest's temp folder (path printed).
+"""
+
+from __future__ import annotations
+
+import os
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vacancy.publish import write_pmtiles
+from vacancy.select import read_exclude_file
+from vacancy.serve import serve_in_thread
+from vacancy.tiles import make_thumb, render_tiles
+from vacancy.viewer import build_site
+
+ROOT = Path(__file__).resolve().parent.parent
+LEAFLET = ROOT / "node_modules" / "leaflet" / "dist"
+DRIVER = ROOT / "tests" / "browser" / "drive.cjs"
+CHROMIUM = Path("/usr/bin/chromium")
+COLS, ROWS, N, CELL = 6, 5, 28, 64
+VIEW_W, VIEW_H = 1200, 900
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
+COLUMNS = ["id", "location", "filename", "path", "class", "entropy", "width", "height",
+           "title", "price", "posted", "listing_url", "listing_id", "state", "image_url"]
+
+# `make test` installs both and sets VACANCY_REQUIRE_BROWSER=1, so there a missing browser fails.
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("VACANCY_REQUIRE_BROWSER")
+    and (not CHROMIUM.exists() or not (ROOT / "node_modules" / "playwright-core").is_dir()),
+    reason="needs Debian's chromium and npm's playwright-core (make setup installs both)")
+
+
+def colour(k: int) -> tuple[int, int, int]:
+    """Well-separated solid colours, so a misplaced cell cannot pass for its neighbour."""
+    return ((k * 97 + 40) % 256, (k * 53 + 90) % 256, (k * 181 + 10) % 256)
+
+
+def image_id(k: int) -> str:
+    return f"{'sf' if k % 2 == 0 else 'ny'}/{k:03d}.jpg"
+
+
+def cell_of(k: int) -> tuple[int, int]:
+    return k % COLS, k // COLS
+
+
+def screen(col: float, row: float, z: int, centre=(COLS * CELL / 2, ROWS * CELL / 2), zmax=1):
+    """Screen pixel of the centre of cell (col, row) at zoom z, map centred on ``centre``."""
+    s = 2.0 ** (z - zmax)
+    return (VIEW_W / 2 + ((col + 0.5) * CELL - centre[0]) * s,
+            VIEW_H / 2 + ((row + 0.5) * CELL - centre[1]) * s)
+
+
+def build_demo(results: Path) -> dict:
+    """raw photos (200x150), grid.csv, selected.csv, tiles/, tiles.pmtiles, site/, site-pm/."""
+    grid, selected = results / "grid.csv", results / "selected.csv"
+    results.mkdir(parents=True)
+    with open(grid, "w", newline="") as g, open(selected, "w", newline="") as s:
+        gw = csv.writer(g)
+        gw.writerow(["id", "col", "row"])
+        sw = csv.DictWriter(s, COLUMNS)
+        sw.writeheader()
+        for k in range(N):
+            loc, name = image_id(k).split("/")
+            path = results / "raw" / loc / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (200, 150), colour(k)).save(path, quality=95)
+            gw.writerow([image_id(k), *cell_of(k)])
+            sw.writerow({"id": image_id(k), "location": loc, "filename": name, "path": str(path),
+                         "class": "photo", "width": 200, "height": 150,
+                         "title": HOSTILE if k == 0 else f"Room {k}", "price": f"${1000 + k}",
+                         "posted": "2024-05-01", "listing_id": f"L{k // 2 * 2}",
+                         "listing_url": f"https://{loc}.example/{k}.html"})
+    tiles = results / "tiles"
+    render_tiles(grid, selected, tiles, COLS, ROWS, cell_px=CELL)
+    layout = json.loads((tiles / "meta.json").read_text())
+    write_pmtiles(tiles, results / "tiles.pmtiles")
+    meta = build_site(layout, grid, selected, results / "site", LEAFLET, shard_cells=4)
+    build_site(layout, grid, selected, results / "site-pm", LEAFLET, shard_cells=4,
+               pmtiles_url="../tiles.pmtiles")
+    return meta
+
+
+@pytest.fixture(scope="module")
+def browser_run(tmp_path_factory):
+    """Build the demo, serve it, run every browser scenario once; return (results, out, meta)."""
+    tmp = tmp_path_factory.mktemp("browser")
+    results, out = tmp / "results", tmp / "artifacts"
+    out.mkdir()
+    meta = build_demo(results)
+    assert meta["max_zoom"] == 1 and meta["extra_zoom"] == 2
+    excluded_fixture = out / "to-load.txt"
+    excluded_fixture.write_text("# already out\n" + "\n".join(image_id(k) for k in LOAD_KS)
+                                + "\ngone/not-on-this-map.jpg\n", encoding="utf-8")
+    plan = {
+        "out_dir": str(out), "viewport": {"width": VIEW_W, "height": VIEW_H},
+        "views": {"z1": "#z=1&x=192&y=160", "z0": "#z=0&x=192&y=160"},
+        "points": {"click": screen(2, 1, 1), "hostile": screen(0, 0, 1),
+                   "rect_from": screen(1, 1, 1), "rect_to": screen(3, 2, 1),
+                   "shift_click": screen(5, 3, 1)},
+        "searches": ["ny", "sf/010.jpg", "L6", "nothing-like-this"],
+        "exclude_to_load": str(excluded_fixture),
+    }
+    plan["views"]["deep"] = "#z=3&x=160&y=96"   # centre of cell (2, 1), two levels past the top
+    (out / "plan.json").write_text(json.dumps(plan))
+    server, base = serve_in_thread(results)
+    plan["base"] = base
+    (out / "plan.json").write_text(json.dumps(plan))
+    try:
+        done = subprocess.run(["node", str(DRIVER), str(out / "plan.json")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=150)
+    finally:
+        server.shutdown()
+        server.server_close()
+    print(f"browser artifacts in {out}")
+    got = json.loads((out / "results.json").read_text())
+    assert done.returncode == 0 and "fatal" not in got, (got.get("fatal"), done.stderr[-3000:])
+    return got, out, results
+
+
+LOAD_KS = [0, 5, 26]
+CULLED_KS = [7, 8, 9, 13, 14, 15, 23]   # rectangle (1,1)-(3,2) plus shift-click on (5,3)
+
+
+def shot(out: Path, name: str) -> np.ndarray:
+    return np.asarray(Image.open(out / f"{name}.png").convert("RGB"), dtype=np.int16)
+
+
+def sample(pixels: np.ndarray, xy, half: int = 4) -> np.ndarray:
+    x, y = int(round(xy[0])), int(round(xy[1]))
+    return pixels[y - half:y + half, x - half:x + half].reshape(-1, 3).mean(axis=0)
+
+
+def thumb_colour(results: Path, k: int) -> np.ndarray:
+    """The cell's colour as the pipeline's own thumbnail maker draws it."""
+    return make_thumb(results / "raw" / image_id(k), CELL).reshape(-1, 3).mean(axis=0)
+
+
+@pytest.mark.parametrize("zoom", [1, 0])
+def test_tiles_show_each_photo_in_its_cell(browser_run, zoom):
+    got, out, results = browser_run
+    pixels = shot(out, f"folder-z{zoom}")
+    for k in range(N):
+        seen = sample(pixels, screen(*cell_of(k), zoom), half=4 if zoom else 3)
+        assert np.abs(seen - thumb_colour(results, k)).max() < 12, (k, seen)
+    empty = sample(pixels, screen(5, 4, zoom), half=3)    # the grid's unfilled last cells
+    assert np.abs(empty - (24, 24, 24)).max() < 6
+    assert got["errors"] == []
+
+
+@pytest.mark.parametrize("zoom", [1, 0])
+def test_pmtiles_variant_paints_the_same_pixels(browser_run, zoom):
+    got, out, _ = browser_run
+    folder, archive = shot(out, f"folder-z{zoom}"), shot(out, f"pmtiles-z{zoom}")
+    assert folder.shape == archive.shape == (VIEW_H, VIEW_W, 3)
+    assert np.abs(folder - archive).max() <= 2
+    assert 206 in got["pmtilesStatuses"]           # really read by range requests
+    assert got["pmtilesLoaded"] > 0
+
+
+def test_click_opens_the_panel_and_arrows_move_to_neighbours(browser_run):
+    got, _, _ = browser_run
+    clicked = got["clicked"]
+    assert clicked["visible"]
+    assert (clicked["id"], clicked["title"], clicked["price"]) == ("sf/008.jpg", "Room 8", "$1008")
+    assert (clicked["location"], clicked["posted"], clicked["cls"]) == ("sf", "2024-05-01", "photo")
+    assert clicked["link"] == {"href": "https://sf.example/8.html", "rel": "noopener noreferrer",
+                               "target": "_blank"}
+    assert clicked["selected"] == {"col": 2, "row": 1, "id": "sf/008.jpg"}
+    assert (got["right"]["id"], got["right"]["title"]) == ("ny/009.jpg", "Room 9")
+    assert (got["down"]["id"], got["down"]["price"]) == ("ny/015.jpg", "$1015")
+
+
+def test_hostile_title_is_shown_as_text_and_runs_nothing(browser_run):
+    got, _, _ = browser_run
+    hostile = got["hostile"]
+    assert hostile["id"] == "sf/000.jpg"
+    assert hostile["title"] == HOSTILE
+    assert hostile["imgsInFields"] == 0
+    assert hostile["pwned"] is None and "dialogs" not in got
+
+
+def test_permalink_reopens_the_same_view(browser_run):
+    got, _, _ = browser_run
+    before, after = got["before"], got["after"]
+    assert "cell=3,2" in got["permalink"] and before["zoom"] > 1   # the wheel zoomed in
+    assert after["zoom"] == before["zoom"]
+    assert abs(after["center"]["lat"] - before["center"]["lat"]) < 0.1
+    assert abs(after["center"]["lng"] - before["center"]["lng"]) < 0.1
+    assert got["reopened"]["id"] == "ny/015.jpg" and got["reopened"]["visible"]
+
+
+def test_zoom_past_the_top_shows_the_original_at_full_resolution(browser_run):
+    got, out, results = browser_run
+    assert got["deepZoom"] == 3
+    overlays = {o["src"]: o for o in got["deep"]}
+    centre = overlays["../raw/sf/008.jpg"]
+    assert (centre["naturalWidth"], centre["naturalHeight"]) == (200, 150)   # the file itself
+    assert round(centre["width"]) == round(centre["height"]) == 256          # >= its own size
+    seen = sample(shot(out, "deep"), (VIEW_W / 2, VIEW_H / 2), half=20)
+    assert np.abs(seen - colour(8)).max() < 10
+
+
+def test_search_highlights_a_location_and_jumps_to_ids(browser_run):
+    got, _, _ = browser_run
+    search = got["search"]
+    assert search["ny"]["highlighted"] == 14
+    assert search["sf/010.jpg"]["selected"] == {"col": 4, "row": 1, "id": "sf/010.jpg"}
+    assert search["L6"]["selected"] == {"col": 0, "row": 1, "id": "sf/006.jpg"}
+    assert "No image" in search["nothing-like-this"]["status"]
+
+
+def test_culling_rectangle_exports_the_exclude_file(browser_run):
+    got, out, results = browser_run
+    assert got["selectedAfterDrag"] == 6 and got["selectedAfterShift"] == 7
+    text = (out / "exclude.txt").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines == sorted(image_id(k) for k in CULLED_KS)
+    assert read_exclude_file(out / "exclude.txt") == {image_id(k) for k in CULLED_KS}
+    with open(out / "excluded.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == sorted(image_id(k) for k in CULLED_KS)
+    assert rows[0] == {"id": "ny/007.jpg", "location": "ny",
+                       "listing_url": "https://ny.example/7.html"}
+    pixels = shot(out, "culled")
+    for k in range(N):
+        seen, full = sample(pixels, screen(*cell_of(k), 1)), thumb_colour(results, k)
+        want = full * 0.3 if k in CULLED_KS else full     # excluded cells dimmed
+        assert np.abs(seen - want).max() < 14, (k, seen, want)
+
+
+def test_loading_an_exclude_file_dims_its_cells(browser_run):
+    got, out, results = browser_run
+    assert got["loaded"]["file"] == {"ids": 4, "onMap": 3}
+    assert got["loaded"]["excluded"] == 4
+    pixels = shot(out, "loaded")
+    for k in range(N):
+        seen, full = sample(pixels, screen(*cell_of(k), 1)), thumb_colour(results, k)
+        want = full * 0.3 if k in LOAD_KS else full
+        assert np.abs(seen - want).max() < 14, (k, seen, want)

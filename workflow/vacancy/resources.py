@@ -1,0 +1,104 @@
+"""Resource callables for the rules: SLURM's ``--time`` and ``--mem`` sized from the input.
+
+A cluster kills a job that outlives its ``runtime`` or outgrows its ``mem_mb``, and a request far
+too large waits longer in the queue. So the stages whose cost grows with the collection compute
+their request from what they will read: the number of images in their input table (per-image
+stages), or the size of their input file (PCA, t-SNE). Costs come from the scale benchmark
+(125,000 images, 2 cores): per-image stages take 5-10 ms an image, t-SNE 5-10 min and ~3 GB.
+
+Snakemake calls these with the job's ``wildcards``, ``input`` and ``attempt``. Before the input
+exists (dry run, DAG building) they return the base value; Snakemake evaluates them again just
+before submitting, when the input is there. Each retry (``attempt`` 2, 3...) asks for more, so a
+job killed for time or memory gets a larger request instead of failing the same way again.
+
+Only the standard library is used here: this module runs in the Snakemake process on the login
+node, not in a rule's environment.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Callable
+
+#: Multiplier on measured costs: cluster nodes are often slower and busier than the benchmark box.
+SAFETY = 3.0
+
+
+def count_rows(path: str | os.PathLike, location: str | None = None) -> int:
+    """Data rows of a CSV (all, or those whose ``id`` starts with ``location/``); 0 if missing.
+
+    Streams the file: a 125,000-row table is counted in well under a second.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            if location is None:
+                return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+            prefix = f"{location}/"
+            return sum(1 for row in csv.DictReader(handle) if row.get("id", "").startswith(prefix))
+    except OSError:
+        return 0
+
+
+def input_mb(input_files) -> float:
+    """Total size in MB of the input files that exist (missing ones count as 0)."""
+    total = 0
+    for path in input_files:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass
+    return total / 1e6
+
+
+def _minutes(base_min: float, work_min: float, attempt: int) -> int:
+    return int(math.ceil((base_min + SAFETY * work_min) * max(1, attempt)))
+
+
+def runtime_per_image(ms_per_image: float, base_min: float = 10, table: str | int = 0,
+                      per_location: bool = False) -> Callable:
+    """Runtime (minutes) of a stage that spends ``ms_per_image`` on each row of its input table.
+
+    ``table`` names the input holding the rows (index or name); ``per_location`` counts only the
+    rows of the job's ``{location}`` (features reads the global selected.csv).
+    """
+
+    def runtime(wildcards, input, attempt) -> int:
+        path = input[table] if isinstance(table, int) else getattr(input, table)
+        location = wildcards.location if per_location else None
+        n = count_rows(path, location)
+        return _minutes(base_min, n * ms_per_image / 60_000, attempt)
+
+    return runtime
+
+
+def runtime_per_mb(minutes_per_mb: float, base_min: float = 10) -> Callable:
+    """Runtime (minutes) of a stage whose work grows with the size of all its input files."""
+
+    def runtime(wildcards, input, attempt) -> int:
+        return _minutes(base_min, input_mb(input) * minutes_per_mb, attempt)
+
+    return runtime
+
+
+def mem_per_mb(base_mb: int, mb_per_input_mb: float = 0.0) -> Callable:
+    """Memory (MB): ``base_mb`` plus ``mb_per_input_mb`` for each MB of input, times the attempt.
+
+    t-SNE keeps neighbour lists and gradients per point, so its peak grows with pca.h5 (150
+    float32 per image): ~80 MB of input at 125,000 images for ~3 GB of memory.
+    """
+
+    def mem_mb(wildcards, input, attempt) -> int:
+        return int(math.ceil((base_mb + mb_per_input_mb * input_mb(input)) * max(1, attempt)))
+
+    return mem_mb
+
+
+def mem_fixed(base_mb: int) -> Callable:
+    """Memory (MB) of a streaming stage (flat in the number of images), doubled on each retry."""
+
+    def mem_mb(wildcards, attempt) -> int:
+        return base_mb * max(1, attempt)
+
+    return mem_mb
