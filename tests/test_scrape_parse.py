@@ -124,7 +124,7 @@ def test_allow_list_and_retry_after():
     assert retry_after_s("soon") is None
 
 
-def test_schema_fragment_and_example_config_match_defaults():
+def test_config_schema_and_example_config_match_defaults():
     import jsonschema
     import yaml
 
@@ -132,7 +132,8 @@ def test_schema_fragment_and_example_config_match_defaults():
     from fixture_site import scrape_settings
 
     repo = Path(__file__).resolve().parents[1]
-    fragment = yaml.safe_load((repo / "workflow/schemas/craigslist.schema.yaml").read_text())["craigslist"]
+    schema = yaml.safe_load((repo / "workflow/schemas/config.schema.yaml").read_text())
+    fragment = schema["properties"]["craigslist"]
     assert {k: v["default"] for k, v in fragment["properties"].items()} == DEFAULTS
     jsonschema.validate(yaml.safe_load((repo / "config/craigslist-example.yaml").read_text())["craigslist"], fragment)
     jsonschema.validate(scrape_settings(BASE, locations=["sfbay"]), fragment)

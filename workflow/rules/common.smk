@@ -4,6 +4,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from vacancy.common import read_csv  # noqa: E402
+from vacancy.scrape import select_sites  # noqa: E402
 from vacancy.sources import list_locations  # noqa: E402
 from vacancy.tsne import resolve_settings  # noqa: E402
 from vacancy import resources as sizing  # noqa: E402  (callables for threads/resources)
@@ -13,16 +15,31 @@ ENVS = str(Path(workflow.basedir) / "envs")
 
 
 def configured_locations():
-    """Locations of the configured source, known before any job runs."""
+    """Locations known before any job runs; None when they come from the sites page."""
     source = config["source"]
     if source == "demo":
         return list(config["demo"]["locations"])
     if source == "folder":
         return list_locations(config["folder"]["path"])
-    raise WorkflowError(
-        "source: craigslist is not available yet (the scraper is a separate issue); "
-        "use source: demo or source: folder"
-    )
+    craigslist = config["craigslist"]
+    if craigslist["locations"] == "all":
+        return None
+    return select_sites([], craigslist["locations"], craigslist["start"], craigslist["count"])
+
+
+def locations(wildcards=None):
+    """Every location of this run. With ``craigslist.locations: all`` the list is read from the
+    cached sites page, which the ``sites`` checkpoint writes first."""
+    if LOCATIONS is not None:
+        return LOCATIONS
+    craigslist = config["craigslist"]
+    sites = read_csv(checkpoints.sites.get().output[0])
+    return select_sites(sites, "all", craigslist["start"], craigslist["count"])
+
+
+def per_location(pattern, **extra):
+    """An input function: ``pattern`` expanded over every location (and ``extra`` wildcards)."""
+    return lambda wildcards: expand(pattern, location=locations(), **extra)
 
 
 def check_config():
@@ -40,7 +57,7 @@ def check_config():
 
 check_config()
 LOCATIONS = configured_locations()
-if not LOCATIONS:
+if LOCATIONS is not None and not LOCATIONS:
     raise WorkflowError(f"config: source {config['source']!r} has no locations")
 
 

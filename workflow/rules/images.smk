@@ -53,7 +53,7 @@ rule hashes:
 rule dedup:
     """Group copies across all locations; keep the largest of each group."""
     input:
-        expand(f"{R}/hashes/{{location}}.csv", location=LOCATIONS),
+        per_location(f"{R}/hashes/{{location}}.csv"),
     output:
         f"{R}/duplicates.csv",
     params:
@@ -80,13 +80,9 @@ def exclude_input(wildcards):
 rule select:
     """Photos (and maybe), minus copies, minus rejects, minus the curator's exclude file."""
     input:
-        inventories=expand(f"{R}/inventory/{{location}}.csv", location=LOCATIONS),
-        triage=expand(f"{R}/triage/{{location}}.csv", location=LOCATIONS),
-        rejects=expand(
-            f"{R}/{{stage}}/{{location}}.rejects.csv",
-            stage=["triage", "hashes"],
-            location=LOCATIONS,
-        ),
+        inventories=per_location(f"{R}/inventory/{{location}}.csv"),
+        triage=per_location(f"{R}/triage/{{location}}.csv"),
+        rejects=per_location(f"{R}/{{stage}}/{{location}}.rejects.csv", stage=["triage", "hashes"]),
         duplicates=f"{R}/duplicates.csv",
         exclude=exclude_input,
     output:

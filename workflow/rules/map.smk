@@ -4,7 +4,7 @@
 rule pca:
     """IncrementalPCA over all feature shards, streamed in batches."""
     input:
-        expand(f"{R}/features/{{location}}.h5", location=LOCATIONS),
+        per_location(f"{R}/features/{{location}}.h5"),
     output:
         f"{R}/pca.h5",
     params:

@@ -31,6 +31,52 @@ if config["source"] == "demo":
     def location_dir(wildcards):
         return f"{R}/raw/{wildcards.location}"
 
+elif config["source"] == "craigslist":
+
+    localrules:
+        sites,
+
+    checkpoint sites:
+        """The US section of the sites page, cached with each site's state."""
+        output:
+            f"{R}/raw/sites.csv",
+        params:
+            settings={**config["craigslist"], "max_pixels": config["max_pixels"]},
+        log:
+            f"{R}/logs/sites.log",
+        conda:
+            f"{ENVS}/scrape.yaml"
+        script:
+            "../scripts/sites.py"
+
+    rule scrape:
+        """One location's listings and photos, politely; resumable after any interruption."""
+        output:
+            manifest=f"{R}/raw/{{location}}/manifest.csv",
+            state=f"{R}/raw/{{location}}/scrape_state.json",
+        params:
+            out_dir=lambda wildcards: f"{R}/raw/{wildcards.location}",
+            lock_dir=f"{R}/raw/.scrape-locks",
+            settings={**config["craigslist"], "max_pixels": config["max_pixels"]},
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=24 * 60,
+        log:
+            f"{R}/logs/scrape/{{location}}.log",
+        benchmark:
+            f"{R}/benchmarks/scrape/{{location}}.tsv"
+        conda:
+            f"{ENVS}/scrape.yaml"
+        script:
+            "../scripts/scrape.py"
+
+    def location_input(wildcards):
+        return f"{R}/raw/{wildcards.location}/manifest.csv"
+
+    def location_dir(wildcards):
+        return f"{R}/raw/{wildcards.location}"
+
 else:
 
     def location_input(wildcards):

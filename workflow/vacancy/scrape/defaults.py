@@ -1,7 +1,7 @@
 """Every ``craigslist.*`` config key with its default, in one place.
 
 Why a module of its own: the fetcher, the parsers and the per-location driver all read these,
-and the workflow's config schema mirrors them (``workflow/schemas/craigslist.schema.yaml``).
+and the workflow's config schema mirrors them (``craigslist`` in ``workflow/schemas/config.schema.yaml``).
 """
 
 from __future__ import annotations
