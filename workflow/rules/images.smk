@@ -127,3 +127,26 @@ rule features:
         f"{ENVS}/images.yaml"
     script:
         "../scripts/features.py"
+
+
+rule thumbs:
+    """A cell-sized thumbnail of every image, made once: new layouts reuse it."""
+    input:
+        f"{R}/inventory/{{location}}.csv",
+    output:
+        f"{R}/thumbs/{{location}}.h5",
+    params:
+        cell_px=config["tiles"]["cell_px"],
+        background=config["tiles"]["background"],
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=3),
+    log:
+        f"{R}/logs/thumbs/{{location}}.log",
+    benchmark:
+        f"{R}/benchmarks/thumbs/{{location}}.tsv"
+    conda:
+        f"{ENVS}/viewer.yaml"
+    script:
+        "../scripts/thumbs.py"

@@ -103,6 +103,7 @@ rule tiles:
         grid=f"{R}/grid.csv",
         selected=f"{R}/selected.csv",
         site=f"{R}/site",
+        thumbs=per_location(f"{R}/thumbs/{{location}}.h5"),
     output:
         directory(f"{R}/tiles"),
         # the PMTiles archive, only when publish.pmtiles is on
@@ -115,7 +116,7 @@ rule tiles:
     threads: 2
     resources:
         mem_mb=sizing.mem_fixed(2000),
-        runtime=sizing.runtime_per_image(ms_per_image=10, table="grid"),
+        runtime=sizing.runtime_per_image(ms_per_image=2, table="grid"),
     log:
         f"{R}/logs/tiles.log",
     benchmark:

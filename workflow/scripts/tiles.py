@@ -15,6 +15,6 @@ i, p = snakemake.input, snakemake.params
 cols, rows = read_grid_shape(i.grid)
 render_tiles(i.grid, i.selected, snakemake.output[0], cols, rows, cell_px=p.cell_px,
              tile_px=p.tile_px, quality=p.quality, background=p.background,
-             threads=snakemake.threads)
+             threads=snakemake.threads, thumb_files=list(i.thumbs))
 if len(snakemake.output) > 1:
     write_pmtiles(snakemake.output[0], snakemake.output[1])

@@ -270,17 +270,33 @@ class _Pyramid:
             self.written[z] += 1
 
 
-def _cell_rows(by_row, paths, rows, cell_px, strip_w, background, pool, progress, failed):
+def _decoded_thumbs(paths, cell_px, background, pool):
+    """A thumbnail source that decodes the originals (used when no thumbnail store is given)."""
+    def fetch(ids):
+        return pool.map(_safe_thumb, [(i, paths.get(i, ""), cell_px, background) for i in ids])
+    return fetch
+
+
+def _stored_thumbs(store, cell_px):
+    """A thumbnail source reading the ``thumbs`` rule's files: no original is decoded again."""
+    placeholder = np.full((cell_px, cell_px, 3), PLACEHOLDER_RGB, np.uint8)
+
+    def fetch(ids):
+        return [(placeholder, False) if t is None else (t, True) for t in store.get(ids, cell_px)]
+    return fetch
+
+
+def _cell_rows(by_row, fetch, rows, cell_px, strip_w, background, progress, failed):
     """Yield each grid row as a ``cell_px`` x ``strip_w`` pixel band with its thumbnails.
 
-    ``failed`` collects the ids that got a placeholder, for meta.json.
+    ``fetch(ids)`` gives ``(thumb, ok)`` per id; ``failed`` collects the ids that got a
+    placeholder, for meta.json.
     """
     for row in range(rows):
         band = np.empty((cell_px, strip_w, 3), np.uint8)
         band[:] = background
         cells = by_row.get(row, [])
-        jobs = [(i, paths.get(i, ""), cell_px, background) for _, i in cells]
-        for (col, image_id_), (thumb, ok) in zip(cells, pool.map(_safe_thumb, jobs)):
+        for (col, image_id_), (thumb, ok) in zip(cells, fetch([i for _, i in cells])):
             band[:, col * cell_px:(col + 1) * cell_px] = thumb
             if not ok:
                 failed.append(image_id_)
@@ -307,8 +323,11 @@ def _strips(bands, tile_px: int, strip_w: int, background) -> Iterator[np.ndarra
 
 def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px: int = 64,
                  tile_px: int = 256, quality: int = 85, background=(24, 24, 24),
-                 threads: int = 1) -> dict:
+                 threads: int = 1, thumb_files=None) -> dict:
     """Render the tile pyramid ``out_dir/{z}/{x}/{y}.jpg`` plus ``meta.json``; return the meta.
+
+    With ``thumb_files`` (the ``thumbs`` rule's per-location HDF5 files) the cells are copied
+    from the stored thumbnails and no original is decoded; without, originals are decoded.
 
     ``threads`` decodes that many images at once (Pillow releases the GIL while decoding), for a
     Snakemake rule that was given more than one core. The tree is built beside ``out_dir`` and
@@ -328,11 +347,21 @@ def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px:
     log.info("tiles: %d images on a %dx%d grid, %dx%d px, zoom 0..%d",
              count, cols, rows, width_px, height_px, zmax)
 
-    with atomic_dir(out_dir) as tmp, ThreadPoolExecutor(max(1, int(threads))) as pool:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_dir(out_dir))
+        if thumb_files is not None:
+            from .thumbs import ThumbStore  # thumbs imports this module
+
+            store = ThumbStore(thumb_files)
+            stack.callback(store.close)
+            fetch = _stored_thumbs(store, cell_px)
+        else:
+            pool = stack.enter_context(ThreadPoolExecutor(max(1, int(threads))))
+            fetch = _decoded_thumbs(paths, cell_px, background, pool)
         pyramid = _Pyramid(tmp, zmax, tile_px, quality, background)
         progress = Progress("tiles", count, logger=log)
         failed: list[str] = []
-        bands = _cell_rows(by_row, paths, band_rows, cell_px, strip_w, background, pool, progress,
+        bands = _cell_rows(by_row, fetch, band_rows, cell_px, strip_w, background, progress,
                            failed)
         for strip in _strips(bands, tile_px, strip_w, background):
             pyramid.push(zmax, strip)
