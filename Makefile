@@ -26,7 +26,7 @@ serve:
 	$(BIN)/python -m vacancy.serve --directory results --port $(PORT)
 
 bench: setup
-	$(BIN)/python bench/run.py --images 2000
+	$(BIN)/python bench/scale.py --images 2000 --original 200 --flas
 
 setup: system-deps python-deps node-deps
 

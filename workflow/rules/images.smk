@@ -114,6 +114,7 @@ rule features:
     params:
         color=config["features"]["color"],
         batch_size=config["features"]["batch_size"],
+        draft=config["features"]["draft"],
         max_pixels=config["max_pixels"],
     threads: 1
     resources:

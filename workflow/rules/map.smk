@@ -52,6 +52,11 @@ rule grid:
         f"{R}/tsne.csv",
     output:
         f"{R}/grid.csv",
+    params:
+        method=config["grid"]["method"],
+        dense_max=config["grid"]["dense_max"],
+        block=config["grid"]["block"],
+        holes=config["grid"]["holes"],
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),

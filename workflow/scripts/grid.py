@@ -10,4 +10,4 @@ setup_logging(snakemake.log[0])  # noqa: F821
 
 from vacancy.grid import run_grid  # noqa: E402
 
-run_grid(snakemake.input[0], snakemake.output[0])
+run_grid(snakemake.input[0], snakemake.output[0], **snakemake.params)

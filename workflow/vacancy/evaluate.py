@@ -95,10 +95,11 @@ def map_quality(truth: list[dict], grid_rows: list[dict], seeds: int = 5) -> dic
     return {"neighbour_family_share": ours, "random_layout_share": float(np.mean(random_shares))}
 
 
-def evaluate_run(results_dir: str | Path, keep_maybe: bool = False) -> dict:
-    """All three figures for a finished demo run in ``results_dir``."""
+def evaluate_run(results_dir: str | Path, keep_maybe: bool = False, truth_csv=None) -> dict:
+    """All three figures for a finished demo run in ``results_dir`` (truth: the demo's own, or
+    ``truth_csv`` for a corpus made outside the run, as the benchmark does)."""
     results_dir = Path(results_dir)
-    truth = read_csv(results_dir / "demo" / "truth.csv")
+    truth = read_csv(truth_csv or results_dir / "demo" / "truth.csv")
     triage_rows = [r for p in sorted((results_dir / "triage").glob("*.csv"))
                    if not p.name.endswith(".rejects.csv") for r in read_csv(p)]
     return {

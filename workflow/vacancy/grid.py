@@ -1,24 +1,39 @@
-"""Snap the t-SNE points onto a near-square grid, one image per cell, with lapjv.
+"""Snap the t-SNE points onto a near-square grid, one image per cell.
 
-The t-SNE positions are stretched to fill the grid, and the assignment that minimises the total
-squared distance between each point and its cell centre is solved exactly with lapjv (a
-Jonker-Volgenant linear assignment solver). The grid has ``ceil(sqrt(n))`` columns and as many
-rows as needed; spare cells are taken by zero-cost dummy points and stay empty. The dense solve
-needs an n x n cost matrix, which is fine to about 10,000 images.
+The t-SNE positions are stretched to fill the grid, and each point is given a cell so that the
+total squared distance between points and their cell centres is as small as possible. Up to a
+few thousand images this is solved exactly in one piece (``assign_dense``, lapjv on an n x n cost
+matrix). That matrix grows as n^2 (125,000 images would need 62 GB) and the solve as n^2..n^3, so
+larger collections use ``assign_blocks``: a balanced split into grid-shaped blocks that are each
+solved exactly, followed by passes over blocks offset by half a block that repair the seams.
+Spare cells (n < cols x rows) take no image; like the dense solve's zero-cost dummy points, they
+end up wherever they save the most displacement (``holes="end"`` keeps them at the end of the
+last row instead).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 from lapjv import lapjv
+from scipy.optimize import linear_sum_assignment
 
 from .common import provenance, read_csv, write_csv
 
 log = logging.getLogger(__name__)
+
+#: Largest collection solved in one piece by ``method="auto"`` (about 5 s with lapjv here).
+DENSE_MAX = 4000
+#: Side of a block, in cells: 16 x 16 = 256 cells, a few ms per exact solve even for hard blocks.
+BLOCK = 16
+#: Seam-repair passes stop when one pass lowers the total cost by less than this fraction ...
+REPAIR_TOL = 1e-4
+#: ... or after this many passes.
+MAX_PASSES = 16
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -61,28 +76,181 @@ def assign_dense(points: np.ndarray, cols: int, rows: int) -> np.ndarray:
     return np.asarray(row_to_cell[:n], dtype=np.int64)
 
 
+def _solve_block(scaled: np.ndarray, point_idx: np.ndarray, cell_idx: np.ndarray, cols: int,
+                 cell_owner: np.ndarray) -> None:
+    """Optimally assign ``point_idx`` to some of ``cell_idx`` (at least as many) in ``cell_owner``.
+
+    scipy's ``linear_sum_assignment`` is an exact Jonker-Volgenant-type solver like lapjv, and
+    measured 4-10x faster than lapjv on these 256..2,304-cell blocks.
+    """
+    if len(point_idx) == 0:
+        return
+    centres = np.column_stack([cell_idx % cols + 0.5, cell_idx // cols + 0.5])
+    diff = scaled[point_idx, None, :] - centres[None, :, :]
+    cost = np.einsum("ijk,ijk->ij", diff, diff)
+    rows_, cols_ = linear_sum_assignment(cost)
+    cell_owner[cell_idx[cols_]] = point_idx[rows_]
+
+
+def _spans(length: int, block: int, offset: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the blocks along one axis; with an offset the first block is short."""
+    first = block - offset if offset else block
+    edges = [0, *range(first, length, block), length]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def _quotas(total: int, capacities: np.ndarray) -> np.ndarray:
+    """Split ``total`` points over parts in proportion to their cell counts, rounding so that
+    every prefix of parts gets its fair share (never more points than cells)."""
+    bounds = np.rint(total * np.cumsum(capacities) / max(int(capacities.sum()), 1)).astype(np.int64)
+    return np.diff(bounds, prepend=0)
+
+
+def _block_cells(r0: int, r1: int, c0: int, c1: int, cols: int, allowed: np.ndarray) -> np.ndarray:
+    """Row-major indices of the cells that may hold an image in rows r0..r1-1, columns c0..c1-1."""
+    c, r = np.meshgrid(np.arange(c0, c1), np.arange(r0, r1))
+    cells = (r * cols + c).ravel()
+    return cells[allowed[cells]]
+
+
+def _balanced_split(scaled: np.ndarray, cols: int, rows: int, block: int, allowed: np.ndarray,
+                    cell_owner: np.ndarray) -> None:
+    """First assignment, a balanced k-d split: bands of ``block`` rows take points in y order,
+    as many as their share of the cells, and each band's points go in x order to its blocks,
+    again by their share of cells; then every block is solved exactly."""
+    n = len(scaled)
+    row_spans, col_spans = _spans(rows, block, 0), _spans(cols, block, 0)
+    grids = [[_block_cells(r0, r1, c0, c1, cols, allowed) for c0, c1 in col_spans]
+             for r0, r1 in row_spans]
+    band_caps = np.array([sum(len(c) for c in band) for band in grids])
+    by_y = np.lexsort((scaled[:, 0], scaled[:, 1]))
+    start = 0
+    for band_cells, quota in zip(grids, _quotas(n, band_caps)):
+        band = by_y[start:start + quota]
+        start += quota
+        band = band[np.lexsort((scaled[band, 1], scaled[band, 0]))]
+        taken = 0
+        for cells, share in zip(band_cells, _quotas(quota, np.array([len(c) for c in band_cells]))):
+            _solve_block(scaled, band[taken:taken + share], cells, cols, cell_owner)
+            taken += share
+
+
+def _repair_pass(scaled: np.ndarray, cols: int, rows: int, block: int, offset: tuple[int, int],
+                 allowed: np.ndarray, cell_owner: np.ndarray) -> None:
+    """Re-solve every block of a grid of blocks shifted by ``offset`` (rows, cols), exactly, among
+    the points that currently sit in it (empty cells of the block may take them too); a block's
+    solution never costs more than before."""
+    for r0, r1 in _spans(rows, block, offset[0]):
+        for c0, c1 in _spans(cols, block, offset[1]):
+            cells = _block_cells(r0, r1, c0, c1, cols, allowed)
+            owners = cell_owner[cells]
+            cell_owner[cells] = -1
+            _solve_block(scaled, owners[owners >= 0], cells, cols, cell_owner)
+
+
+def _total_cost(scaled: np.ndarray, cell_owner: np.ndarray, cols: int) -> float:
+    """Sum of squared point-to-centre distances of the current assignment."""
+    cells = np.flatnonzero(cell_owner >= 0)
+    centres = np.column_stack([cells % cols + 0.5, cells // cols + 0.5])
+    return float(((scaled[cell_owner[cells]] - centres) ** 2).sum())
+
+
+def assign_blocks(points: np.ndarray, cols: int, rows: int, block: int = BLOCK,
+                  holes: str = "free", max_passes: int = MAX_PASSES,
+                  tol: float = REPAIR_TOL) -> np.ndarray:
+    """Near-optimal cell index (row-major) for each point, in memory and time linear in n.
+
+    Blocks of ``block`` x ``block`` cells are solved exactly after a balanced split, then the
+    seams are repaired by re-solving blocks shifted by half a block (diagonally, along each
+    axis, then unshifted, in turn) until a round of four passes lowers the total squared
+    displacement by less than ``tol`` of it, or after ``max_passes``.
+
+    Empty cells (when n < cols x rows): ``holes="free"`` lets them go wherever the assignment is
+    cheapest, as the dense solve does (in t-SNE maps: the sparse gaps between clusters);
+    ``holes="end"`` keeps them at the end of the last row, at some cost in displacement.
+    """
+    n = len(points)
+    cells = cols * rows
+    if n > cells:
+        raise ValueError(f"{n} points do not fit a {cols}x{rows} grid")
+    if block < 2:
+        raise ValueError("block must be at least 2 cells")
+    if holes not in ("free", "end"):
+        raise ValueError(f"holes {holes!r} is not one of free, end")
+    allowed = np.ones(cells, bool) if holes == "free" else np.arange(cells) < n
+    scaled = to_grid_units(points, cols, rows)
+    cell_owner = np.full(cells, -1, dtype=np.int64)
+    _balanced_split(scaled, cols, rows, block, allowed, cell_owner)
+    half = block // 2
+    offsets = [(half, half), (0, half), (half, 0), (0, 0)]
+    cost = round_start = _total_cost(scaled, cell_owner, cols)
+    log.debug("grid blocks: balanced split, cost %.1f", cost)
+    for i in range(max_passes):
+        _repair_pass(scaled, cols, rows, block, offsets[i % 4], allowed, cell_owner)
+        cost = _total_cost(scaled, cell_owner, cols)
+        log.debug("grid blocks: repair pass %d, cost %.1f", i + 1, cost)
+        if i % 4 == 3:
+            if round_start - cost <= tol * round_start:
+                break
+            round_start = cost
+    cell_index = np.empty(n, dtype=np.int64)
+    occupied = np.flatnonzero(cell_owner >= 0)
+    cell_index[cell_owner[occupied]] = occupied
+    return cell_index
+
+
 def displacement(points: np.ndarray, cell_index: np.ndarray, cols: int, rows: int) -> np.ndarray:
     """Distance, in cell units, between each scaled point and the centre of its cell."""
     scaled = to_grid_units(points, cols, rows)
     return np.linalg.norm(scaled - cell_centres(cols, rows)[cell_index], axis=1)
 
 
-def run_grid(tsne_csv: str | Path, out_csv: str | Path) -> dict:
-    """Read ``id, x, y``, assign cells, write ``id, col, row`` with the grid size in the sidecar."""
+def choose_method(n: int, method: str = "auto", dense_max: int = DENSE_MAX) -> str:
+    """``dense`` or ``blocks``: ``auto`` picks dense up to ``dense_max`` images."""
+    if method == "auto":
+        return "dense" if n <= dense_max else "blocks"
+    if method not in ("dense", "blocks"):
+        raise ValueError(f"grid method {method!r} is not one of auto, dense, blocks")
+    return method
+
+
+def assign(points: np.ndarray, cols: int, rows: int, method: str = "auto", block: int = BLOCK,
+           dense_max: int = DENSE_MAX, holes: str = "free") -> tuple[np.ndarray, str]:
+    """Cell index for each point by the chosen method; also return the method used."""
+    used = choose_method(len(points), method, dense_max)
+    if used == "dense":
+        return assign_dense(points, cols, rows), used
+    return assign_blocks(points, cols, rows, block=block, holes=holes), used
+
+
+def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str = "auto", block: int = BLOCK,
+             dense_max: int = DENSE_MAX, holes: str = "free") -> dict:
+    """Read ``id, x, y``, assign cells, write ``id, col, row`` with the grid size in the sidecar.
+
+    The sidecar's ``params`` record the method actually used (``lapjv-dense`` or ``blocks``),
+    the block size and the threshold, so a change of any of them is visible in the provenance.
+    """
     rows_in = read_csv(tsne_csv)
     ids = [r["id"] for r in rows_in]
     points = np.array([[float(r["x"]), float(r["y"])] for r in rows_in], dtype=np.float64)
     cols, rows = grid_shape(len(ids))
-    log.info("grid: %d images on %d x %d cells", len(ids), cols, rows)
-    cell_index = assign_dense(points, cols, rows)
+    used = choose_method(len(ids), method, dense_max)
+    log.info("grid: %d images on %d x %d cells, method %s", len(ids), cols, rows, used)
+    start = time.perf_counter()
+    cell_index, used = assign(points, cols, rows, used, block, dense_max, holes)
+    seconds = time.perf_counter() - start
     moved = displacement(points, cell_index, cols, rows)
-    stats = {"cols": cols, "rows": rows, "n_images": len(ids),
+    stats = {"cols": cols, "rows": rows, "n_images": len(ids), "method": used,
+             "seconds": round(seconds, 3),
              "displacement_mean": float(moved.mean()),
              "displacement_p95": float(np.percentile(moved, 95))}
-    log.info("grid: mean displacement %.3f cells, 95th percentile %.3f",
+    log.info("grid: %.1f s, mean displacement %.3f cells, 95th percentile %.3f", seconds,
              stats["displacement_mean"], stats["displacement_p95"])
     out_rows = ({"id": i, "col": int(c % cols), "row": int(c // cols)}
                 for i, c in zip(ids, cell_index))
-    write_csv(out_csv, out_rows, ["id", "col", "row"],
-              prov=provenance("grid", {"method": "lapjv-dense"}, **stats))
+    params = {"method": "lapjv-dense" if used == "dense" else "blocks", "requested": method,
+              "dense_max": dense_max}
+    if used == "blocks":
+        params.update(block=block, holes=holes, repair_tol=REPAIR_TOL, max_passes=MAX_PASSES)
+    write_csv(out_csv, out_rows, ["id", "col", "row"], prov=provenance("grid", params, **stats))
     return stats
