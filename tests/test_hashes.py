@@ -180,7 +180,7 @@ def test_hash_location_writes_hashes_and_rejects(tmp_path):
     assert "not a supported raster" in reasons["loc/page.jpg"]
     assert "truncated" in reasons["loc/cut.jpg"]
     assert "too many pixels" in reasons["loc/bomb.png"]
-    assert "FileNotFoundError" in reasons["loc/missing.jpg"]
+    assert "No such file" in reasons["loc/missing.jpg"]
     meta = json.loads((out.parent / "loc.csv.meta.json").read_text())
     assert meta["stage"] == "hashes" and meta["params"]["max_pixels"] == 50_000_000
     assert meta["columns"] == ["id", "dhash", "width", "height", "bytes"]

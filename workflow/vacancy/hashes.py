@@ -36,7 +36,9 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from . import formats
 from .common import Progress, provenance, read_csv, write_csv
+from .formats import Rejected
 
 log = logging.getLogger("vacancy.hashes")
 
@@ -45,7 +47,7 @@ HASH_COLUMNS = ["id", "dhash", "width", "height", "bytes"]
 REJECT_COLUMNS = ["id", "stage", "reason"]
 
 #: Files larger than this are not read into memory at all (a 50 MP uncompressed RGBA TIFF is 200 MB).
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_BYTES = formats.MAX_FILE_BYTES
 
 #: Smallest side a draft-mode JPEG decode may produce; far above the 9x8 the hash needs, so the
 #: final Lanczos step still averages many pixels.
@@ -61,30 +63,14 @@ DRAFT_NOTE = (
 #: Pillow modes with more than 8 bits per sample, which ``convert("L")`` would clip.
 HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 
-#: Leading bytes of the accepted formats -> the Pillow decoder allowed for them.
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
-class ImageRejected(ValueError):
+class ImageRejected(Rejected, ValueError):
     """An image that must not be hashed; the message is the reason written to the rejects CSV."""
 
 
 def sniff_format(blob: bytes) -> str | None:
-    """The Pillow format name the bytes start like, or None: judged by content, never by name."""
-    if len(blob) >= 12 and blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
-        return "WEBP"
-    for magic, fmt in _SIGNATURES:
-        if blob.startswith(magic):
-            return fmt
-    return None
+    """The Pillow format name of the bytes (see :func:`vacancy.formats.sniff_format`), or None."""
+    fmt = formats.sniff_format(blob[:32])
+    return fmt.upper() if fmt else None
 
 
 @contextlib.contextmanager
@@ -110,7 +96,8 @@ def open_image(blob: bytes, max_pixels: int = 50_000_000) -> Image.Image:
         raise ImageRejected("empty file")
     fmt = sniff_format(blob)
     if fmt is None:
-        raise ImageRejected(f"not a supported raster image (starts with bytes {blob[:8].hex()})")
+        raise ImageRejected("not a supported raster image (JPEG/PNG/GIF/WebP/BMP/TIFF): "
+                            f"looks like {formats.describe_content(blob[:512])}")
     try:
         with pillow_guard(max_pixels):
             image = Image.open(io.BytesIO(blob), formats=[fmt])
@@ -171,21 +158,9 @@ def dhash_image(
     return str(value), width, height
 
 
-def read_blob(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Read a whole file as bytes (the name is never interpreted), refusing oversized files."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > max_bytes:
-            raise ImageRejected(f"file too large: {size} bytes > {max_bytes}")
-        return handle.read()
-
-
 def hash_row(row: dict, hash_size: int, max_pixels: int, max_bytes: int, draft: bool) -> dict:
     """Hash one inventory row; returns the output row or raises :class:`ImageRejected`."""
-    try:
-        blob = read_blob(row["path"], max_bytes)
-    except OSError as exc:
-        raise ImageRejected(f"cannot read file: {type(exc).__name__}: {exc.strerror or exc}") from exc
+    blob = formats.read_blob(row["path"], max_bytes)
     hex_hash, width, height = dhash_image(blob, hash_size, max_pixels, draft)
     return {"id": row["id"], "dhash": hex_hash, "width": width, "height": height, "bytes": len(blob)}
 
@@ -211,7 +186,7 @@ def hash_location(
     for row in inventory:
         try:
             rows.append(hash_row(row, hash_size, max_pixels, max_bytes, draft))
-        except ImageRejected as exc:
+        except Rejected as exc:
             log.warning("reject %r (%s): %s", row.get("id"), row.get("path"), exc)
             rejects.append({"id": row.get("id", ""), "stage": STAGE, "reason": str(exc)})
         progress.update()

@@ -1,0 +1,97 @@
+"""Recognising image content from its bytes, and reading untrusted files: shared by every stage.
+
+Photos come from the internet, so neither their names nor their suffixes are trusted: a file is
+read as bytes by Python, and its first bytes must be those of one of the six raster formats
+listing photos come in (JPEG, PNG, GIF, WebP, BMP, TIFF) before any decoder, ImageMagick's
+(:mod:`vacancy.imaging`) or Pillow's (:mod:`vacancy.hashes`), is allowed to see it. Anything
+else (an HTML error page, SVG, PostScript, text named ``.jpg``) is refused with a reason that
+says what it looks like. This module needs no ImageMagick.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+#: Files bigger than this are refused before reading (a 50-megapixel JPEG is ~10-30 MB).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+#: The accepted formats by their lower-case name (ImageMagick's coder); Pillow's is the upper case.
+FORMATS = ("jpeg", "png", "gif", "webp", "bmp", "tiff")
+
+
+class Rejected(Exception):
+    """An image that cannot be used; ``str(exc)`` is the reason written to the rejects file."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Recognising the content
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The ImageMagick coder for a raster photo format recognised from its magic bytes, or None.
+
+    Only JPEG, PNG, GIF, WebP, BMP and TIFF are accepted: they are the formats listing photos
+    come in, and none of their coders runs scripts or fetches other files.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    # "BM" alone is too weak (text can start with it): also require a known DIB header size.
+    if head[:2] == b"BM" and len(head) >= 18:
+        if int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+            return "bmp"
+    return None
+
+
+_CONTENT_HINTS = (
+    (re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<svg", re.I | re.S), "SVG"),
+    (re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body)", re.I), "HTML"),
+    (re.compile(rb"^\s*<\?xml", re.I), "XML (e.g. SVG or MSL)"),
+    (re.compile(rb"^%PDF-"), "PDF"),
+    (re.compile(rb"^%!"), "PostScript"),
+    (re.compile(rb"^\s*(push\s+graphic-context|viewbox\s)", re.I), "MVG"),
+)
+
+
+def describe_content(head: bytes) -> str:
+    """A short guess at what unaccepted bytes are, so a reject reason says more than 'bad'."""
+    for pattern, name in _CONTENT_HINTS:
+        if pattern.search(head[:512]):
+            return name
+    sample = head[:64]
+    if sample and all(32 <= b < 127 or b in b"\t\r\n" for b in sample):
+        return "text"
+    return f"unknown bytes {head[:8].hex(' ')}"
+
+
+def read_blob(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path`` (opened by Python, never by a decoder); Rejected if unusable."""
+    try:
+        size = os.stat(path).st_size
+        if size == 0:
+            raise Rejected("empty file (0 bytes)")
+        if size > max_bytes:
+            raise Rejected(f"file too large ({size} bytes > {max_bytes})")
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise Rejected(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def check_blob(blob: bytes) -> str:
+    """The coder for ``blob``, or Rejected when it is empty or not an accepted raster format."""
+    if not blob:
+        raise Rejected("empty file (0 bytes)")
+    fmt = sniff_format(blob[:32])
+    if fmt is None:
+        raise Rejected(f"not a raster photo format (JPEG/PNG/GIF/WebP/BMP/TIFF): "
+                       f"looks like {describe_content(blob[:512])}")
+    return fmt
