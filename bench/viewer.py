@@ -1,8 +1,8 @@
 """Benchmark the viewer of a finished run: first load, first tile paint, PMTiles against folder.
 
-    .venv/bin/python bench/viewer.py --results bench/cache/demo-20000/results
+    .venv/bin/python bench/viewer.py --results bench/cache/run-20000/results
 
-Needs a run's ``site/`` and ``tiles/`` (e.g. ``bench/run.py --images 20000``). Writes
+Needs a run's ``site/`` and ``tiles/`` (e.g. ``bench/scale.py --images 20000``). Writes
 ``tiles.pmtiles`` beside them if missing and a ``site-pm/`` reading it (both under the results
 folder, which is git-ignored), serves the folder from 127.0.0.1 with range support, and loads
 each variant in headless Chromium (tests/browser/first_load.cjs) with an empty cache.

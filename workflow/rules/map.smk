@@ -10,7 +10,8 @@ rule pca:
     params:
         n_components=config["pca"]["n_components"],
         batch_size=config["pca"]["batch_size"],
-    threads: 1
+    # Snakemake sets OMP/OpenBLAS threads to this: the SVDs of IncrementalPCA use both cores.
+    threads: 2
     resources:
         mem_mb=sizing.mem_fixed(2500),
         runtime=sizing.runtime_per_mb(minutes_per_mb=0.002),
