@@ -70,3 +70,16 @@ def demo_run(tmp_path_factory) -> Path:
     write_config(workdir, SMALL_DEMO)
     snakemake(workdir, "--cores", "2", "tiles")
     return workdir
+
+
+def write_map_inputs(folder: Path, entries) -> tuple[Path, Path]:
+    """``grid.csv`` and ``selected.csv`` in ``folder`` for ``entries`` of (selected row, col, row):
+    the inputs of the tiles and viewer stages, for tests that place known images on known cells."""
+    from vacancy.common import write_csv
+    from vacancy.select import SELECTED_COLUMNS
+
+    entries = list(entries)
+    grid, selected = folder / "grid.csv", folder / "selected.csv"
+    write_csv(grid, ({"id": r["id"], "col": c, "row": w} for r, c, w in entries), ["id", "col", "row"])
+    write_csv(selected, (r for r, _, _ in entries), SELECTED_COLUMNS)
+    return grid, selected

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import csv
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from vacancy.select import read_exclude_file
 from vacancy.serve import serve_in_thread
 from vacancy.tiles import make_thumb, render_tiles
 from vacancy.viewer import build_site
+from conftest import write_map_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAFLET = ROOT / "node_modules" / "leaflet" / "dist"
@@ -33,8 +33,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 COLS, ROWS, N, CELL = 6, 5, 28, 64
 VIEW_W, VIEW_H = 1200, 900
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
-COLUMNS = ["id", "location", "filename", "path", "class", "entropy", "width", "height",
-           "title", "price", "posted", "listing_url", "listing_id", "state", "image_url"]
 
 # `make test` installs both and sets VACANCY_REQUIRE_BROWSER=1, so there a missing browser fails.
 pytestmark = pytest.mark.skipif(
@@ -65,24 +63,19 @@ def screen(col: float, row: float, z: int, centre=(COLS * CELL / 2, ROWS * CELL 
 
 def build_demo(results: Path) -> dict:
     """raw photos (200x150), grid.csv, selected.csv, tiles/, tiles.pmtiles, site/, site-pm/."""
-    grid, selected = results / "grid.csv", results / "selected.csv"
     results.mkdir(parents=True)
-    with open(grid, "w", newline="") as g, open(selected, "w", newline="") as s:
-        gw = csv.writer(g)
-        gw.writerow(["id", "col", "row"])
-        sw = csv.DictWriter(s, COLUMNS)
-        sw.writeheader()
-        for k in range(N):
-            loc, name = image_id(k).split("/")
-            path = results / "raw" / loc / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", (200, 150), colour(k)).save(path, quality=95)
-            gw.writerow([image_id(k), *cell_of(k)])
-            sw.writerow({"id": image_id(k), "location": loc, "filename": name, "path": str(path),
+    entries = []
+    for k in range(N):
+        loc, name = image_id(k).split("/")
+        path = results / "raw" / loc / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (200, 150), colour(k)).save(path, quality=95)
+        entries.append(({"id": image_id(k), "location": loc, "filename": name, "path": str(path),
                          "class": "photo", "width": 200, "height": 150,
                          "title": HOSTILE if k == 0 else f"Room {k}", "price": f"${1000 + k}",
                          "posted": "2024-05-01", "listing_id": f"L{k // 2 * 2}",
-                         "listing_url": f"https://{loc}.example/{k}.html"})
+                         "listing_url": f"https://{loc}.example/{k}.html"}, *cell_of(k)))
+    grid, selected = write_map_inputs(results, entries)
     tiles = results / "tiles"
     render_tiles(grid, selected, tiles, COLS, ROWS, cell_px=CELL)
     layout = json.loads((tiles / "meta.json").read_text())

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_map_inputs
 from vacancy.tiles import (
     PLACEHOLDER_RGB,
     atomic_dir,
@@ -25,24 +26,14 @@ BG = (24, 24, 24)
 COLOURS = [(230, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 30),
            (220, 40, 210), (30, 210, 220), (250, 250, 250)]
 TOL = 14  # JPEG at quality 85 moves a flat colour by a few levels
-SELECTED_COLUMNS = ["id", "location", "filename", "path", "class", "entropy", "width", "height",
-                    "title", "price", "posted", "listing_url", "listing_id", "state", "image_url"]
 
 
 def write_inputs(tmp_path: Path, placed: dict[tuple[int, int], Path]) -> tuple[Path, Path]:
     """grid.csv and selected.csv for images placed at (col, row)."""
-    grid, selected = tmp_path / "grid.csv", tmp_path / "selected.csv"
-    with open(grid, "w", newline="") as g, open(selected, "w", newline="") as s:
-        gw = csv.writer(g)
-        gw.writerow(["id", "col", "row"])
-        sw = csv.DictWriter(s, SELECTED_COLUMNS)
-        sw.writeheader()
-        for (col, row), path in placed.items():
-            image_id = f"loc/{path.name}"
-            gw.writerow([image_id, col, row])
-            sw.writerow({"id": image_id, "location": "loc", "filename": path.name,
-                         "path": str(path), "class": "photo", "title": f"t{col}{row}"})
-    return grid, selected
+    return write_map_inputs(tmp_path, (
+        ({"id": f"loc/{path.name}", "location": "loc", "filename": path.name, "path": str(path),
+          "class": "photo", "title": f"t{col}{row}"}, col, row)
+        for (col, row), path in placed.items()))
 
 
 def solid(tmp_path: Path, name: str, rgb, size=(120, 90)) -> Path:

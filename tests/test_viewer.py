@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import subprocess
@@ -15,13 +14,12 @@ from PIL import Image
 
 from vacancy.tiles import layout_meta, render_tiles
 from vacancy.viewer import TEMPLATE_DIR, build_site
+from conftest import write_map_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAFLET = ROOT / "node_modules" / "leaflet" / "dist"
 APP_JS = TEMPLATE_DIR / "app.js"
 HOSTILE = "<img src=x onerror=alert(1)> & \"quotes\" </script>"
-COLUMNS = ["id", "location", "filename", "path", "class", "entropy", "width", "height",
-           "title", "price", "posted", "listing_url", "listing_id", "state", "image_url"]
 
 
 def make_results(tmp_path: Path, cols: int, rows: int, n: int, cell_px: int = 16):
@@ -29,24 +27,18 @@ def make_results(tmp_path: Path, cols: int, rows: int, n: int, cell_px: int = 16
     results = tmp_path / "results"
     raw = results / "raw" / "sf"
     raw.mkdir(parents=True)
-    grid, selected = results / "grid.csv", results / "selected.csv"
-    with open(grid, "w", newline="") as g, open(selected, "w", newline="") as s:
-        gw = csv.writer(g)
-        gw.writerow(["id", "col", "row"])
-        sw = csv.DictWriter(s, COLUMNS)
-        sw.writeheader()
-        for k in range(n):
-            name = f"{k:03d}.jpg"
-            Image.new("RGB", (20, 20), (k * 7 % 256, 90, 160)).save(raw / name)
-            col, row = k % cols, k // cols
-            gw.writerow([f"sf/{name}", col, row])
-            sw.writerow({
-                "id": f"sf/{name}", "location": "sf", "filename": name, "path": str(raw / name),
-                "class": "photo", "title": HOSTILE if k == 0 else f"Room {k}",
-                "price": f"${1000 + k}", "posted": "2024-05-01",
-                "listing_url": "javascript:alert(1)" if k == 1 else f"https://sf.example/{k}.html",
-                "listing_id": f"L{k // 2 * 2}", "width": 20, "height": 20,
-            })
+    entries = []
+    for k in range(n):
+        name = f"{k:03d}.jpg"
+        Image.new("RGB", (20, 20), (k * 7 % 256, 90, 160)).save(raw / name)
+        entries.append(({
+            "id": f"sf/{name}", "location": "sf", "filename": name, "path": str(raw / name),
+            "class": "photo", "title": HOSTILE if k == 0 else f"Room {k}",
+            "price": f"${1000 + k}", "posted": "2024-05-01",
+            "listing_url": "javascript:alert(1)" if k == 1 else f"https://sf.example/{k}.html",
+            "listing_id": f"L{k // 2 * 2}", "width": 20, "height": 20,
+        }, k % cols, k // cols))
+    grid, selected = write_map_inputs(results, entries)
     tiles = results / "tiles"
     render_tiles(grid, selected, tiles, cols, rows, cell_px=cell_px)
     return results, grid, selected, tiles
