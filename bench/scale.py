@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import statistics
 import subprocess
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 from vacancy.common import read_csv  # noqa: E402
 from vacancy.evaluate import evaluate_run  # noqa: E402
 
-RULE_ORDER = ["inventory", "triage", "hashes", "dedup", "select", "features", "thumbs", "pca",
+RULE_ORDER = ["inventory", "prepare", "dedup", "select", "pca",
               "tsne", "grid", "viewer", "tiles"]
 LOCATIONS = ["sfbay", "newyork", "chicago", "seattle", "austin", "boston", "denver", "miami"]
 CONVERT = "/usr/bin/convert-im6.q16"
@@ -103,7 +104,8 @@ def rule_table(per_rule: dict, n: int, total: float, title: str) -> None:
     print(f"\n{title}\n")
     print("| rule | jobs | wall s (sum of jobs) | CPU s | peak RSS MB | images/s |")
     print("|---|---:|---:|---:|---:|---:|")
-    for rule in RULE_ORDER:
+    order = RULE_ORDER + sorted(set(per_rule) - set(RULE_ORDER))
+    for rule in order:
         if rule in per_rule:
             r = per_rule[rule]
             rate = f"{n / r['s']:.0f}" if r["s"] > 0 else "-"
@@ -219,15 +221,24 @@ def main() -> None:
                    f"{config['tsne']['perplexity']:g}")
 
     if args.original:
-        ours_ms = 1000 * (first["triage"]["s"] + first["features"]["s"]) / args.images
+        jobs_ms = 1000 * first["prepare"]["s"] / args.images
+        work_ms = 1000 * prepare_seconds(results) / args.images
         theirs_ms = original_preparation(corpus, args.original, workdir / "original")
-        print("\n| preparation (entropy + 64x64 gray + blur 3 + blur 8) | ms per image |")
-        print("|---|---:|")
+        print("\n| preparation (entropy + 64x64 gray + blur 3 + blur 8) | ms per image | ratio |")
+        print("|---|---:|---:|")
         print(f"| original: an ImageMagick process per image and pass ({args.original} images) "
-              f"| {theirs_ms:.1f} |")
-        print(f"| ours: triage + features jobs (wall, summed over jobs) | {ours_ms:.2f} |")
-        print(f"| **ratio** | **{theirs_ms / ours_ms:.0f}x** |")
+              f"| {theirs_ms:.1f} | 1x |")
+        print(f"| ours: prepare jobs, wall summed over jobs (with each job's start-up) "
+              f"| {jobs_ms:.2f} | **{theirs_ms / jobs_ms:.0f}x** |")
+        print(f"| ours: the per-image loop inside the jobs (entropy, hash, features, thumbnail) "
+              f"| {work_ms:.2f} | **{theirs_ms / work_ms:.0f}x** |")
 
+
+def prepare_seconds(results: Path) -> float:
+    """Seconds the prepare jobs spent in their per-image loop (recorded in each triage CSV's
+    provenance), i.e. without Python start-up and imports."""
+    return sum(json.loads(path.read_text())["seconds"]
+               for path in (results / "triage").glob("*.csv.meta.json"))
 
 if __name__ == "__main__":
     main()

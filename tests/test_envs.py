@@ -169,7 +169,7 @@ RUNNABLE = sorted(name for name, rule in workflow_rules().items() if not rule["n
 
 
 def test_the_workflow_has_the_rules_we_expect():
-    assert {"triage", "hashes", "dedup", "select", "features", "pca", "tsne", "grid", "viewer",
+    assert {"prepare", "dedup", "select", "pca", "tsne", "grid", "viewer",
             "tiles", "inventory"} <= set(RUNNABLE)
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import subprocess
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from vacancy.features import N_FEATURES, features_for_location, image_features, rejects_path
+from vacancy.features import gray_features, image_features, wand_features
+from vacancy.imaging import decode
+from vacancy.triage import gray_q16
 
 IM_CONVERT = "/usr/bin/convert-im6.q16"  # the real ImageMagick CLI, as an independent reference
 #: Same library, same operations: only float32 rounding may differ (measured max 3e-8).
@@ -107,92 +106,13 @@ def test_unknown_color_is_refused():
         image_features(encode(np.zeros((8, 8), np.uint8), "PNG"), color="hsv")
 
 
-def test_draft_decoding_moves_features_only_slightly():
-    jpeg = encode(photo_like(600, 450, seed=6))
-    full, draft = image_features(jpeg), image_features(jpeg, draft=True)
-    diff = np.abs(full - draft)
-    assert 0 < diff.max() < 0.05 and diff.mean() < 0.005
-    png = encode(photo_like(600, 450, seed=6), "PNG")  # the hint only concerns JPEG
-    assert np.array_equal(image_features(png), image_features(png, draft=True))
-
-
-# --- the stage -----------------------------------------------------------------------------
-
-
-def write_selected(path: Path, rows: list[tuple[str, str, str]]) -> Path:
-    """A selected.csv of (location, filename, path) rows."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "location", "filename", "path", "class"])
-        for location, filename, file_path in rows:
-            writer.writerow([f"{location}/{filename}", location, filename, file_path, "photo"])
-    return path
-
-
-def test_features_for_location_writes_hdf5_in_order_and_skips_broken(tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    rows = []
-    for i in range(7):  # 7 good images, batch size 3: batches of 3, 3 and 1
-        name = f"ü-{i}.jpg"
-        (raw / name).write_bytes(encode(photo_like(80 + i * 10, 60, seed=i)))
-        rows.append(("sfbay", name, str(raw / name)))
-        rows.append(("boston", f"b{i}.jpg", str(raw / name)))  # another location: left out
-    (raw / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
-    rows.insert(5, ("sfbay", "broken.jpg", str(raw / "broken.jpg")))
-    selected = write_selected(tmp_path / "selected.csv", rows)
-    out = tmp_path / "features" / "sfbay.h5"
-
-    counts = features_for_location(selected, "sfbay", out, batch_size=3)
-
-    assert counts == {"images": 8, "written": 7, "rejected": 1}
-    expected_ids = [f"sfbay/ü-{i}.jpg" for i in range(7)]
-    with h5py.File(out) as h5:
-        ids = [s.decode() for s in h5["ids"][:]]
-        features = h5["features"]
-        assert ids == expected_ids
-        assert features.shape == (7, 12288) and features.dtype == np.float32
-        assert features.chunks == (64, 12288) and features.compression == "lzf"
-        for i, id_ in enumerate(ids):
-            expected = image_features((raw / id_.split("/")[1]).read_bytes())
-            assert np.array_equal(features[i], expected)
-        assert h5.attrs["color"] == "gray" and h5.attrs["n_features"] == 12288
-        assert "-resize 64x64!" in h5.attrs["recipe"]
-        prov = json.loads(h5.attrs["provenance"])
-        assert prov["stage"] == "features" and prov["params"]["location"] == "sfbay"
-        assert prov["n_rows"] == 7
-    with open(rejects_path(out), newline="", encoding="utf-8") as handle:
-        rejects = list(csv.DictReader(handle))
-    assert [(r["id"], r["stage"]) for r in rejects] == [("sfbay/broken.jpg", "features")]
-    assert rejects[0]["reason"].startswith("unreadable jpeg header")
-    assert sorted(p.name for p in out.parent.iterdir()) == [
-        "sfbay.h5", "sfbay.h5.rejects.csv", "sfbay.h5.rejects.csv.meta.json"]  # no temp files
-
-
-def test_rgb_hdf5_has_the_rgb_width(tmp_path):
-    path = tmp_path / "a.png"
-    path.write_bytes(encode(photo_like(seed=9), "PNG"))
-    selected = write_selected(tmp_path / "selected.csv", [("miami", "a.png", str(path))])
-    features_for_location(selected, "miami", tmp_path / "miami.h5", color="rgb")
-    with h5py.File(tmp_path / "miami.h5") as h5:
-        assert h5["features"].shape == (1, N_FEATURES["rgb"]) and h5.attrs["color"] == "rgb"
-        assert np.array_equal(h5["features"][0], image_features(path.read_bytes(), "rgb"))
-
-
-def test_zero_rows_is_a_valid_empty_file(tmp_path):
-    selected = write_selected(tmp_path / "selected.csv", [("sfbay", "x.jpg", "x.jpg")])
-    counts = features_for_location(selected, "denver", tmp_path / "denver.h5")
-    assert counts == {"images": 0, "written": 0, "rejected": 0}
-    with h5py.File(tmp_path / "denver.h5") as h5:
-        assert h5["ids"].shape == (0,) and h5["features"].shape == (0, 12288)
-    assert rejects_path(tmp_path / "denver.h5").read_text().strip() == "id,stage,reason"
-
-
-def test_a_failed_run_leaves_no_output(tmp_path):
-    good = tmp_path / "good.png"
-    good.write_bytes(encode(photo_like(seed=1), "PNG"))
-    selected = tmp_path / "selected.csv"
-    selected.write_text(f"id,location,pathname\nsfbay/good.png,sfbay,{good}\n")  # no "path"
-    with pytest.raises(KeyError):
-        features_for_location(selected, "sfbay", tmp_path / "out" / "sfbay.h5")
-    assert list((tmp_path / "out").iterdir()) == []
+def test_matrix_recipe_equals_imagemagicks_on_the_same_pixels():
+    """gray_features (numpy, used by prepare) against wand_features (ImageMagick) on one decode."""
+    with decode(encode(photo_like(600, 450, seed=6))) as img:
+        gray = gray_q16(img) / 65535
+        reference = wand_features(img.clone(), "gray")
+    ours = gray_features(gray)
+    assert ours.shape == (12288,) and ours.dtype == np.float32
+    assert np.abs(ours - reference).mean() < 5e-4 and np.abs(ours - reference).max() < 0.01
+    flat = gray_features(np.full((45, 70), 0.25))
+    assert np.allclose(flat, 0.25, atol=1e-6)  # weights sum to one, edges repeat

@@ -1,9 +1,10 @@
-"""Tests of the triage stage and the safe reader it shares with features (real ImageMagick)."""
+"""Tests of the triage entropy and the safe reader every stage decodes with (real ImageMagick).
+
+The one-pass stage that uses them is tested in test_prepare.py (it imports helpers from here)."""
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 import struct
@@ -17,7 +18,7 @@ from PIL import Image as PILImage
 from wand.image import Image as WandImage
 
 from vacancy.imaging import Rejected, decode, sniff_format
-from vacancy.triage import classify, gray_entropy, triage_location
+from vacancy.triage import classify, gray_entropy
 
 IM_CONVERT = "/usr/bin/convert-im6.q16"  # the real ImageMagick CLI, as an independent reference
 INVENTORY_COLUMNS = ["id", "location", "filename", "path", "image_url", "listing_url",
@@ -176,87 +177,3 @@ def test_only_the_first_frame_of_an_animation_is_decoded(tmp_path):
     with decode(path.read_bytes()) as img:
         assert len(img.sequence) == 1 and img.size == (30, 20)
     assert gray_entropy(path.read_bytes()) == 0.0  # one flat frame, not three levels
-
-
-# --- the stage -----------------------------------------------------------------------------
-
-
-def test_triage_location_sorts_good_images_and_rejects_bad_ones(tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    photo = jpeg_bytes(photo_like(200, 150, seed=1))
-    (raw / "photo.jpg").write_bytes(photo)
-    save(raw / "flat.png", np.full((30, 40), 77, np.uint8))
-    save(raw / "two.png", two_level())
-    (raw / "truncated.jpg").write_bytes(photo[: len(photo) * 6 // 10])
-    (raw / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)
-    (raw / "empty.jpg").write_bytes(b"")
-    (raw / "page.jpg").write_bytes(b"<!DOCTYPE html><html><body>Listing removed</body></html>")
-    (raw / "vector.png").write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg" width="9" '
-                                     b'height="9"><rect width="9" height="9"/></svg>')
-    (raw / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
-    names = ["photo.jpg", "truncated.jpg", "flat.png", "corrupt.jpg", "empty.jpg", "page.jpg",
-             "two.png", "vector.png", "bomb.png", "missing.jpg"]
-    inventory = write_inventory(tmp_path / "inv.csv", [(n, str(raw / n)) for n in names])
-
-    counts = triage_location(inventory, tmp_path / "out.csv", tmp_path / "rejects.csv",
-                             graphic_below=3.9, photo_above=4.4)
-
-    assert counts == {"images": 10, "graphic": 2, "maybe": 0, "photo": 1, "rejected": 7}
-    out = read_rows(tmp_path / "out.csv")
-    assert list(out[0]) == ["id", "entropy", "class", "width", "height"]
-    assert [(r["id"], r["class"], r["width"], r["height"]) for r in out] == [
-        ("sfbay/photo.jpg", "photo", "200", "150"),
-        ("sfbay/flat.png", "graphic", "40", "30"),
-        ("sfbay/two.png", "graphic", "50", "20"),
-    ]
-    assert [r["entropy"] for r in out[1:]] == ["0.000000", f"{math.log(2):.6f}"]
-    assert out[0]["entropy"] == f"{gray_entropy(photo):.6f}"
-
-    rejects = {r["id"]: r for r in read_rows(tmp_path / "rejects.csv")}
-    assert set(rejects) == {f"sfbay/{n}" for n in names} - {r["id"] for r in out}
-    assert {r["stage"] for r in rejects.values()} == {"triage"}
-    reasons = {k.split("/")[1]: v["reason"] for k, v in rejects.items()}
-    assert "Premature end of JPEG file" in reasons["truncated.jpg"]
-    assert reasons["corrupt.jpg"] == "unreadable jpeg header: JPEG datastream contains no image"
-    assert reasons["empty.jpg"] == "empty file (0 bytes)"
-    assert "looks like HTML" in reasons["page.jpg"]
-    assert "looks like SVG" in reasons["vector.png"]
-    assert reasons["bomb.png"].startswith("unreadable png header")
-    assert "No such file" in reasons["missing.jpg"]
-
-    meta = json.loads((tmp_path / "out.csv.meta.json").read_text())
-    assert meta["stage"] == "triage" and meta["n_rows"] == 3
-    assert meta["params"]["graphic_below"] == 3.9 and meta["params"]["photo_above"] == 4.4
-
-
-def test_hostile_file_names_are_read_as_the_bytes_they_contain(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # inventory paths are relative to the working directory
-    save(tmp_path / "-rf.jpg", photo_like(64, 48, seed=2), quality=90)
-    save(tmp_path / "jpg:x.png", two_level(50, 20))  # PNG bytes despite the "jpg:" prefix
-    save(tmp_path / "x[0].gif", np.full((12, 10), 200, np.uint8))
-    save(tmp_path / "|echo pwned.png", two_level(8, 6))
-    names = ["-rf.jpg", "jpg:x.png", "x[0].gif", "|echo pwned.png"]
-    inventory = write_inventory(tmp_path / "inv.csv", [(n, n) for n in names])
-
-    counts = triage_location(inventory, "out.csv", "rejects.csv")
-
-    assert counts["rejected"] == 0 and read_rows(tmp_path / "rejects.csv") == []
-    out = {r["id"].split("/", 1)[1]: r for r in read_rows(tmp_path / "out.csv")}
-    assert (out["-rf.jpg"]["width"], out["-rf.jpg"]["height"]) == ("64", "48")
-    assert out["-rf.jpg"]["entropy"] == f"{gray_entropy((tmp_path / '-rf.jpg').read_bytes()):.6f}"
-    assert (out["jpg:x.png"]["width"], out["jpg:x.png"]["height"]) == ("50", "20")
-    assert out["jpg:x.png"]["entropy"] == f"{math.log(2):.6f}"
-    assert (out["x[0].gif"]["width"], out["x[0].gif"]["entropy"]) == ("10", "0.000000")
-    assert out["|echo pwned.png"]["entropy"] == f"{math.log(2):.6f}"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        names + ["inv.csv", "out.csv", "out.csv.meta.json", "rejects.csv",
-                 "rejects.csv.meta.json"])  # nothing else was created or touched
-
-
-def test_triage_location_with_no_images_writes_empty_outputs(tmp_path):
-    inventory = write_inventory(tmp_path / "inv.csv", [])
-    counts = triage_location(inventory, tmp_path / "out.csv", tmp_path / "rej.csv")
-    assert counts == {"images": 0, "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
-    assert (tmp_path / "out.csv").read_text().strip() == "id,entropy,class,width,height"
-    assert (tmp_path / "rej.csv").read_text().strip() == "id,stage,reason"

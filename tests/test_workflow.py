@@ -90,7 +90,7 @@ def test_outputs_record_what_made_them(demo_run):
 
 
 def test_long_rules_log_progress(demo_run):
-    log = (results(demo_run) / "logs" / "triage" / "sfbay.log").read_text()
+    log = (results(demo_run) / "logs" / "prepare" / "sfbay.log").read_text()
     assert re.search(r"\d+/\d+ images, [\d.]+ images/s", log)
 
 
@@ -108,13 +108,13 @@ def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
         write_config(demo_run, SMALL_DEMO)
 
 
-def test_triage_threshold_change_reruns_triage_and_what_follows(demo_run):
+def test_triage_threshold_change_reruns_prepare_and_what_follows(demo_run):
     try:
         write_config(demo_run, {**SMALL_DEMO, "triage": {"photo_above": 4.3}})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
         n = len(SMALL_DEMO["demo"]["locations"])
-        assert jobs == {"triage": n, "select": 1, "features": n, "pca": 1, "tsne": 1,
+        assert jobs == {"prepare": n, "dedup": 1, "select": 1, "pca": 1, "tsne": 1,
                         "grid": 1, "viewer": 1, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
@@ -139,8 +139,6 @@ def test_exclude_file_reruns_select_and_what_follows(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "exclude_file": str(exclude)})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        n = len(SMALL_DEMO["demo"]["locations"])
-        assert jobs == {"select": 1, "features": n, "pca": 1, "tsne": 1, "grid": 1,
-                        "viewer": 1, "tiles": 1}
+        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "viewer": 1, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)

@@ -1,53 +1,38 @@
-# Per-image stages, sharded per location so --cores is used; then the global dedup and select.
+# The per-image stage, one job per location so --cores is used; then the global dedup and select.
 
 
-rule triage:
-    """Entropy of each image (ImageMagick through Wand): graphic, maybe or photo."""
+rule prepare:
+    """One decode per image: triage class, dHash, features and thumbnail of a location's images."""
     input:
         f"{R}/inventory/{{location}}.csv",
     output:
-        table=f"{R}/triage/{{location}}.csv",
-        rejects=f"{R}/triage/{{location}}.rejects.csv",
+        triage=f"{R}/triage/{{location}}.csv",
+        hashes=f"{R}/hashes/{{location}}.csv",
+        features=f"{R}/features/{{location}}.h5",
+        thumbs=f"{R}/thumbs/{{location}}.h5",
+        rejects=f"{R}/prepare/{{location}}.rejects.csv",
     params:
         graphic_below=config["triage"]["graphic_below"],
         photo_above=config["triage"]["photo_above"],
-        max_pixels=config["max_pixels"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_image(ms_per_image=10),
-    log:
-        f"{R}/logs/triage/{{location}}.log",
-    benchmark:
-        f"{R}/benchmarks/triage/{{location}}.tsv"
-    conda:
-        f"{ENVS}/images.yaml"
-    script:
-        "../scripts/triage.py"
-
-
-rule hashes:
-    """Perceptual hash (dHash, imagehash) of each image."""
-    input:
-        f"{R}/inventory/{{location}}.csv",
-    output:
-        table=f"{R}/hashes/{{location}}.csv",
-        rejects=f"{R}/hashes/{{location}}.rejects.csv",
-    params:
         hash_size=config["dedup"]["hash_size"],
+        color=config["features"]["color"],
+        batch_size=config["features"]["batch_size"],
+        cell_px=config["tiles"]["cell_px"],
+        background=config["tiles"]["background"],
+        draft=config["prepare"]["draft"],
         max_pixels=config["max_pixels"],
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(1000),
         runtime=sizing.runtime_per_image(ms_per_image=5),
     log:
-        f"{R}/logs/hashes/{{location}}.log",
+        f"{R}/logs/prepare/{{location}}.log",
     benchmark:
-        f"{R}/benchmarks/hashes/{{location}}.tsv"
+        f"{R}/benchmarks/prepare/{{location}}.tsv"
     conda:
         f"{ENVS}/images.yaml"
     script:
-        "../scripts/hashes.py"
+        "../scripts/prepare.py"
 
 
 rule dedup:
@@ -82,7 +67,7 @@ rule select:
     input:
         inventories=per_location(f"{R}/inventory/{{location}}.csv"),
         triage=per_location(f"{R}/triage/{{location}}.csv"),
-        rejects=per_location(f"{R}/{{stage}}/{{location}}.rejects.csv", stage=["triage", "hashes"]),
+        rejects=per_location(f"{R}/prepare/{{location}}.rejects.csv"),
         duplicates=f"{R}/duplicates.csv",
         exclude=exclude_input,
     output:
@@ -103,51 +88,3 @@ rule select:
         f"{ENVS}/images.yaml"
     script:
         "../scripts/select.py"
-
-
-rule features:
-    """64x64 gray + blurred copies of each selected image of a location, to HDF5."""
-    input:
-        f"{R}/selected.csv",
-    output:
-        f"{R}/features/{{location}}.h5",
-    params:
-        color=config["features"]["color"],
-        batch_size=config["features"]["batch_size"],
-        draft=config["features"]["draft"],
-        max_pixels=config["max_pixels"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1500),
-        runtime=sizing.runtime_per_image(ms_per_image=10, per_location=True),
-    log:
-        f"{R}/logs/features/{{location}}.log",
-    benchmark:
-        f"{R}/benchmarks/features/{{location}}.tsv"
-    conda:
-        f"{ENVS}/images.yaml"
-    script:
-        "../scripts/features.py"
-
-
-rule thumbs:
-    """A cell-sized thumbnail of every image, made once: new layouts reuse it."""
-    input:
-        f"{R}/inventory/{{location}}.csv",
-    output:
-        f"{R}/thumbs/{{location}}.h5",
-    params:
-        cell_px=config["tiles"]["cell_px"],
-        background=config["tiles"]["background"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_image(ms_per_image=3),
-    log:
-        f"{R}/logs/thumbs/{{location}}.log",
-    benchmark:
-        f"{R}/benchmarks/thumbs/{{location}}.tsv"
-    conda:
-        f"{ENVS}/viewer.yaml"
-    script:
-        "../scripts/thumbs.py"

@@ -2,9 +2,10 @@
 
 
 rule pca:
-    """IncrementalPCA over all feature shards, streamed in batches."""
+    """IncrementalPCA over the selected images' rows of all feature shards, streamed in batches."""
     input:
-        per_location(f"{R}/features/{{location}}.h5"),
+        features=per_location(f"{R}/features/{{location}}.h5"),
+        selected=f"{R}/selected.csv",
     output:
         f"{R}/pca.h5",
     params:

@@ -10,4 +10,5 @@ setup_logging(snakemake.log[0])  # noqa: F821
 
 from vacancy.pca import run_pca  # noqa: E402
 
-run_pca(list(snakemake.input), snakemake.output[0], **snakemake.params)
+run_pca(list(snakemake.input.features), snakemake.output[0],  # noqa: F821
+        selected_csv=snakemake.input.selected, **snakemake.params)  # noqa: F821

@@ -155,6 +155,18 @@ def decode(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     that exhausts a resource limit while being processed is a reject, not a crash.
     ``options`` are ImageMagick read options such as ``{"jpeg:size": "128x128"}``.
     """
+    with decode_sized(blob, max_pixels, options) as (img, _stored_size):
+        yield img
+
+
+@contextlib.contextmanager
+def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 options: dict[str, str] | None = None) -> Iterator[tuple[Image, tuple[int, int]]]:
+    """:func:`decode`, also yielding the stored (width, height) from the header.
+
+    With a ``jpeg:size`` hint the decoded image is smaller than the stored one; dedup must still
+    compare stored sizes (it keeps the largest copy), so the header's size comes along.
+    """
     fmt = check_blob(blob)
     width, height = ping_size(blob, fmt)
     if width <= 0 or height <= 0:
@@ -172,7 +184,7 @@ def decode(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         if damage:
             raise Rejected(f"corrupt {fmt}: {damage}")
         try:
-            yield img
+            yield img, (width, height)
         except WandException as exc:  # e.g. a resource limit hit while processing this image
             raise Rejected(f"ImageMagick failed on this {fmt}: {_clean_message(exc)}") from None
     finally:

@@ -18,36 +18,42 @@ import h5py
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
 
-from .common import Progress, atomic_path, provenance
+from .common import Progress, atomic_path, provenance, read_csv
 
 log = logging.getLogger(__name__)
 
 
 class FeatureShards:
-    """Several feature HDF5 files read as one table of rows, in the order given."""
+    """Several feature HDF5 files read as one table of rows, in the order given.
 
-    def __init__(self, paths: Sequence[str | Path]):
+    With ``keep`` (a set of ids), only those rows form the table: the prepare stage stores
+    features of every photo before dedup and the curator's exclusions, and PCA maps only the
+    selection. Rows are still read as contiguous slices (then filtered), never one by one.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], keep: set[str] | None = None):
         self.paths = [Path(p) for p in paths]
-        self.lengths = []
+        self.positions: list[np.ndarray] = []  # per shard: which of its rows are in the table
+        self._ids: list[list[str]] = []
         self.n_features = None
         for path in self.paths:
             with h5py.File(path, "r") as h5:
-                self.lengths.append(h5["features"].shape[0])
+                ids = [x.decode() if isinstance(x, bytes) else str(x) for x in h5["ids"][:]]
                 width = h5["features"].shape[1]
             if self.n_features not in (None, width):
                 raise ValueError(f"{path}: {width} features per image, other shards have {self.n_features}")
             self.n_features = width
+            wanted = [i for i, id_ in enumerate(ids) if keep is None or id_ in keep]
+            self.positions.append(np.asarray(wanted, dtype=np.int64))
+            self._ids.append([ids[i] for i in wanted])
+        self.lengths = [len(p) for p in self.positions]
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(int)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
     def ids(self) -> list[str]:
-        out: list[str] = []
-        for path in self.paths:
-            with h5py.File(path, "r") as h5:
-                out.extend(x.decode() if isinstance(x, bytes) else str(x) for x in h5["ids"][:])
-        return out
+        return [id_ for shard in self._ids for id_ in shard]
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of the concatenated table, as float32."""
@@ -56,8 +62,10 @@ class FeatureShards:
             lo, hi = self.offsets[i], self.offsets[i + 1]
             a, b = max(start, lo), min(stop, hi)
             if a < b:
+                wanted = self.positions[i][a - lo:b - lo]
                 with h5py.File(path, "r") as h5:
-                    parts.append(h5["features"][a - lo:b - lo].astype(np.float32, copy=False))
+                    block = h5["features"][wanted[0]:wanted[-1] + 1]
+                parts.append(block[wanted - wanted[0]].astype(np.float32, copy=False))
         if not parts:
             return np.empty((0, self.n_features or 0), dtype=np.float32)
         return np.concatenate(parts)
@@ -79,12 +87,14 @@ def n_components_for(n_images: int, n_features: int, wanted: int) -> int:
 
 
 def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components: int = 150,
-            batch_size: int = 1000) -> dict:
-    """Fit IncrementalPCA on all feature rows in batches, then transform them; write ``out_h5``.
+            batch_size: int = 1000, selected_csv: str | Path | None = None) -> dict:
+    """Fit IncrementalPCA on the feature rows in batches, then transform them; write ``out_h5``.
 
-    Output datasets: ``ids`` (in shard order), ``pca`` (n x k float32), ``explained_variance_ratio``.
+    With ``selected_csv`` only the selected images' rows are used. Output datasets: ``ids`` (in
+    shard order), ``pca`` (n x k float32), ``explained_variance_ratio``.
     """
-    shards = FeatureShards(feature_h5s)
+    keep = {row["id"] for row in read_csv(selected_csv)} if selected_csv else None
+    shards = FeatureShards(feature_h5s, keep)
     n = len(shards)
     if n < 2:
         raise ValueError(f"PCA needs at least 2 images, the feature shards hold {n}")

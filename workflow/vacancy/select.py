@@ -2,7 +2,7 @@
 
 An image is selected when its triage class is ``photo`` (or ``maybe`` with ``keep_maybe``) and
 it is none of: a non-kept copy in ``duplicates.csv``, an id in the curator's exclude file, an id in
-any rejects CSV (triage, hashes). The result, ``selected.csv``, joins the inventory (listing data)
+any rejects CSV (prepare). The result, ``selected.csv``, joins the inventory (listing data)
 with the triage measurements, so later stages need no other table. All reject CSVs are merged into
 one ``rejects.csv`` so a curator has one place to look for what went wrong.
 

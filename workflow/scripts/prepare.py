@@ -1,4 +1,4 @@
-"""Rule features: feature vectors of one location's selected images, to HDF5."""
+"""Rule prepare: triage, hash, features and thumbnail of each image of one location, one decode each."""
 import os
 import sys
 from pathlib import Path
@@ -13,7 +13,8 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.features import features_for_location  # noqa: E402
+from vacancy.prepare import prepare_location  # noqa: E402
 
-features_for_location(snakemake.input[0], snakemake.wildcards.location, snakemake.output[0],
-                      **snakemake.params)
+out = snakemake.output  # noqa: F821
+prepare_location(snakemake.input[0], out.triage, out.hashes, out.features, out.thumbs,  # noqa: F821
+                 out.rejects, **snakemake.params)  # noqa: F821

@@ -1,0 +1,271 @@
+"""The prepare stage: one decode per image gives triage, hash, features and thumbnail (real
+ImageMagick through Wand; references are the full-decode ImageMagick recipes and imagehash)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import h5py
+import imagehash
+import numpy as np
+import pytest
+import sklearn.datasets
+from PIL import Image
+
+from test_triage import (jpeg_bytes, photo_like, png_claiming, read_rows, save, two_level,
+                         write_inventory)
+from vacancy.features import image_features
+from vacancy.pca import FeatureShards
+from vacancy.prepare import measure_image, prepare_location
+from vacancy.triage import gray_entropy
+
+OUTPUTS = ("triage.csv", "hashes.csv", "features.h5", "thumbs.h5", "rejects.csv")
+
+
+def run(tmp_path: Path, inventory: Path, out: str = "out", **params) -> tuple[dict, dict]:
+    """prepare_location into tmp_path/out; returns (counts, paths by short name)."""
+    paths = {name.split(".")[0]: tmp_path / out / name for name in OUTPUTS}
+    counts = prepare_location(inventory, paths["triage"], paths["hashes"], paths["features"],
+                              paths["thumbs"], paths["rejects"], **params)
+    return counts, paths
+
+
+def h5_ids(path: Path) -> list[str]:
+    with h5py.File(path) as h5:
+        return [i.decode() for i in h5["ids"][:]]
+
+
+def measure(blob: bytes, draft=True, **overrides) -> dict:
+    settings = {"graphic_below": 3.9, "photo_above": 4.4, "hash_size": 8, "color": "gray",
+                "cell_px": 32, "background": (24, 24, 24), **overrides}
+    options = {"jpeg:size": "128x128"} if draft else None
+    return measure_image(blob, options, **settings)
+
+
+def hamming(a: str, b: str) -> int:
+    return imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b)
+
+
+def test_one_pass_sorts_good_images_and_rejects_bad_ones(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    photo = jpeg_bytes(photo_like(200, 150, seed=1))
+    (raw / "photo.jpg").write_bytes(photo)
+    save(raw / "flat.png", np.full((30, 40), 77, np.uint8))
+    save(raw / "two.png", two_level())
+    (raw / "truncated.jpg").write_bytes(photo[: len(photo) * 6 // 10])
+    (raw / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)
+    (raw / "empty.jpg").write_bytes(b"")
+    (raw / "page.jpg").write_bytes(b"<!DOCTYPE html><html><body>Listing removed</body></html>")
+    (raw / "vector.png").write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg" width="9" '
+                                     b'height="9"><rect width="9" height="9"/></svg>')
+    (raw / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
+    names = ["photo.jpg", "truncated.jpg", "flat.png", "corrupt.jpg", "empty.jpg", "page.jpg",
+             "two.png", "vector.png", "bomb.png", "missing.jpg"]
+    inventory = write_inventory(tmp_path / "inv.csv", [(n, str(raw / n)) for n in names])
+
+    counts, paths = run(tmp_path, inventory, draft=False, cell_px=16, batch_size=2)
+
+    assert counts == {"images": 10, "graphic": 2, "maybe": 0, "photo": 1, "rejected": 7}
+    triage = read_rows(paths["triage"])
+    assert [(r["id"], r["class"], r["width"], r["height"]) for r in triage] == [
+        ("sfbay/photo.jpg", "photo", "200", "150"),
+        ("sfbay/flat.png", "graphic", "40", "30"),
+        ("sfbay/two.png", "graphic", "50", "20"),
+    ]
+    # draft off: exactly the full-decode definition, which equals ImageMagick's CLI histogram
+    assert triage[0]["entropy"] == f"{gray_entropy(photo):.6f}"
+    assert [r["entropy"] for r in triage[1:]] == ["0.000000", f"{math.log(2):.6f}"]
+    hashes = read_rows(paths["hashes"])
+    assert [(r["id"], r["width"], r["bytes"]) for r in hashes] == [
+        ("sfbay/photo.jpg", "200", str(len(photo))), ("sfbay/flat.png", "40", str(
+            (raw / "flat.png").stat().st_size)), ("sfbay/two.png", "50", str(
+                (raw / "two.png").stat().st_size))]
+    assert all(len(r["dhash"]) == 16 for r in hashes)
+    # features and thumbnails only for what can reach the map (graphics never do)
+    assert h5_ids(paths["features"]) == h5_ids(paths["thumbs"]) == ["sfbay/photo.jpg"]
+    with h5py.File(paths["features"]) as h5:
+        assert h5["features"].shape == (1, 12288) and h5["features"].compression == "lzf"
+        reference = image_features(photo)  # ImageMagick's own recipe on the full decode
+        assert np.abs(h5["features"][0] - reference).mean() < 5e-4
+    with h5py.File(paths["thumbs"]) as h5:
+        assert h5["thumbs"].shape == (1, 16, 16, 3) and h5["ok"][:].tolist() == [True]
+
+    rejects = {r["id"].split("/")[1]: r for r in read_rows(paths["rejects"])}
+    assert set(rejects) == set(names) - {"photo.jpg", "flat.png", "two.png"}
+    assert {r["stage"] for r in rejects.values()} == {"prepare"}
+    reasons = {k: v["reason"] for k, v in rejects.items()}
+    assert "Premature end of JPEG file" in reasons["truncated.jpg"]
+    assert reasons["corrupt.jpg"] == "unreadable jpeg header: JPEG datastream contains no image"
+    assert reasons["empty.jpg"] == "empty file (0 bytes)"
+    assert "looks like HTML" in reasons["page.jpg"] and "looks like SVG" in reasons["vector.png"]
+    assert reasons["bomb.png"].startswith("unreadable png header")
+    assert "No such file" in reasons["missing.jpg"]
+
+    meta = json.loads((tmp_path / "out" / "triage.csv.meta.json").read_text())
+    assert meta["stage"] == "prepare" and meta["n_rows"] == 3 and meta["seconds"] >= 0
+    assert meta["params"]["graphic_below"] == 3.9 and meta["params"]["draft"] is False
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        list(OUTPUTS) + [f"{n}.meta.json" for n in OUTPUTS if n.endswith(".csv")])  # no temps
+
+
+def test_hostile_file_names_are_read_as_the_bytes_they_contain(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # inventory paths are relative to the working directory
+    save(tmp_path / "-rf.jpg", photo_like(64, 48, seed=2), quality=90)
+    save(tmp_path / "jpg:x.png", two_level(50, 20))  # PNG bytes despite the "jpg:" prefix
+    save(tmp_path / "x[0].gif", np.full((12, 10), 200, np.uint8))
+    save(tmp_path / "|echo pwned.png", two_level(8, 6))
+    names = ["-rf.jpg", "jpg:x.png", "x[0].gif", "|echo pwned.png"]
+    inventory = write_inventory(tmp_path / "inv.csv", [(n, n) for n in names])
+
+    counts, paths = run(tmp_path, inventory)
+
+    assert counts["rejected"] == 0 and read_rows(paths["rejects"]) == []
+    out = {r["id"].split("/", 1)[1]: r for r in read_rows(paths["triage"])}
+    assert (out["-rf.jpg"]["width"], out["-rf.jpg"]["height"]) == ("64", "48")
+    assert (out["jpg:x.png"]["width"], out["jpg:x.png"]["entropy"]) == ("50", f"{math.log(2):.6f}")
+    assert (out["x[0].gif"]["width"], out["x[0].gif"]["entropy"]) == ("10", "0.000000")
+    assert out["|echo pwned.png"]["entropy"] == f"{math.log(2):.6f}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names + ["inv.csv", "out"])
+
+
+def test_empty_location_writes_valid_empty_outputs(tmp_path):
+    counts, paths = run(tmp_path, write_inventory(tmp_path / "inv.csv", []))
+    assert counts == {"images": 0, "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
+    assert paths["triage"].read_text().strip() == "id,entropy,class,width,height"
+    assert paths["rejects"].read_text().strip() == "id,stage,reason"
+    with h5py.File(paths["features"]) as h5:
+        assert h5["ids"].shape == (0,) and h5["features"].shape == (0, 12288)
+
+
+def test_a_failed_run_leaves_no_output(tmp_path):
+    good = save(tmp_path / "good.png", photo_like(seed=1))
+    inventory = tmp_path / "inv.csv"
+    inventory.write_text(f"id,location,pathname\nsfbay/good.png,sfbay,{good}\n")  # no "path"
+    with pytest.raises(KeyError):
+        run(tmp_path, inventory)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_reduced_scale_decode_stays_within_the_stated_tolerance():
+    """The README's tolerances: entropy within ~0.1 nats, features within 0.005 on average."""
+    jpeg = jpeg_bytes(photo_like(600, 450, seed=6))
+    draft, full = measure(jpeg), measure(jpeg, draft=False)
+    assert draft["triage"]["width"] == 600 and draft["hash"]["height"] == 450  # stored size
+    assert abs(float(draft["triage"]["entropy"]) - gray_entropy(jpeg)) < 0.1
+    assert full["triage"]["entropy"] == f"{gray_entropy(jpeg):.6f}"
+    assert 0 < np.abs(draft["features"] - full["features"]).mean() < 0.005
+    assert np.abs(full["features"] - image_features(jpeg)).mean() < 5e-4
+    assert hamming(draft["hash"]["dhash"], full["hash"]["dhash"]) <= 3
+
+
+def test_copies_hash_close_and_another_photo_far():
+    photos = Path(sklearn.datasets.__file__).parent / "images"  # two real JPEG photos
+    china = Image.open(photos / "china.jpg").convert("RGB")
+    original = measure((photos / "china.jpg").read_bytes())["hash"]["dhash"]
+    resized = measure(jpeg_bytes(np.asarray(china.resize((320, 214), Image.Resampling.LANCZOS))))
+    buffer = io.BytesIO()
+    china.save(buffer, "JPEG", quality=40)
+    reencoded = measure(buffer.getvalue())["hash"]["dhash"]
+    other = measure((photos / "flower.jpg").read_bytes())["hash"]["dhash"]
+    assert hamming(original, resized["hash"]["dhash"]) <= 2 and resized["hash"]["width"] == 320
+    assert hamming(original, reencoded) <= 2
+    assert hamming(original, other) > 16
+
+
+def test_16_bit_png_hashes_like_its_8_bit_version():
+    rng = np.random.default_rng(2)
+    gray8 = np.clip(np.add.outer(np.arange(90), np.arange(120)) + rng.normal(0, 30, (90, 120)),
+                    0, 255).astype(np.uint8)
+    png8, png16 = io.BytesIO(), io.BytesIO()
+    Image.fromarray(gray8).save(png8, "PNG")
+    Image.fromarray(gray8.astype(np.uint16) * 257).save(png16, "PNG")  # I;16: not clipped
+    a, b = measure(png8.getvalue()), measure(png16.getvalue())
+    assert a["hash"]["dhash"] == b["hash"]["dhash"]
+    assert abs(float(a["triage"]["entropy"]) - float(b["triage"]["entropy"])) < 1e-6
+
+
+#: Thresholds that make any image a photo, so flat test pictures get a thumbnail.
+PHOTO = {"graphic_below": 0.0, "photo_above": 0.0}
+
+
+def test_thumbnail_is_centre_cropped_upright_and_flattened(tmp_path):
+    wide = Image.new("RGB", (300, 100), (230, 30, 30))
+    wide.paste((30, 200, 40), (100, 0, 200, 100))
+    wide.paste((40, 60, 230), (200, 0, 300, 100))
+    thumb = measure(jpeg_bytes(np.asarray(wide)), cell_px=64, **PHOTO)["thumb"].astype(int)
+    assert thumb.shape == (64, 64, 3)
+    assert np.abs(thumb[4:60, 4:60].reshape(-1, 3).mean(0) - (30, 200, 40)).max() < 6
+
+    tall = np.zeros((300, 100, 3), np.uint8)
+    tall[:150], tall[150:] = (230, 30, 30), (40, 60, 230)  # top red, bottom blue
+    exif = Image.Exif()
+    exif[0x0112] = 3  # stored upside down: the map must show blue on top
+    buffer = io.BytesIO()
+    Image.fromarray(tall.astype(np.uint8)).save(buffer, "JPEG", quality=95, exif=exif)
+    thumb = measure(buffer.getvalue(), cell_px=64, **PHOTO)["thumb"].astype(int)
+    assert np.abs(thumb[8, 32] - (40, 60, 230)).max() < 6
+    assert np.abs(thumb[56, 32] - (230, 30, 30)).max() < 6
+
+    rgba = np.random.default_rng(3).integers(0, 255, (80, 80, 4)).astype(np.uint8)
+    rgba[..., 3] = 0  # fully transparent: the map background shows, not black
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, "PNG")
+    thumb = measure(buffer.getvalue(), background=(24, 120, 200), **PHOTO)["thumb"]
+    assert np.abs(thumb.astype(int) - (24, 120, 200)).max() <= 1
+
+
+def test_rgb_features_are_imagemagicks_rgb_recipe(tmp_path):
+    path = save(tmp_path / "a.png", photo_like(seed=9))
+    inventory = write_inventory(tmp_path / "inv.csv", [("a.png", str(path))], location="miami")
+    run(tmp_path, inventory, color="rgb")
+    with h5py.File(tmp_path / "out" / "features.h5") as h5:
+        assert h5["features"].shape == (1, 36864) and h5.attrs["color"] == "rgb"
+        assert np.array_equal(h5["features"][0], image_features(path.read_bytes(), "rgb"))
+
+
+def test_sharded_features_equal_unsharded_bit_for_bit(tmp_path):
+    """One HDF5 per location, read as one table, equals one run over all images (any batch)."""
+    rng = np.random.default_rng(5)
+    by_location: dict[str, list] = {"sfbay": [], "austin": [], "miami": []}
+    for k in range(23):
+        location = list(by_location)[k % 3]
+        path = tmp_path / f"{k:02d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (45 + k, 60, 3), dtype=np.uint8)).save(path, quality=85)
+        by_location[location].append((path.name, str(path)))
+    shards = []
+    for location, rows in by_location.items():
+        inventory = write_inventory(tmp_path / f"{location}.csv", rows, location="all")
+        run(tmp_path, inventory, out=location, batch_size=4)
+        shards.append(tmp_path / location / "features.h5")
+    everything = [row for rows in by_location.values() for row in rows]
+    run(tmp_path, write_inventory(tmp_path / "all.csv", everything[::-1], location="all"),
+        out="whole", batch_size=7)
+
+    table = FeatureShards(shards)
+    with h5py.File(tmp_path / "whole" / "features.h5") as h5:
+        whole, whole_ids = h5["features"][:], [i.decode() for i in h5["ids"][:]]
+    order = [whole_ids.index(i) for i in table.ids()]
+    assert len(table) == 23 and sorted(order) == list(range(23))
+    assert np.array_equal(table.rows(0, 23), whole[order])
+    kept = set(table.ids()[3:20:2])  # PCA reads only the selection, in shard order
+    subset = FeatureShards(shards, keep=kept)
+    assert set(subset.ids()) == kept and len(subset) == len(kept)
+    assert np.array_equal(subset.rows(0, len(kept)),
+                          whole[[whole_ids.index(i) for i in subset.ids()]])
+
+
+def test_a_big_png_is_shrunk_once_and_still_measured():
+    """No scaled decoding for PNG: a 3000 px image is reduced before the resize matrices."""
+    big = np.kron(photo_like(300, 200, seed=8), np.ones((10, 10, 1), np.uint8))  # 3000 x 2000
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, "PNG", compress_level=1)
+    result = measure(buffer.getvalue(), **PHOTO)
+    assert (result["triage"]["width"], result["triage"]["height"]) == (3000, 2000)
+    assert float(result["triage"]["entropy"]) == pytest.approx(
+        gray_entropy(buffer.getvalue()), abs=1e-6)  # taken before the shrink
+    assert result["features"].shape == (12288,) and result["thumb"].shape == (32, 32, 3)
+    assert np.abs(result["features"] - image_features(buffer.getvalue())).mean() < 0.005
