@@ -37,7 +37,6 @@ def resize_gray(gray: np.ndarray, size: int = 64) -> np.ndarray:
 def resize_square_rgb(rgb8: np.ndarray, size: int) -> np.ndarray:
     """A square (s, s, 3) uint8 image resized to ``size`` x ``size`` uint8, Lanczos per channel."""
     operator = _resize_operator(rgb8.shape[0], size)
-    pixels = rgb8.astype(np.float32)
-    rows_done = np.tensordot(operator, pixels, axes=(1, 0))  # (size, s, 3)
-    both = np.tensordot(operator, rows_done, axes=(1, 1))  # (size cols, size rows, 3)
-    return np.clip(np.rint(both.transpose(1, 0, 2)), 0, 255).astype(np.uint8)
+    planes = np.ascontiguousarray(rgb8.transpose(2, 0, 1), dtype=np.float32)  # (3, s, s)
+    resized = operator @ planes @ operator.T  # one (size x size) product pair per channel
+    return np.clip(np.rint(resized.transpose(1, 2, 0)), 0, 255).astype(np.uint8)
