@@ -238,7 +238,8 @@ def _pca_rows(pca_h5: str | Path, ids: list[str]) -> np.ndarray:
     row = {i: k for k, i in enumerate(pca_ids)}
     missing = [i for i in ids if i not in row]
     if missing:
-        raise ValueError(f"{len(missing)} images of the t-SNE map are not in {pca_h5}, e.g. {missing[0]}")
+        raise ValueError(f"{len(missing)} images of the t-SNE map are not in {pca_h5}, "
+                         f"e.g. {missing[0]}")
     return vectors[[row[i] for i in ids]]
 
 
