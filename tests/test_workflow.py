@@ -108,6 +108,26 @@ def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
         write_config(demo_run, SMALL_DEMO)
 
 
+@pytest.mark.parametrize("grid", [{"refine": "flas"}, {"refine": "none"}, {"radius_decay": 0.9}])
+def test_grid_refine_change_reruns_grid_and_what_follows_not_tsne(demo_run, grid):
+    """grid.refine and its radius decay are params of the grid rule (none also drops pca.h5 from
+    its inputs): a change redoes the grid, viewer and tiles, never the t-SNE map."""
+    try:
+        write_config(demo_run, {**SMALL_DEMO, "grid": grid})
+        jobs = planned_jobs(demo_run)
+        jobs.pop("all", None)
+        assert jobs == {"grid": 1, "viewer": 1, "tiles": 1}
+    finally:
+        write_config(demo_run, SMALL_DEMO)
+
+
+def test_the_demo_grid_records_its_refinement(demo_run):
+    """240 images are below dense_max: the default (auto) leaves the dense optimum unrefined."""
+    meta = json.loads(sidecar_path(results(demo_run) / "grid.csv").read_text())
+    assert meta["params"]["requested_refine"] == "auto" and meta["params"]["refine"] == "none"
+    assert meta["displacement_mean"] == meta["assigned_displacement_mean"]
+
+
 def test_triage_threshold_change_reruns_prepare_and_what_follows(demo_run):
     try:
         write_config(demo_run, {**SMALL_DEMO, "triage": {"photo_above": 4.3}})

@@ -49,9 +49,11 @@ rule tsne:
 
 
 rule grid:
-    """One image per cell of a near-square grid (lapjv)."""
+    """One image per cell of a near-square grid (lapjv), refined in PCA space (FLAS) unless
+    grid.refine is none (auto: above dense_max images); only with none is pca.h5 not an input."""
     input:
-        f"{R}/tsne.csv",
+        tsne=f"{R}/tsne.csv",
+        pca=f"{R}/pca.h5" if config["grid"]["refine"] != "none" else [],
     output:
         f"{R}/grid.csv",
     params:
@@ -59,6 +61,8 @@ rule grid:
         dense_max=config["grid"]["dense_max"],
         block=config["grid"]["block"],
         holes=config["grid"]["holes"],
+        refine=config["grid"]["refine"],
+        radius_decay=config["grid"]["radius_decay"],
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),

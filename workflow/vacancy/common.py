@@ -26,7 +26,7 @@ log = logging.getLogger("vacancy")
 #: Distributions whose versions can change a result; recorded with every output.
 TRACKED_PACKAGES = (
     "numpy", "scipy", "pandas", "pillow", "wand", "imagehash", "h5py",
-    "scikit-learn", "opentsne", "lapjv", "snakemake",
+    "scikit-learn", "opentsne", "lapjv", "vc_flas", "snakemake",
 )
 
 #: File name suffixes that the sources treat as images (case-insensitive).
