@@ -194,6 +194,9 @@ def test_resource_requests_grow_with_the_input_and_with_each_retry(tmp_path):
     assert features(wc, _Input(str(table)), 1) == 13
     by_name = resources.runtime_per_image(ms_per_image=10, table="grid")
     assert by_name(wc, _Input(grid=str(table), selected="nope"), 1) == 18
+    # a tile band draws its share of the grid: 10 + 3 x 3,750 x 10 ms = 11.9 -> 12 min
+    band = resources.runtime_per_image(ms_per_image=10, table="grid", fraction=1 / 4)
+    assert band(wc, _Input(grid=str(table)), 1) == 12
     # t-SNE memory from pca.h5: 80 MB (125,000 images x 150 float32) -> 3 GB.
     pca = tmp_path / "pca.h5"
     with open(pca, "wb") as handle:

@@ -18,6 +18,9 @@ pytestmark = pytest.mark.slow
 #: triage and dedup work on real pixels, and a few borderline images are expected to slip by.
 TOLERANCE = 0.05
 
+#: Band jobs of the tile pyramid in the small demo.
+BANDS = SMALL_DEMO["tiles"]["jobs"]
+
 
 def results(workdir: Path) -> Path:
     return workdir / "results"
@@ -103,7 +106,7 @@ def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "tsne": {**SMALL_DEMO["tsne"], "perplexity": 12}})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)  # the aggregate target, no work of its own
-        assert jobs == {"tsne": 1, "grid": 1, "viewer": 1, "tiles": 1}
+        assert jobs == {"tsne": 1, "grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -115,7 +118,7 @@ def test_triage_threshold_change_reruns_triage_and_what_follows(demo_run):
         jobs.pop("all", None)
         n = len(SMALL_DEMO["demo"]["locations"])
         assert jobs == {"triage": n, "select": 1, "features": n, "pca": 1, "tsne": 1,
-                        "grid": 1, "viewer": 1, "tiles": 1}
+                        "grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -141,6 +144,6 @@ def test_exclude_file_reruns_select_and_what_follows(demo_run):
         jobs.pop("all", None)
         n = len(SMALL_DEMO["demo"]["locations"])
         assert jobs == {"select": 1, "features": n, "pca": 1, "tsne": 1, "grid": 1,
-                        "viewer": 1, "tiles": 1}
+                        "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)

@@ -57,17 +57,18 @@ def _minutes(base_min: float, work_min: float, attempt: int) -> int:
 
 
 def runtime_per_image(ms_per_image: float, base_min: float = 10, table: str | int = 0,
-                      per_location: bool = False) -> Callable:
+                      per_location: bool = False, fraction: float = 1.0) -> Callable:
     """Runtime (minutes) of a stage that spends ``ms_per_image`` on each row of its input table.
 
     ``table`` names the input holding the rows (index or name); ``per_location`` counts only the
-    rows of the job's ``{location}`` (features reads the global selected.csv).
+    rows of the job's ``{location}`` (features reads the global selected.csv); ``fraction`` is
+    the share of the rows one job draws (a tile band draws about 1/``tiles.jobs`` of the grid).
     """
 
     def runtime(wildcards, input, attempt) -> int:
         path = input[table] if isinstance(table, int) else getattr(input, table)
         location = wildcards.location if per_location else None
-        n = count_rows(path, location)
+        n = count_rows(path, location) * fraction
         return _minutes(base_min, n * ms_per_image / 60_000, attempt)
 
     return runtime
