@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import math
@@ -442,15 +443,38 @@ def _band_span(plan: dict, band: int) -> tuple[int, int]:
     return first, min(first + plan["band_rows"], plan["tile_rows"])
 
 
-def _handover_file(root: Path, plan: dict, strips: int, width_px: int, tile_px: int):
-    """``low.npy`` in a band's folder: the raw pixels of its lowest zoom for the final job.
+class _Handover:
+    """``low.npy`` in a band's folder: the raw pixels of its lowest zoom, for the final job.
 
     Raw, not the JPEG tiles, so the final job merges the very pixels render_tiles would; it is a
-    memory-mapped file written strip by strip, so neither job holds it in memory.
+    memory-mapped file filled strip by strip, so neither job holds it in memory.
     """
-    width = tile_counts(width_px, 1, tile_px, plan["max_zoom"], plan["low_zoom"])[0] * tile_px
-    return np.lib.format.open_memmap(root / "low.npy", mode="w+", dtype=np.uint8,
-                                     shape=(strips, tile_px, width, 3))
+
+    def __init__(self, path: Path, strips: int, tile_px: int, width: int):
+        self.array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                               shape=(strips, tile_px, width, 3))
+        self.filled = 0
+
+    def __call__(self, strip: np.ndarray) -> None:
+        self.array[self.filled] = strip  # an IndexError here would mean a wrong plan
+        self.filled += 1
+
+    def close(self) -> None:
+        if self.filled != len(self.array):
+            raise RuntimeError(f"band made {self.filled} of {len(self.array)} low-zoom strips")
+        self.array.flush()
+        del self.array
+
+
+def _band_rows(plan: dict, band: int, rows: int, cell_px: int, tile_px: int):
+    """The grid rows band ``band`` draws, the pixel rows to drop above its first tile row, and the
+    first row it counts (a cell cut by the band's top edge is counted by the band above)."""
+    first, end = _band_span(plan, band)
+    if end == first:
+        return range(0), 0, 0
+    top_px = first * tile_px
+    drawn = range(top_px // cell_px, min(rows, -(-end * tile_px // cell_px)))
+    return drawn, top_px - drawn.start * cell_px, -(-top_px // cell_px)
 
 
 def render_band(grid_csv, out_dir, cols: int, rows: int, band: int, jobs: int,
@@ -461,50 +485,35 @@ def render_band(grid_csv, out_dir, cols: int, rows: int, band: int, jobs: int,
     Only the stored thumbnails of the band's grid rows are read (never an original), one grid
     row at a time, so memory is a few strips whatever the size of the map.
     """
-    from .thumbs import ThumbStore  # thumbs imports this module
-
     background = tuple(int(v) for v in background)
     plan = band_plan(cols, rows, cell_px, tile_px, jobs)
     if not 0 <= band < plan["jobs"]:
         raise ValueError(f"band {band} is not one of {plan['jobs']}")
     first, end = _band_span(plan, band)
-    depth = plan["max_zoom"] - plan["low_zoom"]
-    width_px = cols * cell_px
-    strip_w = tile_counts(width_px, rows * cell_px, tile_px, plan["max_zoom"],
-                          plan["max_zoom"])[0] * tile_px
-    top_px, end_px = first * tile_px, end * tile_px
-    row_range = range(top_px // cell_px, min(rows, -(-end_px // cell_px))) if end > first else range(0)
-    by_row = {r: cells for r, cells in read_cells(grid_csv, cols, rows).items() if r in row_range}
+    drawn, skip, owned_from = _band_rows(plan, band, rows, cell_px, tile_px)
+    by_row = {r: cells for r, cells in read_cells(grid_csv, cols, rows).items() if r in drawn}
     log.info("tile band %d/%d: max-zoom tile rows %d..%d, grid rows %d..%d, zooms %d..%d",
-             band, plan["jobs"], first, end, row_range.start, row_range.stop, plan["max_zoom"],
+             band, plan["jobs"], first, end, drawn.start, drawn.stop, plan["max_zoom"],
              plan["low_zoom"])
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_dir(out_dir))
-        strips = -(-(end - first) // 2**depth)
-        low = _handover_file(tmp, plan, strips, width_px, tile_px)
-        handed = iter(range(strips))
-
-        def handover(strip):
-            low[next(handed)] = strip  # StopIteration here would mean a wrong plan
-
+    strip_w = tile_counts(cols * cell_px, rows * cell_px, tile_px, plan["max_zoom"],
+                          plan["max_zoom"])[0] * tile_px
+    low_w = tile_counts(cols * cell_px, rows * cell_px, tile_px, plan["max_zoom"],
+                        plan["low_zoom"])[0] * tile_px
+    owned = sum(len(c) for r, c in by_row.items() if r >= owned_from)
+    progress = Progress(f"tile band {band}", owned, logger=log)
+    failed: list[str] = []
+    with atomic_dir(out_dir) as tmp:
+        depth = plan["max_zoom"] - plan["low_zoom"]
+        handover = _Handover(tmp / "low.npy", -(-(end - first) // 2**depth), tile_px, low_w)
         pyramid = _Pyramid(tmp, plan["max_zoom"], tile_px, quality, background,
                            bottom=plan["low_zoom"], first_row=first, handover=handover)
-        owned_from = -(-top_px // cell_px)
-        owned = sum(len(c) for r, c in by_row.items() if r >= owned_from)
-        progress = Progress(f"tile band {band}", owned, logger=log)
-        failed: list[str] = []
         if end > first:
-            store = ThumbStore(thumb_files)
-            stack.callback(store.close)
-            bands = _cell_rows(by_row, _stored_thumbs(store, cell_px), row_range, cell_px,
-                               strip_w, background, progress, failed, owned_from=owned_from)
-            for strip in _strips(bands, tile_px, strip_w, background,
-                                 skip=top_px - row_range.start * cell_px, limit=end - first):
-                pyramid.push(plan["max_zoom"], strip)
-            pyramid.finish()
+            cells = functools.partial(_cell_rows, by_row, rows=drawn, cell_px=cell_px,
+                                      strip_w=strip_w, background=background,
+                                      progress=progress, failed=failed, owned_from=owned_from)
+            _draw_band(cells, thumb_files, cell_px, strip_w, pyramid, skip, end - first)
+        handover.close()
         progress.finish()
-        low.flush()
-        del low
         meta = {"band": band, "plan": plan, "tile_rows": [first, end], "count": owned,
                 "placeholders": len(failed),
                 "tiles_written": {str(z): pyramid.written[z]
@@ -512,6 +521,25 @@ def render_band(grid_csv, out_dir, cols: int, rows: int, band: int, jobs: int,
         write_json(tmp / "band.json", meta)
     log.info("tile band %d: %d images, wrote %s tiles", band, owned, meta["tiles_written"])
     return meta
+
+
+def _draw_band(cells, thumb_files, cell_px: int, strip_w: int, pyramid: _Pyramid, skip: int,
+               strips: int) -> None:
+    """Push the band's ``strips`` max-zoom strips into ``pyramid`` and flush it.
+
+    ``cells(fetch=...)`` yields the band's grid rows drawn with the thumbnails ``fetch`` gives.
+    """
+    from .thumbs import ThumbStore  # thumbs imports this module
+
+    store = ThumbStore(thumb_files)
+    try:
+        bands = cells(fetch=_stored_thumbs(store, cell_px))
+        for strip in _strips(bands, pyramid.tile_px, strip_w, pyramid.background, skip=skip,
+                             limit=strips):
+            pyramid.push(pyramid.top, strip)
+        pyramid.finish()
+    finally:
+        store.close()
 
 
 def _link_tiles(band_dir: Path, out: Path) -> None:
