@@ -8,6 +8,10 @@ Memory stays bounded: the max-zoom mosaic is produced one row of tiles (a *strip
 and each zoom level keeps at most one pending strip until its partner arrives, so the whole
 pyramid needs O(max_zoom x map width) pixels, never the full mosaic (22,656 px square at
 125,000 images). Originals are decoded once; lower zooms are made from the strips above.
+
+The workflow builds the pyramid in parallel (``render_band`` per ``tile_band`` job, then
+``assemble_tiles`` in the ``tiles`` job) with exactly the bytes of the one-job ``render_tiles``,
+which stays as the reference and for callers without a thumbnail store.
 """
 
 from __future__ import annotations
