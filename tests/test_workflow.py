@@ -73,6 +73,26 @@ def test_tile_pyramid_is_complete_from_zoom_0_to_the_top(demo_run):
         assert found == expected, f"zoom {z}"
 
 
+def test_band_jobs_make_the_pyramid_one_job_would(demo_run, tmp_path):
+    """The tiles joined from the tile_band jobs are byte for byte those of one render_tiles."""
+    from vacancy.tiles import read_grid_shape, render_tiles
+
+    res = results(demo_run)
+    cols, rows = read_grid_shape(res / "grid.csv")
+    render_tiles(res / "grid.csv", res / "selected.csv", tmp_path / "one", cols, rows,
+                 cell_px=SMALL_DEMO["tiles"]["cell_px"],
+                 thumb_files=sorted((res / "thumbs").glob("*.h5")))
+
+    def tree(folder):
+        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+                if p.is_file() and p.name != ".snakemake_timestamp"}
+
+    assert tree(res / "tiles") == tree(tmp_path / "one")
+    for band in range(BANDS):   # each band job has its own log and benchmark
+        assert (res / "logs" / "tile_band" / f"{band}.log").is_file()
+        assert (res / "benchmarks" / "tile_band" / f"{band}.tsv").is_file()
+
+
 def test_viewer_references_only_files_that_exist(demo_run):
     site = results(demo_run) / "site"
     html = (site / "index.html").read_text()
