@@ -18,7 +18,7 @@ SMALL_DEMO = {
     "source": "demo",
     "demo": {"n_images": 240, "seed": 7, "locations": ["sfbay", "newyork", "chicago"]},
     "tsne": {"perplexity": 20, "n_iter": 500},
-    "tiles": {"cell_px": 32},
+    "tiles": {"cell_px": 32, "jobs": 3},   # 2 tile rows: two bands with tiles, one empty
 }
 
 

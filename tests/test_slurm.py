@@ -138,7 +138,7 @@ def test_slurm_run_submits_every_non_local_rule_and_matches_a_local_run(slurm, t
     planned = planned_jobs(cluster)
     rules = workflow_rules()
     expected = Counter({r: n for r, n in planned.items() if not rules[r]["local"]})
-    assert expected["triage"] == 2 and expected["tsne"] == 1 and "inventory" not in expected
+    assert expected["prepare"] == 2 and expected["tsne"] == 1 and "inventory" not in expected
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
     started = time.monotonic()
@@ -189,11 +189,11 @@ def test_resource_requests_grow_with_the_input_and_with_each_retry(tmp_path):
     assert per_image(wc, _Input(str(table)), 1) == 18 and per_image(wc, _Input(str(table)), 2) == 35
     # Before the input exists (dry run), the base value.
     assert per_image(wc, _Input(str(tmp_path / "missing.csv")), 1) == 10
-    # features counts only its own location's rows: 5,000 chicago -> 10 + 2.5.
-    features = resources.runtime_per_image(ms_per_image=10, per_location=True)
-    assert features(wc, _Input(str(table)), 1) == 13
     by_name = resources.runtime_per_image(ms_per_image=10, table="grid")
     assert by_name(wc, _Input(grid=str(table), selected="nope"), 1) == 18
+    # a tile band draws its share of the grid: 10 + 3 x 3,750 x 10 ms = 11.9 -> 12 min
+    band = resources.runtime_per_image(ms_per_image=10, table="grid", fraction=1 / 4)
+    assert band(wc, _Input(grid=str(table)), 1) == 12
     # t-SNE memory from pca.h5: 80 MB (125,000 images x 150 float32) -> 3 GB.
     pca = tmp_path / "pca.h5"
     with open(pca, "wb") as handle:

@@ -18,6 +18,9 @@ pytestmark = pytest.mark.slow
 #: triage and dedup work on real pixels, and a few borderline images are expected to slip by.
 TOLERANCE = 0.05
 
+#: Band jobs of the tile pyramid in the small demo.
+BANDS = SMALL_DEMO["tiles"]["jobs"]
+
 
 def results(workdir: Path) -> Path:
     return workdir / "results"
@@ -70,6 +73,26 @@ def test_tile_pyramid_is_complete_from_zoom_0_to_the_top(demo_run):
         assert found == expected, f"zoom {z}"
 
 
+def test_band_jobs_make_the_pyramid_one_job_would(demo_run, tmp_path):
+    """The tiles joined from the tile_band jobs are byte for byte those of one render_tiles."""
+    from vacancy.tiles import read_grid_shape, render_tiles
+
+    res = results(demo_run)
+    cols, rows = read_grid_shape(res / "grid.csv")
+    render_tiles(res / "grid.csv", res / "selected.csv", tmp_path / "one", cols, rows,
+                 cell_px=SMALL_DEMO["tiles"]["cell_px"],
+                 thumb_files=sorted((res / "thumbs").glob("*.h5")))
+
+    def tree(folder):
+        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+                if p.is_file() and p.name != ".snakemake_timestamp"}
+
+    assert tree(res / "tiles") == tree(tmp_path / "one")
+    for band in range(BANDS):   # each band job has its own log and benchmark
+        assert (res / "logs" / "tile_band" / f"{band}.log").is_file()
+        assert (res / "benchmarks" / "tile_band" / f"{band}.tsv").is_file()
+
+
 def test_viewer_references_only_files_that_exist(demo_run):
     site = results(demo_run) / "site"
     html = (site / "index.html").read_text()
@@ -103,7 +126,7 @@ def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "tsne": {**SMALL_DEMO["tsne"], "perplexity": 12}})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)  # the aggregate target, no work of its own
-        assert jobs == {"tsne": 1, "grid": 1, "viewer": 1, "tiles": 1}
+        assert jobs == {"tsne": 1, "grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -116,7 +139,7 @@ def test_grid_refine_change_reruns_grid_and_what_follows_not_tsne(demo_run, grid
         write_config(demo_run, {**SMALL_DEMO, "grid": grid})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"grid": 1, "viewer": 1, "tiles": 1}
+        assert jobs == {"grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -135,7 +158,7 @@ def test_triage_threshold_change_reruns_prepare_and_what_follows(demo_run):
         jobs.pop("all", None)
         n = len(SMALL_DEMO["demo"]["locations"])
         assert jobs == {"prepare": n, "dedup": 1, "select": 1, "pca": 1, "tsne": 1,
-                        "grid": 1, "viewer": 1, "tiles": 1}
+                        "grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -159,6 +182,7 @@ def test_exclude_file_reruns_select_and_what_follows(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "exclude_file": str(exclude)})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "viewer": 1, "tiles": 1}
+        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "viewer": 1,
+                        "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)

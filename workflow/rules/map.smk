@@ -108,13 +108,46 @@ rule viewer:
         "../scripts/viewer.py"
 
 
-rule tiles:
-    """The tile pyramid z/x/y; the target that makes the whole map (tiles and viewer)."""
+TILE_BANDS = range(config["tiles"]["jobs"])
+
+
+rule tile_band:
+    """One horizontal band of the pyramid's top zooms, drawn from the stored thumbnails."""
     input:
         grid=f"{R}/grid.csv",
-        selected=f"{R}/selected.csv",
-        site=f"{R}/site",
         thumbs=per_location(f"{R}/thumbs/{{location}}.h5"),
+    output:
+        directory(f"{R}/tile-bands/{{band}}"),
+    wildcard_constraints:
+        band=r"\d+",
+    params:
+        jobs=config["tiles"]["jobs"],
+        cell_px=config["tiles"]["cell_px"],
+        tile_px=config["tiles"]["tile_px"],
+        quality=config["tiles"]["quality"],
+        background=config["tiles"]["background"],
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(
+            ms_per_image=0.5, table="grid", fraction=1 / config["tiles"]["jobs"]
+        ),
+    log:
+        f"{R}/logs/tile_band/{{band}}.log",
+    benchmark:
+        f"{R}/benchmarks/tile_band/{{band}}.tsv"
+    conda:
+        f"{ENVS}/viewer.yaml"
+    script:
+        "../scripts/tile_band.py"
+
+
+rule tiles:
+    """The tile pyramid z/x/y joined from the bands; the target that makes the whole map."""
+    input:
+        grid=f"{R}/grid.csv",
+        site=f"{R}/site",
+        bands=expand(f"{R}/tile-bands/{{band}}", band=TILE_BANDS),
     output:
         directory(f"{R}/tiles"),
         # the PMTiles archive, only when publish.pmtiles is on
@@ -124,10 +157,10 @@ rule tiles:
         tile_px=config["tiles"]["tile_px"],
         quality=config["tiles"]["quality"],
         background=config["tiles"]["background"],
-    threads: 2
+    threads: 1
     resources:
-        mem_mb=sizing.mem_fixed(2000),
-        runtime=sizing.runtime_per_image(ms_per_image=2, table="grid"),
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=0.05, table="grid"),
     log:
         f"{R}/logs/tiles.log",
     benchmark:

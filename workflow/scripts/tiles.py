@@ -1,4 +1,4 @@
-"""Rule tiles: the z/x/y tile pyramid of the grid (and, if asked, one PMTiles archive of it)."""
+"""Rule tiles: the bands joined into the z/x/y pyramid (and, if asked, one PMTiles archive)."""
 import sys
 from pathlib import Path
 
@@ -9,12 +9,11 @@ from vacancy.common import setup_logging  # noqa: E402
 setup_logging(snakemake.log[0])  # noqa: F821
 
 from vacancy.publish import write_pmtiles  # noqa: E402
-from vacancy.tiles import read_grid_shape, render_tiles  # noqa: E402
+from vacancy.tiles import assemble_tiles, read_grid_shape  # noqa: E402
 
 i, p = snakemake.input, snakemake.params
 cols, rows = read_grid_shape(i.grid)
-render_tiles(i.grid, i.selected, snakemake.output[0], cols, rows, cell_px=p.cell_px,
-             tile_px=p.tile_px, quality=p.quality, background=p.background,
-             threads=snakemake.threads, thumb_files=list(i.thumbs))
+assemble_tiles(list(i.bands), snakemake.output[0], cols, rows, cell_px=p.cell_px,
+               tile_px=p.tile_px, quality=p.quality, background=p.background)
 if len(snakemake.output) > 1:
     write_pmtiles(snakemake.output[0], snakemake.output[1])

@@ -26,17 +26,14 @@ from typing import Callable
 SAFETY = 3.0
 
 
-def count_rows(path: str | os.PathLike, location: str | None = None) -> int:
-    """Data rows of a CSV (all, or those whose ``id`` starts with ``location/``); 0 if missing.
+def count_rows(path: str | os.PathLike) -> int:
+    """Data rows of a CSV; 0 if missing (a dry run plans before the table exists).
 
     Streams the file: a 125,000-row table is counted in well under a second.
     """
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            if location is None:
-                return max(0, sum(1 for _ in csv.reader(handle)) - 1)
-            prefix = f"{location}/"
-            return sum(1 for row in csv.DictReader(handle) if row.get("id", "").startswith(prefix))
+            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
     except OSError:
         return 0
 
@@ -57,17 +54,16 @@ def _minutes(base_min: float, work_min: float, attempt: int) -> int:
 
 
 def runtime_per_image(ms_per_image: float, base_min: float = 10, table: str | int = 0,
-                      per_location: bool = False) -> Callable:
+                      fraction: float = 1.0) -> Callable:
     """Runtime (minutes) of a stage that spends ``ms_per_image`` on each row of its input table.
 
-    ``table`` names the input holding the rows (index or name); ``per_location`` counts only the
-    rows of the job's ``{location}`` (features reads the global selected.csv).
+    ``table`` names the input holding the rows (index or name); ``fraction`` is the share of
+    the rows one job draws (a tile band draws about 1/``tiles.jobs`` of the grid).
     """
 
     def runtime(wildcards, input, attempt) -> int:
         path = input[table] if isinstance(table, int) else getattr(input, table)
-        location = wildcards.location if per_location else None
-        n = count_rows(path, location)
+        n = count_rows(path) * fraction
         return _minutes(base_min, n * ms_per_image / 60_000, attempt)
 
     return runtime

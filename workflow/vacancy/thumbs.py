@@ -50,11 +50,28 @@ def thumb_from_rgb(rgb8: np.ndarray, cell_px: int, orientation: str = "top_left"
     return thumb
 
 
+def _read_each(dataset, index: Sequence[int]) -> np.ndarray:
+    """``dataset[index]`` read one thumbnail at a time, ~25 times faster than h5py's fancy indexing.
+
+    h5py turns a list index into a union of hyperslabs that HDF5 resolves slowly (0.7 ms a
+    thumbnail: 72 of the 83 s of the tiles stage at 93,500 images); one hyperslab per thumbnail
+    through the low-level API costs ~30 us and still reads only the thumbnails asked for.
+    """
+    out = np.empty((len(index), *dataset.shape[1:]), dataset.dtype)
+    file_space = dataset.id.get_space()
+    one = h5py.h5s.create_simple((1, *dataset.shape[1:]))
+    for k, i in enumerate(index):
+        file_space.select_hyperslab((int(i),) + (0,) * (dataset.ndim - 1), (1, *dataset.shape[1:]))
+        dataset.id.read(one, file_space, out[k:k + 1])
+    return out
+
+
 class ThumbStore:
     """Look up the stored thumbnails of many ids across the per-location files."""
 
     def __init__(self, paths: Sequence[str | Path]):
         self.files = [h5py.File(p, "r") for p in paths]
+        self.ok = [h5["ok"][:] for h5 in self.files]  # one byte per image, read once
         self.where: dict[str, tuple[int, int]] = {}
         for f, h5 in enumerate(self.files):
             for i, raw in enumerate(h5["ids"][:]):
@@ -72,8 +89,8 @@ class ThumbStore:
         for f, pairs in wanted.items():
             pairs.sort()
             index = [i for i, _ in pairs]
-            pixels = self.files[f]["thumbs"][index]
-            ok = self.files[f]["ok"][index]
+            pixels = _read_each(self.files[f]["thumbs"], index)
+            ok = self.ok[f][index]
             if pixels.shape[1] != cell_px:
                 raise ValueError(f"thumbnails are {pixels.shape[1]} px, the tiles need {cell_px}")
             for (_, k), thumb, good in zip(pairs, pixels, ok):

@@ -8,12 +8,17 @@ Memory stays bounded: the max-zoom mosaic is produced one row of tiles (a *strip
 and each zoom level keeps at most one pending strip until its partner arrives, so the whole
 pyramid needs O(max_zoom x map width) pixels, never the full mosaic (22,656 px square at
 125,000 images). Originals are decoded once; lower zooms are made from the strips above.
+
+The workflow builds the pyramid in parallel (``render_band`` per ``tile_band`` job, then
+``assemble_tiles`` in the ``tiles`` job) with exactly the bytes of the one-job ``render_tiles``,
+which stays as the reference and for callers without a thumbnail store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import math
@@ -221,19 +226,29 @@ class _Pyramid:
 
     A strip is one row of tiles (``tile_px`` high, a whole number of tiles wide). Level ``z``
     holds at most one strip waiting for its lower partner, so memory is bounded by the levels.
+
+    A band job builds only zooms ``top`` .. ``bottom`` of the tile rows from ``first_row`` (at
+    ``top``) on, and passes each strip of zoom ``bottom`` to ``handover`` instead of merging it:
+    the final job merges those into the zooms below, where strips of different bands pair up.
     """
 
-    def __init__(self, root: Path, max_zoom: int, tile_px: int, quality: int, background):
-        self.root, self.max_zoom, self.tile_px = root, max_zoom, tile_px
+    def __init__(self, root: Path, top: int, tile_px: int, quality: int, background,
+                 bottom: int = 0, first_row: int = 0, handover=None):
+        self.root, self.top, self.bottom, self.tile_px = root, top, bottom, tile_px
         self.quality, self.background = quality, tuple(background)
+        self.first_row, self.handover = first_row, handover
         self.pending: dict[int, np.ndarray] = {}
         self.next_y: dict[int, int] = defaultdict(int)
         self.written: dict[int, int] = defaultdict(int)
 
-    def push(self, z: int, strip: np.ndarray) -> None:
-        """Write ``strip`` as the next tile row of zoom ``z`` and feed the level below."""
-        self._save(z, strip)
-        if z == 0:
+    def push(self, z: int, strip: np.ndarray, save: bool = True) -> None:
+        """Write ``strip`` as the next tile row of zoom ``z`` (unless a band job already did)
+        and feed the level below."""
+        if save:
+            self._save(z, strip)
+        if z == self.bottom:
+            if self.handover is not None:
+                self.handover(strip)
             return
         if z in self.pending:
             self.push(z - 1, self._halve(self.pending.pop(z), strip))
@@ -242,7 +257,7 @@ class _Pyramid:
 
     def finish(self) -> None:
         """Flush strips left without a partner (odd tile counts), top level first."""
-        for z in range(self.max_zoom, 0, -1):
+        for z in range(self.top, self.bottom, -1):
             if z in self.pending:
                 self.push(z - 1, self._halve(self.pending.pop(z), None))
 
@@ -260,7 +275,8 @@ class _Pyramid:
         return np.asarray(Image.fromarray(block).reduce(2))
 
     def _save(self, z: int, strip: np.ndarray) -> None:
-        t, y = self.tile_px, self.next_y[z]
+        t = self.tile_px
+        y = (self.first_row >> (self.top - z)) + self.next_y[z]
         self.next_y[z] += 1
         for x in range(strip.shape[1] // t):
             folder = self.root / str(z) / str(x)
@@ -286,32 +302,47 @@ def _stored_thumbs(store, cell_px):
     return fetch
 
 
-def _cell_rows(by_row, fetch, rows, cell_px, strip_w, background, progress, failed):
-    """Yield each grid row as a ``cell_px`` x ``strip_w`` pixel band with its thumbnails.
+def _cell_rows(by_row, fetch, rows, cell_px, strip_w, background, progress, failed,
+               owned_from: int = 0):
+    """Yield each grid row of ``rows`` as a ``cell_px`` x ``strip_w`` pixel band of thumbnails.
 
     ``fetch(ids)`` gives ``(thumb, ok)`` per id; ``failed`` collects the ids that got a
-    placeholder, for meta.json.
+    placeholder, for meta.json. A row above ``owned_from`` is drawn (its lower part reaches into
+    this band) but counted by the band above, so that every image is counted once.
     """
-    for row in range(rows):
+    for row in rows:
         band = np.empty((cell_px, strip_w, 3), np.uint8)
         band[:] = background
         cells = by_row.get(row, [])
         for (col, image_id_), (thumb, ok) in zip(cells, fetch([i for _, i in cells])):
             band[:, col * cell_px:(col + 1) * cell_px] = thumb
-            if not ok:
+            if not ok and row >= owned_from:
                 failed.append(image_id_)
-        progress.update(len(cells))
+        if row >= owned_from:
+            progress.update(len(cells))
         yield band
 
 
-def _strips(bands, tile_px: int, strip_w: int, background) -> Iterator[np.ndarray]:
-    """Re-cut ``cell_px``-high bands into ``tile_px``-high strips (cells may straddle tiles)."""
+def _strips(bands, tile_px: int, strip_w: int, background, skip: int = 0,
+            limit: int | None = None) -> Iterator[np.ndarray]:
+    """Re-cut ``cell_px``-high bands into ``tile_px``-high strips (cells may straddle tiles).
+
+    The first ``skip`` pixel rows are dropped and at most ``limit`` strips made: a band job's
+    first grid row may start above its first tile row, its last may end below its last.
+    """
     pending = np.empty((0, strip_w, 3), np.uint8)
+    made = 0
     for band in bands:
         pending = np.concatenate([pending, band], axis=0)
-        while pending.shape[0] >= tile_px:
+        if skip:
+            cut = min(skip, pending.shape[0])
+            pending, skip = pending[cut:], skip - cut
+        while pending.shape[0] >= tile_px and made != limit:
             yield pending[:tile_px]
             pending = pending[tile_px:]
+            made += 1
+        if made == limit:
+            return
     if pending.shape[0]:
         pad = np.empty((tile_px - pending.shape[0], strip_w, 3), np.uint8)
         pad[:] = background
@@ -361,8 +392,8 @@ def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px:
         pyramid = _Pyramid(tmp, zmax, tile_px, quality, background)
         progress = Progress("tiles", count, logger=log)
         failed: list[str] = []
-        bands = _cell_rows(by_row, fetch, band_rows, cell_px, strip_w, background, progress,
-                           failed)
+        bands = _cell_rows(by_row, fetch, range(band_rows), cell_px, strip_w, background,
+                           progress, failed)
         for strip in _strips(bands, tile_px, strip_w, background):
             pyramid.push(zmax, strip)
         pyramid.finish()
@@ -374,4 +405,201 @@ def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px:
         }
         write_json(tmp / "meta.json", meta)
     log.info("tiles: wrote %s tiles to %s", meta["tiles_written"], out_dir)
+    return meta
+
+
+# --------------------------------------------------------------------------- parallel bands
+#
+# The pyramid is also built by ``jobs`` band jobs plus one final job, with output identical to
+# render_tiles: band b renders its horizontal band of max-zoom tile rows from the stored
+# thumbnails and merges it down while 2x2 merges stay inside the band; the final job links the
+# bands' tiles into one tree and merges the bands' lowest zoom down to zoom 0.
+
+
+def band_plan(cols: int, rows: int, cell_px: int, tile_px: int, jobs: int) -> dict:
+    """How ``jobs`` band jobs split the pyramid; the same for every job, from the grid alone.
+
+    Band ``b`` holds max-zoom tile rows ``[b * band_rows, (b + 1) * band_rows)`` and makes zooms
+    ``max_zoom`` down to ``low_zoom``. ``band_rows`` is a multiple of ``2**depth`` (depth =
+    ``max_zoom - low_zoom``), so no merge at those zooms takes rows from two bands. A deeper band
+    leaves less to the final (serial) job but may round ``band_rows`` up and unbalance the bands;
+    the depth taken minimises the largest band (in tile rows) plus the final job's share, which is
+    about a quarter per level of depth (estimated as half the tile rows over ``4**depth``).
+    """
+    zmax = max_zoom_for(cols, rows, cell_px, tile_px)
+    n = tile_counts(cols * cell_px, rows * cell_px, tile_px, zmax, zmax)[1]
+    jobs = max(1, int(jobs))
+    best = None
+    for depth in range(zmax + 1):
+        step = 2**depth
+        band_rows = step * max(1, math.ceil(n / (jobs * step)))
+        cost = min(band_rows, n) + n / (2 * 4**depth)
+        if best is None or cost < best[0]:
+            best = (cost, depth, band_rows)
+    _, depth, band_rows = best
+    return {"jobs": jobs, "max_zoom": zmax, "low_zoom": zmax - depth, "band_rows": band_rows,
+            "tile_rows": n}
+
+
+def _band_span(plan: dict, band: int) -> tuple[int, int]:
+    """Max-zoom tile rows ``[first, end)`` of ``band`` (empty past the map's last tile row)."""
+    first = min(band * plan["band_rows"], plan["tile_rows"])
+    return first, min(first + plan["band_rows"], plan["tile_rows"])
+
+
+class _Handover:
+    """``low.npy`` in a band's folder: the raw pixels of its lowest zoom, for the final job.
+
+    Raw, not the JPEG tiles, so the final job merges the very pixels render_tiles would; it is a
+    memory-mapped file filled strip by strip, so neither job holds it in memory.
+    """
+
+    def __init__(self, path: Path, strips: int, tile_px: int, width: int):
+        self.array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                               shape=(strips, tile_px, width, 3))
+        self.filled = 0
+
+    def __call__(self, strip: np.ndarray) -> None:
+        self.array[self.filled] = strip  # an IndexError here would mean a wrong plan
+        self.filled += 1
+
+    def close(self) -> None:
+        if self.filled != len(self.array):
+            raise RuntimeError(f"band made {self.filled} of {len(self.array)} low-zoom strips")
+        self.array.flush()
+        del self.array
+
+
+def _band_rows(plan: dict, band: int, rows: int, cell_px: int, tile_px: int):
+    """The grid rows band ``band`` draws, the pixel rows to drop above its first tile row, and the
+    first row it counts (a cell cut by the band's top edge is counted by the band above)."""
+    first, end = _band_span(plan, band)
+    if end == first:
+        return range(0), 0, 0
+    top_px = first * tile_px
+    drawn = range(top_px // cell_px, min(rows, -(-end * tile_px // cell_px)))
+    return drawn, top_px - drawn.start * cell_px, -(-top_px // cell_px)
+
+
+def render_band(grid_csv, out_dir, cols: int, rows: int, band: int, jobs: int,
+                thumb_files, cell_px: int = 64, tile_px: int = 256, quality: int = 85,
+                background=(24, 24, 24)) -> dict:
+    """Render band ``band`` of ``jobs`` into ``out_dir``: its tiles, ``low.npy``, ``band.json``.
+
+    Only the stored thumbnails of the band's grid rows are read (never an original), one grid
+    row at a time, so memory is a few strips whatever the size of the map.
+    """
+    background = tuple(int(v) for v in background)
+    plan = band_plan(cols, rows, cell_px, tile_px, jobs)
+    if not 0 <= band < plan["jobs"]:
+        raise ValueError(f"band {band} is not one of {plan['jobs']}")
+    first, end = _band_span(plan, band)
+    drawn, skip, owned_from = _band_rows(plan, band, rows, cell_px, tile_px)
+    by_row = {r: cells for r, cells in read_cells(grid_csv, cols, rows).items() if r in drawn}
+    log.info("tile band %d/%d: max-zoom tile rows %d..%d, grid rows %d..%d, zooms %d..%d",
+             band, plan["jobs"], first, end, drawn.start, drawn.stop, plan["max_zoom"],
+             plan["low_zoom"])
+    strip_w = tile_counts(cols * cell_px, rows * cell_px, tile_px, plan["max_zoom"],
+                          plan["max_zoom"])[0] * tile_px
+    low_w = tile_counts(cols * cell_px, rows * cell_px, tile_px, plan["max_zoom"],
+                        plan["low_zoom"])[0] * tile_px
+    owned = sum(len(c) for r, c in by_row.items() if r >= owned_from)
+    progress = Progress(f"tile band {band}", owned, logger=log)
+    failed: list[str] = []
+    with atomic_dir(out_dir) as tmp:
+        depth = plan["max_zoom"] - plan["low_zoom"]
+        handover = _Handover(tmp / "low.npy", -(-(end - first) // 2**depth), tile_px, low_w)
+        pyramid = _Pyramid(tmp, plan["max_zoom"], tile_px, quality, background,
+                           bottom=plan["low_zoom"], first_row=first, handover=handover)
+        if end > first:
+            cells = functools.partial(_cell_rows, by_row, rows=drawn, cell_px=cell_px,
+                                      strip_w=strip_w, background=background,
+                                      progress=progress, failed=failed, owned_from=owned_from)
+            _draw_band(cells, thumb_files, cell_px, strip_w, pyramid, skip, end - first)
+        handover.close()
+        progress.finish()
+        meta = {"band": band, "plan": plan, "tile_rows": [first, end], "count": owned,
+                "placeholders": len(failed),
+                "tiles_written": {str(z): pyramid.written[z]
+                                  for z in range(plan["low_zoom"], plan["max_zoom"] + 1)}}
+        write_json(tmp / "band.json", meta)
+    log.info("tile band %d: %d images, wrote %s tiles", band, owned, meta["tiles_written"])
+    return meta
+
+
+def _draw_band(cells, thumb_files, cell_px: int, strip_w: int, pyramid: _Pyramid, skip: int,
+               strips: int) -> None:
+    """Push the band's ``strips`` max-zoom strips into ``pyramid`` and flush it.
+
+    ``cells(fetch=...)`` yields the band's grid rows drawn with the thumbnails ``fetch`` gives.
+    """
+    from .thumbs import ThumbStore  # thumbs imports this module
+
+    store = ThumbStore(thumb_files)
+    try:
+        bands = cells(fetch=_stored_thumbs(store, cell_px))
+        for strip in _strips(bands, pyramid.tile_px, strip_w, pyramid.background, skip=skip,
+                             limit=strips):
+            pyramid.push(pyramid.top, strip)
+        pyramid.finish()
+    finally:
+        store.close()
+
+
+def _link_tiles(band_dir: Path, out: Path) -> None:
+    """Hard-link a band's ``z/x/y.jpg`` files into ``out`` (copied where links are impossible).
+
+    A link costs no bytes and no copy; it stays valid when the band is remade, because bands
+    are replaced by a rename (atomic_dir), never rewritten in place.
+    """
+    for path in band_dir.glob("*/*/*.jpg"):
+        target = out / path.relative_to(band_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:  # another filesystem, or one without hard links
+            shutil.copyfile(path, target)
+
+
+def _read_band(band_dir: Path, band: int, plan: dict) -> dict:
+    """A band's ``band.json``, checked to be band ``band`` of this very plan."""
+    meta = json.loads((band_dir / "band.json").read_text())
+    if meta["band"] != band or meta["plan"] != plan:
+        raise ValueError(f"{band_dir} is band {meta['band']} of {meta['plan']}, "
+                         f"not band {band} of {plan}")
+    return meta
+
+
+def assemble_tiles(band_dirs, out_dir, cols: int, rows: int, cell_px: int = 64,
+                   tile_px: int = 256, quality: int = 85, background=(24, 24, 24)) -> dict:
+    """Join the band folders (in band order) into ``out_dir``: the pyramid and ``meta.json``.
+
+    The bands' tiles are linked in; the zooms below the bands' lowest are merged from their
+    ``low.npy`` strips, read one at a time. Built beside ``out_dir`` and renamed into place.
+    """
+    band_dirs = [Path(d) for d in band_dirs]
+    background = tuple(int(v) for v in background)
+    plan = band_plan(cols, rows, cell_px, tile_px, len(band_dirs))
+    bands = [_read_band(d, b, plan) for b, d in enumerate(band_dirs)]
+    written = defaultdict(int)
+    with atomic_dir(out_dir) as tmp:
+        pyramid = _Pyramid(tmp, plan["low_zoom"], tile_px, quality, background)
+        for band_dir, meta in zip(band_dirs, bands):
+            _link_tiles(band_dir, tmp)
+            for z, n in meta["tiles_written"].items():
+                written[int(z)] += n
+            for strip in np.load(band_dir / "low.npy", mmap_mode="r"):
+                pyramid.push(plan["low_zoom"], np.array(strip), save=False)
+        pyramid.finish()
+        for z, n in pyramid.written.items():
+            written[z] += n
+        meta = {
+            **layout_meta(cols, rows, cell_px, tile_px, background),
+            "count": sum(b["count"] for b in bands),
+            "placeholders": sum(b["placeholders"] for b in bands),
+            "tiles_written": {str(z): written[z] for z in range(plan["max_zoom"] + 1)},
+        }
+        write_json(tmp / "meta.json", meta)
+    log.info("tiles: joined %d bands, wrote %s tiles to %s", len(bands), meta["tiles_written"],
+             out_dir)
     return meta
