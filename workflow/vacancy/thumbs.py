@@ -3,7 +3,7 @@
 A new t-SNE perplexity or grid method changes where each image goes, not what its cell looks
 like: the ``prepare`` stage makes a centre-cropped ``cell_px`` square of every photo (and
 "maybe") of a location from the decode it shares with triage, hashes and features, into one HDF5
-file (``ids``, ``thumbs``, ``ok``), and the ``tiles`` rule only copies those pixels into place.
+file (``ids``, ``thumbs``, ``ok``), and the tile jobs only copy those pixels into place.
 Thumbnails are made for every candidate, not only the selection, so a changed exclude file or
 dedup setting does not remake them.
 """

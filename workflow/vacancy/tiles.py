@@ -294,7 +294,7 @@ def _decoded_thumbs(paths, cell_px, background, pool):
 
 
 def _stored_thumbs(store, cell_px):
-    """A thumbnail source reading the ``thumbs`` rule's files: no original is decoded again."""
+    """Thumbnails read from the ``prepare`` rule's files: no original is decoded again."""
     placeholder = np.full((cell_px, cell_px, 3), PLACEHOLDER_RGB, np.uint8)
 
     def fetch(ids):
@@ -357,7 +357,7 @@ def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px:
                  threads: int = 1, thumb_files=None) -> dict:
     """Render the tile pyramid ``out_dir/{z}/{x}/{y}.jpg`` plus ``meta.json``; return the meta.
 
-    With ``thumb_files`` (the ``thumbs`` rule's per-location HDF5 files) the cells are copied
+    With ``thumb_files`` (the ``prepare`` rule's per-location thumbnail files) the cells are copied
     from the stored thumbnails and no original is decoded; without, originals are decoded.
 
     ``threads`` decodes that many images at once (Pillow releases the GIL while decoding), for a
