@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import h5py
+import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature files use)
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Iterator
 
 import h5py
+import hdf5plugin
 import numpy as np
 from threadpoolctl import threadpool_limits
 from wand.color import Color
@@ -63,11 +64,10 @@ REC709_LUMA = np.array([0.212656, 0.715158, 0.072186])
 MAX_WORK_SIDE = 1024
 #: Rows per HDF5 chunk: a chunk of 64 gray vectors is 3 MB raw, a good unit for PCA batches.
 CHUNK_ROWS = 64
-#: lzf with the byte-shuffle filter. Measured on 640 rows of 600x450 JPEG features (31.5 MB raw):
-#: lzf alone 30.6 MB (floats barely compress), lzf+shuffle 23.3 MB read at ~310 MB/s,
-#: gzip-1+shuffle 19.9 MB but read at ~215 MB/s and written 3x slower. PCA reads these files
-#: at least twice, so read speed wins.
-FEATURE_COMPRESSION = {"compression": "lzf", "shuffle": True}
+#: Bitshuffle + LZ4 (hdf5plugin). Measured on 2,048 rows of demo features: 31.8 KB per image
+#: (raw 48, lzf+shuffle 34.5), written in 0.04 ms per image (lzf+shuffle 0.25: a sixth of the
+#: whole per-image cost) and read back in 0.02 ms (lzf+shuffle 0.10); PCA reads every row twice.
+FEATURE_COMPRESSION = dict(hdf5plugin.Bitshuffle(cname="lz4"))
 
 
 def decode_options(draft: bool, cell_px: int) -> dict[str, str] | None:
@@ -195,8 +195,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     """Decode every image of one location's inventory once; write the five outputs; return counts.
 
     ``triage_csv``: id, entropy, class, width, height. ``hashes_csv``: id, dhash, width, height,
-    bytes. ``features_h5``: ``ids``, ``features`` (n x 12,288 float32, chunks of 64 rows, lzf +
-    shuffle) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x cell_px x 3
+    bytes. ``features_h5``: ``ids``, ``features`` (n x 12,288 float32, chunks of 64 rows,
+    bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x cell_px x 3
     uint8), ``ok`` for the same images. ``rejects_csv``: id, stage, reason. Rows keep inventory
     order. Configuration errors (thresholds, hash size, colour) are raised before any image.
     """
