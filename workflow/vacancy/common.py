@@ -97,6 +97,36 @@ def write_json(path: str | os.PathLike, data) -> None:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
+class CsvRows:
+    """Rows being written to a CSV by :func:`csv_rows`: ``add`` one at a time; ``prov`` (the
+    provenance sidecar's content) can still be completed before the block ends."""
+
+    def __init__(self, writer: csv.DictWriter, prov: dict | None):
+        self._writer = writer
+        self.prov = prov
+        self.count = 0
+
+    def add(self, row: Mapping) -> None:
+        self._writer.writerow(row)
+        self.count += 1
+
+
+@contextlib.contextmanager
+def csv_rows(path: str | os.PathLike, fieldnames: Sequence[str],
+             prov: Mapping | None = None) -> Iterator[CsvRows]:
+    """Write a CSV row by row (memory flat in the number of rows), atomically, with a
+    ``.meta.json`` provenance sidecar written when the block succeeds."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(fieldnames), extrasaction="ignore")
+            writer.writeheader()
+            rows = CsvRows(writer, dict(prov) if prov is not None else None)
+            yield rows
+    if rows.prov is not None:
+        write_json(sidecar_path(path), {**rows.prov, "n_rows": rows.count,
+                                        "columns": list(fieldnames)})
+
+
 def write_csv(
     path: str | os.PathLike,
     rows: Iterable[Mapping],
@@ -104,23 +134,23 @@ def write_csv(
     prov: Mapping | None = None,
 ) -> int:
     """Write rows as CSV atomically (and a ``.meta.json`` provenance sidecar); return the count."""
-    count = 0
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(fieldnames), extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row)
-                count += 1
-    if prov is not None:
-        write_json(sidecar_path(path), {**prov, "n_rows": count, "columns": list(fieldnames)})
-    return count
+    with csv_rows(path, fieldnames, prov) as out:
+        for row in rows:
+            out.add(row)
+    return out.count
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
     """Where the provenance of a CSV output is kept."""
     path = Path(path)
     return path.with_name(path.name + ".meta.json")
+
+
+def iter_csv(path: str | os.PathLike) -> Iterator[dict[str, str]]:
+    """The rows of a CSV one at a time, for tables too big to hold as dicts (125,000 rows of
+    selected.csv are ~300 MB as a list of dicts)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
 
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:

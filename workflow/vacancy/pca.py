@@ -19,7 +19,7 @@ import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature fil
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
 
-from .common import Progress, atomic_path, provenance, read_csv
+from .common import Progress, atomic_path, iter_csv, provenance
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components:
     With ``selected_csv`` only the selected images' rows are used. Output datasets: ``ids`` (in
     shard order), ``pca`` (n x k float32), ``explained_variance_ratio``.
     """
-    keep = {row["id"] for row in read_csv(selected_csv)} if selected_csv else None
+    keep = {row["id"] for row in iter_csv(selected_csv)} if selected_csv else None
     shards = FeatureShards(feature_h5s, keep)
     n = len(shards)
     if n < 2:

@@ -41,7 +41,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from wand.color import Color
 
-from .common import Progress, atomic_path, provenance, read_csv, write_csv
+from .common import Progress, atomic_path, csv_rows, iter_csv, provenance
 from .features import N_FEATURES, RECIPE, check_color, features_of_small, wand_features
 from .resample import resize_gray
 from .hashes import HASH_COLUMNS, check_hash_size, dhash_of_gray, gray8_of_unit
@@ -196,8 +196,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
 
     ``triage_csv``: id, entropy, class, width, height. ``hashes_csv``: id, dhash, width, height,
     bytes. ``features_h5``: ``ids``, ``features`` (n x 12,288 float32, chunks of 64 rows,
-    bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x cell_px x 3
-    uint8), ``ok`` for the same images. ``rejects_csv``: id, stage, reason. Rows keep inventory
+    bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x
+    cell_px x 3 uint8), ``ok`` for the same images. ``rejects_csv``: id, stage, reason. Rows keep inventory
     order. Configuration errors (thresholds, hash size, colour) are raised before any image.
     """
     classify(0.0, graphic_below, photo_above)
@@ -208,51 +208,68 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
               "hash_size": hash_size, "color": color, "cell_px": cell_px,
               "background": list(background), "draft": draft, "max_pixels": max_pixels}
     options = decode_options(draft, cell_px)
-    inventory = read_csv(inventory_csv)
-    triage_rows, hash_rows, rejects = [], [], []
-    counts = {"images": len(inventory), "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
-    progress = Progress(f"prepare {Path(inventory_csv).stem}", len(inventory), logger=log)
+    total = sum(1 for _ in iter_csv(inventory_csv))
+    counts = {"images": total, "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
+    progress = Progress(f"prepare {Path(inventory_csv).stem}", total, logger=log)
+    prov = provenance(STAGE, params, input=os.fspath(inventory_csv))
     started = time.perf_counter()
-    feature_attrs = {"recipe": RECIPE, "color": color, "n_features": N_FEATURES[color],
-                     "provenance": json.dumps(provenance(STAGE, params))}
-    thumb_attrs = {"provenance": json.dumps(provenance(STAGE, params))}
-    # Small matrix products: BLAS threads would only add overhead (and jobs run side by side).
-    with threadpool_limits(1), \
-            _h5_rows(features_h5, "features", (N_FEATURES[color],), "float32", batch_size,
-                     feature_attrs, **FEATURE_COMPRESSION) as features, \
-            _h5_rows(thumbs_h5, "thumbs", (cell_px, cell_px, 3), "uint8", batch_size,
-                     thumb_attrs) as thumbs:
-        for row in inventory:
+    # Every output is streamed (memory flat in the number of images) to a temporary file that
+    # is renamed into place only when the whole location is done. Small matrix products: BLAS
+    # threads would only add overhead (and jobs run side by side).
+    with threadpool_limits(1), contextlib.ExitStack() as stack:
+        out = _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumbs_h5,
+                            prov, color, cell_px, batch_size)
+        for row in iter_csv(inventory_csv):
             try:
-                blob = read_blob(row["path"])
-                result = measure_image(blob, options, graphic_below, photo_above, hash_size,
-                                       color, cell_px, background, max_pixels)
+                result = measure_image(read_blob(row["path"]), options, graphic_below,
+                                       photo_above, hash_size, color, cell_px, background,
+                                       max_pixels)
             except Rejected as exc:
                 log.warning("reject %s (%s): %s", row["id"], row["path"], exc)
-                rejects.append({"id": row["id"], "stage": STAGE, "reason": str(exc)})
+                out["rejects"].add({"id": row["id"], "stage": STAGE, "reason": str(exc)})
                 counts["rejected"] += 1
             else:
-                triage_rows.append({"id": row["id"], **result["triage"]})
-                hash_rows.append({"id": row["id"], **result["hash"]})
+                _record(out, row["id"], result)
                 counts[result["triage"]["class"]] += 1
-                if result["features"] is not None:
-                    features.add(row["id"], result["features"])
-                    thumbs.add(row["id"], result["thumb"])
             progress.update()
-        features.flush()
-        thumbs.flush()
-        _add_ok_flags(thumbs)
+        seconds = time.perf_counter() - started
+        for name in ("triage", "hashes", "rejects"):
+            out[name].prov["seconds"] = round(seconds, 3)
+        _add_ok_flags(out["thumbs"])
     progress.finish()
-    seconds = time.perf_counter() - started
-    prov = provenance(STAGE, params, input=os.fspath(inventory_csv), seconds=round(seconds, 3))
-    write_csv(triage_csv, triage_rows, TRIAGE_COLUMNS, prov=prov)
-    write_csv(hashes_csv, hash_rows, HASH_COLUMNS, prov=prov)
-    write_csv(rejects_csv, rejects, REJECT_COLUMNS, prov=prov)
     log.info("prepare %s: %s in %.1f s (%.2f ms per image)", Path(inventory_csv).stem, counts,
-             seconds, 1000 * seconds / max(1, len(inventory)))
+             seconds, 1000 * seconds / max(1, total))
     return counts
+
+
+def _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumbs_h5, prov,
+                  color, cell_px, batch_size) -> dict:
+    """The five streamed outputs of a location, entered on ``stack`` (renamed when it closes)."""
+    h5_attrs = {"provenance": json.dumps(prov)}
+    feature_attrs = {**h5_attrs, "recipe": RECIPE, "color": color,
+                     "n_features": N_FEATURES[color]}
+    return {
+        "triage": stack.enter_context(csv_rows(triage_csv, TRIAGE_COLUMNS, prov)),
+        "hashes": stack.enter_context(csv_rows(hashes_csv, HASH_COLUMNS, prov)),
+        "rejects": stack.enter_context(csv_rows(rejects_csv, REJECT_COLUMNS, prov)),
+        "features": stack.enter_context(_h5_rows(
+            features_h5, "features", (N_FEATURES[color],), "float32", batch_size, feature_attrs,
+            **FEATURE_COMPRESSION)),
+        "thumbs": stack.enter_context(_h5_rows(
+            thumbs_h5, "thumbs", (cell_px, cell_px, 3), "uint8", batch_size, h5_attrs)),
+    }
+
+
+def _record(out: dict, image_id: str, result: dict) -> None:
+    """Append one measured image to the outputs (features and thumbnail unless a graphic)."""
+    out["triage"].add({"id": image_id, **result["triage"]})
+    out["hashes"].add({"id": image_id, **result["hash"]})
+    if result["features"] is not None:
+        out["features"].add(image_id, result["features"])
+        out["thumbs"].add(image_id, result["thumb"])
 
 
 def _add_ok_flags(thumbs: RowWriter) -> None:
     """``ok`` per thumbnail, as the tiles' thumbnail store expects (all decoded here)."""
+    thumbs.flush()
     thumbs.data.file.create_dataset("ok", data=np.ones(thumbs.written, dtype=bool))
