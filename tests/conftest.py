@@ -72,6 +72,21 @@ def demo_run(tmp_path_factory) -> Path:
     return workdir
 
 
+def store_thumbs(folder: Path, rows, cell_px: int) -> Path:
+    """The prepare stage's thumbnail file for ``rows`` (dicts with id and path), as the workflow
+    makes it, since tiles never decode originals; flat test colours count as photos here (both
+    triage thresholds 0). Returns the thumbs HDF5 path in ``folder/prepared``."""
+    from vacancy.common import write_csv
+    from vacancy.prepare import prepare_location
+
+    out = folder / "prepared"
+    write_csv(out / "inventory.csv", rows, ["id", "path"])
+    prepare_location(out / "inventory.csv", out / "triage.csv", out / "hashes.csv",
+                     out / "features.h5", out / "thumbs.h5", out / "rejects.csv",
+                     graphic_below=0.0, photo_above=0.0, cell_px=cell_px)
+    return out / "thumbs.h5"
+
+
 def write_map_inputs(folder: Path, entries) -> tuple[Path, Path]:
     """``grid.csv`` and ``selected.csv`` in ``folder`` for ``entries`` of (selected row, col, row):
     the inputs of the tiles and viewer stages, for tests that place known images on known cells."""

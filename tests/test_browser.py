@@ -1,8 +1,8 @@
 """The viewer in a real browser: Debian's headless Chromium driven by playwright-core (node).
 
 One small map (6x5 grid of solid-colour photos, two locations, a hostile title) is rendered by
-the real pipeline code (render_tiles, build_site, write_pmtiles) and served from 127.0.0.1 by
-vacancy.serve (which answers range requests, as PMTiles needs). tests/browser/drive.cjs runs
+the real pipeline code (prepare_location, render_tiles, build_site, write_pmtiles) and served
+from 127.0.0.1 by vacancy.serve (which answers range requests, as PMTiles needs). tests/browser/drive.cjs runs
 every scenario in one browser session and records screenshots, downloads and page state; the
 tests below assert on them. Screenshots are kept in pytest's temp folder (path printed).
 """
@@ -22,9 +22,10 @@ from PIL import Image
 from vacancy.publish import write_pmtiles
 from vacancy.select import read_exclude_file
 from vacancy.serve import serve_in_thread
-from vacancy.tiles import make_thumb, render_tiles
+from vacancy.thumbs import ThumbStore
+from vacancy.tiles import render_tiles
 from vacancy.viewer import build_site
-from conftest import write_map_inputs
+from conftest import store_thumbs, write_map_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAFLET = ROOT / "node_modules" / "leaflet" / "dist"
@@ -76,8 +77,9 @@ def build_demo(results: Path) -> dict:
                          "posted": "2024-05-01", "listing_id": f"L{k // 2 * 2}",
                          "listing_url": f"https://{loc}.example/{k}.html"}, *cell_of(k)))
     grid, selected = write_map_inputs(results, entries)
+    thumbs = store_thumbs(results, (row for row, _, _ in entries), CELL)
     tiles = results / "tiles"
-    render_tiles(grid, selected, tiles, COLS, ROWS, cell_px=CELL)
+    render_tiles(grid, [thumbs], tiles, COLS, ROWS, cell_px=CELL)
     layout = json.loads((tiles / "meta.json").read_text())
     write_pmtiles(tiles, results / "tiles.pmtiles")
     meta = build_site(layout, grid, selected, results / "site", LEAFLET, shard_cells=4)
@@ -137,8 +139,12 @@ def sample(pixels: np.ndarray, xy, half: int = 4) -> np.ndarray:
 
 
 def thumb_colour(results: Path, k: int) -> np.ndarray:
-    """The cell's colour as the pipeline's own thumbnail maker draws it."""
-    return make_thumb(results / "raw" / image_id(k), CELL).reshape(-1, 3).mean(axis=0)
+    """The cell's colour in the thumbnail the pipeline stored for it."""
+    store = ThumbStore([results / "prepared" / "thumbs.h5"])
+    try:
+        return store.get([image_id(k)], CELL)[0].reshape(-1, 3).mean(axis=0)
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("zoom", [1, 0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -19,6 +20,7 @@ from PIL import Image
 from test_triage import (jpeg_bytes, photo_like, png_claiming, read_rows, save, two_level,
                          write_inventory)
 from vacancy.features import image_features
+from vacancy.imaging import Rejected
 from vacancy.pca import FeatureShards
 from vacancy.prepare import measure_image, prepare_location
 from vacancy.triage import gray_entropy
@@ -271,3 +273,30 @@ def test_a_big_png_is_shrunk_once_and_still_measured():
         gray_entropy(buffer.getvalue()), abs=1e-6)  # taken before the shrink
     assert result["features"].shape == (12288,) and result["thumb"].shape == (32, 32, 3)
     assert np.abs(result["features"] - image_features(buffer.getvalue())).mean() < 0.005
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"])
+def test_every_listing_format_gives_its_colour(fmt):
+    buffer = io.BytesIO()
+    Image.new("RGB", (90, 70), (200, 120, 30)).save(buffer, fmt)
+    thumb = measure(buffer.getvalue(), **PHOTO)["thumb"].astype(int)
+    assert np.abs(thumb[16, 16] - (200, 120, 30)).max() <= 8
+
+
+def test_postscript_named_jpg_is_refused_before_any_decoder():
+    with pytest.raises(Rejected, match="PostScript"):
+        measure(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+
+
+def test_thumbnail_matches_imagemagicks_fill_and_centre_crop(tmp_path):
+    """Independent reference: the ImageMagick CLI's -resize 64x64^ -extent of a gradient."""
+    yy, xx = np.mgrid[0:300, 0:500]
+    arr = np.stack([xx * 255 // 499, yy * 255 // 299, (xx + yy) * 255 // 798], -1).astype(np.uint8)
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(arr).save(src, quality=95)
+    ref = tmp_path / "ref.png"
+    subprocess.run(["/usr/bin/convert-im6.q16", str(src), "-resize", "64x64^", "-gravity",
+                    "center", "-extent", "64x64", str(ref)], check=True)
+    expected = np.asarray(Image.open(ref).convert("RGB")).astype(int)
+    thumb = measure(src.read_bytes(), cell_px=64, **PHOTO)["thumb"].astype(int)
+    assert np.abs(thumb - expected).mean() < 3

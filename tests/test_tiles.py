@@ -5,22 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_map_inputs
-from vacancy.tiles import (
-    PLACEHOLDER_RGB,
-    atomic_dir,
-    make_thumb,
-    max_zoom_for,
-    render_tiles,
-    tile_counts,
-)
+from conftest import store_thumbs, write_map_inputs
+from vacancy.tiles import PLACEHOLDER_RGB, atomic_dir, max_zoom_for, render_tiles, tile_counts
 
 BG = (24, 24, 24)
 COLOURS = [(230, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 30),
@@ -34,6 +26,12 @@ def write_inputs(tmp_path: Path, placed: dict[tuple[int, int], Path]) -> tuple[P
         ({"id": f"loc/{path.name}", "location": "loc", "filename": path.name, "path": str(path),
           "class": "photo", "title": f"t{col}{row}"}, col, row)
         for (col, row), path in placed.items()))
+
+
+def stored_thumbs(tmp_path: Path, placed: dict[tuple[int, int], Path], cell_px: int) -> list[Path]:
+    """The stored thumbnails of the placed images (see conftest.store_thumbs)."""
+    return [store_thumbs(tmp_path, ({"id": f"loc/{p.name}", "path": str(p)}
+                                    for p in placed.values()), cell_px)]
 
 
 def solid(tmp_path: Path, name: str, rgb, size=(120, 90)) -> Path:
@@ -77,9 +75,9 @@ def test_zoom_arithmetic():
 def test_three_by_three_two_zooms(tmp_path):
     """7 solid images on a 3x3 grid of 96-px cells: 288 px needs zoom 0 and 1; cells straddle tiles."""
     placed = {(i % 3, i // 3): solid(tmp_path, f"c{i}.jpg", rgb) for i, rgb in enumerate(COLOURS)}
-    grid, selected = write_inputs(tmp_path, placed)
+    grid, _ = write_inputs(tmp_path, placed)
     out = tmp_path / "tiles"
-    meta = render_tiles(grid, selected, out, cols=3, rows=3, cell_px=96)
+    meta = render_tiles(grid, stored_thumbs(tmp_path, placed, 96), out, cols=3, rows=3, cell_px=96)
 
     assert meta == json.loads((out / "meta.json").read_text())
     assert meta["max_zoom"] == 1 and meta["min_zoom"] == 0
@@ -99,7 +97,8 @@ def test_three_by_three_two_zooms(tmp_path):
     assert close(pixel_at(out, 1, 300, 300), BG, 6)      # tile (1,1) beyond the 288-px map
     assert close(pixel_at(out, 0, 200, 60), BG, 6)
     # no temporary sibling folders are left behind
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.csv", "raw", "selected.csv", "tiles"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "grid.csv", "prepared", "raw", "selected.csv", "tiles"]
 
 
 def test_several_tiles_pyramid_complete(tmp_path):
@@ -114,9 +113,9 @@ def test_several_tiles_pyramid_complete(tmp_path):
             rgb = tuple(int(v) for v in rng.integers(40, 230, 3))
             colours[(col, row)] = rgb
             placed[(col, row)] = solid(tmp_path, f"i{col}_{row}.jpg", rgb, size=(64, 64))
-    grid, selected = write_inputs(tmp_path, placed)
+    grid, _ = write_inputs(tmp_path, placed)
     out = tmp_path / "tiles"
-    meta = render_tiles(grid, selected, out, cols=9, rows=5, cell_px=64)
+    meta = render_tiles(grid, stored_thumbs(tmp_path, placed, 64), out, cols=9, rows=5, cell_px=64)
 
     assert meta["max_zoom"] == 2 and meta["count"] == len(placed)
     expected = {(2, x, y) for x in range(3) for y in range(2)} | {(1, 0, 0), (1, 1, 0), (0, 0, 0)}
@@ -130,7 +129,9 @@ def test_several_tiles_pyramid_complete(tmp_path):
     assert close(pixel_at(out, 0, 200, 200), BG, 6)   # below the 80-px-high map at zoom 0
 
 
-def test_bad_inputs_get_placeholders_and_run_continues(tmp_path, caplog):
+def test_images_without_a_stored_thumbnail_get_placeholders_and_run_continues(tmp_path, caplog):
+    """Bad files are rejected by prepare (no thumbnail); should one reach the grid anyway, its
+    cell is the placeholder, it is named in the log, and the rest of the map is drawn."""
     raw = tmp_path / "raw"
     raw.mkdir()
     good = solid(tmp_path, "good.jpg", (30, 200, 40))
@@ -139,73 +140,36 @@ def test_bad_inputs_get_placeholders_and_run_continues(tmp_path, caplog):
     truncated.write_bytes(truncated.read_bytes()[:300])
     text = raw / "notes.jpg"
     text.write_text("this is not an image")
-    empty = raw / "empty.png"
-    empty.write_bytes(b"")
     hostile = solid(tmp_path, "a;rm -rf ~ $(x)'\".jpg", (40, 60, 230))
-    missing = raw / "missing.jpg"
-    placed = {(0, 0): good, (1, 0): truncated, (2, 0): text, (0, 1): empty, (1, 1): hostile,
-              (2, 1): missing}
-    grid, selected = write_inputs(tmp_path, placed)
+    placed = {(0, 0): good, (1, 0): truncated, (2, 0): text, (1, 1): hostile}
+    grid, _ = write_inputs(tmp_path, placed)
+    thumbs = stored_thumbs(tmp_path, placed, 64)
     with caplog.at_level(logging.WARNING, logger="vacancy.tiles"):
-        meta = render_tiles(grid, selected, tmp_path / "tiles", cols=3, rows=2, cell_px=64)
+        meta = render_tiles(grid, thumbs, tmp_path / "tiles", cols=3, rows=2, cell_px=64)
 
     out = tmp_path / "tiles"
-    assert meta["count"] == 6 and meta["placeholders"] == 4
+    assert meta["count"] == 4 and meta["placeholders"] == 2
     assert close(pixel_at(out, 0, 32, 32), (30, 200, 40))
     assert close(pixel_at(out, 0, 96, 96), (40, 60, 230))
-    for col, row in [(1, 0), (2, 0), (0, 1), (2, 1)]:
+    for col, row in [(1, 0), (2, 0)]:
         assert close(pixel_at(out, 0, col * 64 + 32, row * 64 + 32), PLACEHOLDER_RGB, 6)
+    assert close(pixel_at(out, 0, 32, 96), BG, 6)  # an empty cell stays background
     warned = "\n".join(r.getMessage() for r in caplog.records)
-    for name in ["truncated.jpg", "notes.jpg", "empty.png", "missing.jpg"]:
-        assert f"loc/{name}" in warned and str(raw / name) in warned
+    assert "loc/truncated.jpg" in warned and "loc/notes.jpg" in warned and "good" not in warned
 
 
 def test_grid_rows_outside_or_duplicate_are_skipped(tmp_path, caplog):
     a = solid(tmp_path, "a.jpg", (230, 30, 30))
     b = solid(tmp_path, "b.jpg", (40, 60, 230))
-    grid, selected = write_inputs(tmp_path, {(0, 0): a, (1, 0): b})
+    grid, _ = write_inputs(tmp_path, {(0, 0): a, (1, 0): b})
+    thumbs = stored_thumbs(tmp_path, {(0, 0): a, (1, 0): b}, 64)
     with open(grid, "a", newline="") as handle:
         csv.writer(handle).writerows([["loc/b.jpg", 0, 0], ["loc/a.jpg", 5, 0], ["x", "?", 1]])
     with caplog.at_level(logging.WARNING, logger="vacancy.tiles"):
-        meta = render_tiles(grid, selected, tmp_path / "tiles", cols=2, rows=1, cell_px=64)
+        meta = render_tiles(grid, thumbs, tmp_path / "tiles", cols=2, rows=1, cell_px=64)
     assert meta["count"] == 2
     assert close(pixel_at(tmp_path / "tiles", 0, 32, 32), (230, 30, 30))
     assert sum("skipped" in r.getMessage() for r in caplog.records) == 3
-
-
-def test_thumb_centre_crop_and_orientation(tmp_path):
-    wide = Image.new("RGB", (300, 100), (230, 30, 30))
-    wide.paste((30, 200, 40), (100, 0, 200, 100))
-    wide.paste((40, 60, 230), (200, 0, 300, 100))
-    wide.save(tmp_path / "wide.png")
-    thumb = make_thumb(tmp_path / "wide.png", 64).astype(int)
-    assert thumb.shape == (64, 64, 3)
-    assert close(thumb[4:60, 4:60].reshape(-1, 3).mean(0), (30, 200, 40), 3)
-
-    tall = Image.new("RGB", (100, 300), (230, 30, 30))   # top red, bottom blue
-    tall.paste((40, 60, 230), (0, 150, 100, 300))
-    exif = Image.Exif()
-    exif[0x0112] = 3  # stored upside down: the viewer must show blue on top
-    tall.save(tmp_path / "tall.jpg", quality=95, exif=exif)
-    thumb = make_thumb(tmp_path / "tall.jpg", 64).astype(int)
-    assert close(thumb[8, 32], (40, 60, 230)) and close(thumb[56, 32], (230, 30, 30))
-
-    rgba = Image.new("RGBA", (80, 80), (0, 0, 0, 0))   # fully transparent -> background
-    rgba.save(tmp_path / "clear.png")
-    assert close(make_thumb(tmp_path / "clear.png", 32, BG)[16, 16], BG, 0)
-
-
-def test_thumb_matches_imagemagick(tmp_path):
-    """Independent reference: ImageMagick's fill-then-centre-crop of a photo-like gradient."""
-    yy, xx = np.mgrid[0:300, 0:500]
-    arr = np.stack([xx * 255 // 499, yy * 255 // 299, (xx + yy) * 255 // 798], -1).astype(np.uint8)
-    src = tmp_path / "photo.jpg"
-    Image.fromarray(arr).save(src, quality=95)
-    ref = tmp_path / "ref.png"
-    subprocess.run(["/usr/bin/convert-im6.q16", str(src), "-resize", "64x64^", "-gravity",
-                    "center", "-extent", "64x64", str(ref)], check=True)
-    expected = np.asarray(Image.open(ref).convert("RGB")).astype(int)
-    assert np.abs(make_thumb(src, 64).astype(int) - expected).mean() < 3
 
 
 def test_atomic_dir_replaces_stale_tree_and_keeps_it_on_failure(tmp_path):
@@ -223,19 +187,3 @@ def test_atomic_dir_replaces_stale_tree_and_keeps_it_on_failure(tmp_path):
         (tmp / "new.jpg").write_text("new")
     assert [p.name for p in tmp_path.iterdir()] == ["tiles"]
     assert sorted(p.name for p in target.iterdir()) == ["new.jpg"]
-
-
-@pytest.mark.parametrize("ext", ["jpg", "png", "gif", "webp", "bmp", "tif"])
-def test_every_listing_format_decodes(tmp_path, ext):
-    """Each format the sources call an image decodes to its colour (not to the placeholder)."""
-    path = tmp_path / f"x.{ext}"
-    Image.new("RGB", (90, 70), (200, 120, 30)).save(path)
-    assert close(make_thumb(path, 32)[16, 16].astype(int), (200, 120, 30), 8)
-
-
-def test_eps_is_refused(tmp_path):
-    """A PostScript file renamed .jpg must not reach Ghostscript."""
-    path = tmp_path / "evil.jpg"
-    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
-    with pytest.raises(Exception, match="cannot identify"):
-        make_thumb(path, 32)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from vacancy.tiles import layout_meta, render_tiles
 from vacancy.viewer import TEMPLATE_DIR, build_site
-from conftest import write_map_inputs
+from conftest import store_thumbs, write_map_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAFLET = ROOT / "node_modules" / "leaflet" / "dist"
@@ -40,7 +40,8 @@ def make_results(tmp_path: Path, cols: int, rows: int, n: int, cell_px: int = 16
         }, k % cols, k // cols))
     grid, selected = write_map_inputs(results, entries)
     tiles = results / "tiles"
-    render_tiles(grid, selected, tiles, cols, rows, cell_px=cell_px)
+    thumbs = store_thumbs(results, (row for row, _, _ in entries), cell_px)
+    render_tiles(grid, [thumbs], tiles, cols, rows, cell_px=cell_px)
     return results, grid, selected, tiles
 
 

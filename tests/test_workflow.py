@@ -79,9 +79,8 @@ def test_band_jobs_make_the_pyramid_one_job_would(demo_run, tmp_path):
 
     res = results(demo_run)
     cols, rows = read_grid_shape(res / "grid.csv")
-    render_tiles(res / "grid.csv", res / "selected.csv", tmp_path / "one", cols, rows,
-                 cell_px=SMALL_DEMO["tiles"]["cell_px"],
-                 thumb_files=sorted((res / "thumbs").glob("*.h5")))
+    render_tiles(res / "grid.csv", sorted((res / "thumbs").glob("*.h5")), tmp_path / "one",
+                 cols, rows, cell_px=SMALL_DEMO["tiles"]["cell_px"])
 
     def tree(folder):
         return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")

@@ -7,11 +7,12 @@ downloads a few hundred kilobytes at a time. The highest zoom shows every image 
 Memory stays bounded: the max-zoom mosaic is produced one row of tiles (a *strip*) at a time,
 and each zoom level keeps at most one pending strip until its partner arrives, so the whole
 pyramid needs O(max_zoom x map width) pixels, never the full mosaic (22,656 px square at
-125,000 images). Originals are decoded once; lower zooms are made from the strips above.
+125,000 images). No original is decoded here: every cell is copied from the thumbnail the
+``prepare`` stage stored; lower zooms are made from the strips above.
 
 The workflow builds the pyramid in parallel (``render_band`` per ``tile_band`` job, then
 ``assemble_tiles`` in the ``tiles`` job) with exactly the bytes of the one-job ``render_tiles``,
-which stays as the reference and for callers without a thumbnail store.
+which stays as the reference the tests compare the bands with.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -34,27 +34,15 @@ import numpy as np
 from PIL import Image
 
 from .common import Progress, write_json
+from .thumbs import ThumbStore
 
 log = logging.getLogger("vacancy.tiles")
 
-#: Pillow plugins allowed to open listing photos. Restricting formats keeps a hostile file from
-#: reaching exotic decoders (e.g. EPS, which would start Ghostscript).
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
-#: Fill of a cell whose image could not be decoded: mid grey, distinct from the background, so a
-#: viewer sees that an image belongs there but failed.
+#: Fill of a cell whose image has no stored thumbnail: mid grey, distinct from the background, so
+#: a viewer sees that an image belongs there but failed.
 PLACEHOLDER_RGB = (96, 96, 96)
 
-#: EXIF orientation -> transpose that shows the photo upright (same table as ImageOps).
-_ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -159,68 +147,6 @@ def read_cells(grid_csv, cols: int, rows: int) -> dict[int, list[tuple[int, str]
     return by_row
 
 
-def read_paths(selected_csv) -> dict[str, str]:
-    """``id -> path`` from selected.csv, streamed so the other 14 columns are not kept."""
-    with open(selected_csv, newline="", encoding="utf-8") as handle:
-        return {rec["id"]: rec.get("path") or "" for rec in csv.DictReader(handle)}
-
-
-# --------------------------------------------------------------------------- thumbnails
-
-
-def _flatten(img: Image.Image, background) -> Image.Image:
-    """Any mode -> RGB; transparent parts show the map background rather than black."""
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, tuple(background))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    return img.convert("RGB")
-
-
-def make_thumb(path, cell_px: int, background=(24, 24, 24)) -> np.ndarray:
-    """Decode one image into a centre-cropped ``cell_px`` square (uint8 HxWx3), upright.
-
-    JPEG draft mode lets libjpeg decode at 1/2..1/8 scale, which is most of the speed. The crop
-    is done by ``resize(box=...)`` in the same pass; EXIF orientation is applied to the tiny
-    result, since a centred square crop commutes with rotations and flips. Raises on bad input.
-    """
-    with Image.open(path, formats=ALLOWED_FORMATS) as img:
-        img.draft("RGB", (cell_px, cell_px))
-        orientation = img.getexif().get(0x0112)
-        rgb = _flatten(img, background)
-        w, h = rgb.size
-        side = min(w, h)
-        if side < 1:
-            raise ValueError(f"empty image {w}x{h}")
-        left, top = (w - side) / 2, (h - side) / 2
-        thumb = rgb.resize((cell_px, cell_px), Image.Resampling.LANCZOS,
-                           box=(left, top, left + side, top + side), reducing_gap=2.0)
-    if orientation in _ORIENTATION:
-        thumb = thumb.transpose(_ORIENTATION[orientation])
-    return np.asarray(thumb, dtype=np.uint8)
-
-
-def _safe_thumb(job) -> tuple[np.ndarray, bool]:
-    """:func:`make_thumb` that never raises: a failure becomes a placeholder and a warning."""
-    image_id, path, cell_px, background = job
-    if not path:
-        log.warning("tiles: %r is in the grid but has no path in selected.csv; placeholder used",
-                    image_id)
-    else:
-        try:
-            return make_thumb(path, cell_px, background), True
-        except Exception as exc:  # noqa: BLE001 - any decoder error must not stop the run
-            log.warning("tiles: cannot decode %r at %r (%s: %s); placeholder used",
-                        image_id, path, type(exc).__name__, exc)
-    return np.full((cell_px, cell_px, 3), PLACEHOLDER_RGB, np.uint8), False
-
-
-# --------------------------------------------------------------------------- pyramid
-
-
 class _Pyramid:
     """Writes strips of tiles and folds each pair of strips into the zoom level below.
 
@@ -286,19 +212,18 @@ class _Pyramid:
             self.written[z] += 1
 
 
-def _decoded_thumbs(paths, cell_px, background, pool):
-    """A thumbnail source that decodes the originals (used when no thumbnail store is given)."""
-    def fetch(ids):
-        return pool.map(_safe_thumb, [(i, paths.get(i, ""), cell_px, background) for i in ids])
-    return fetch
-
-
 def _stored_thumbs(store, cell_px):
-    """Thumbnails read from the ``prepare`` rule's files: no original is decoded again."""
+    """Thumbnails read from the ``prepare`` rule's files: no original is decoded again. An id
+    without one (not in the files, or marked not ok) gets the placeholder and a warning."""
     placeholder = np.full((cell_px, cell_px, 3), PLACEHOLDER_RGB, np.uint8)
 
     def fetch(ids):
-        return [(placeholder, False) if t is None else (t, True) for t in store.get(ids, cell_px)]
+        thumbs = store.get(ids, cell_px)
+        for image_id, thumb in zip(ids, thumbs):
+            if thumb is None:
+                log.warning("tiles: %r is on the grid but has no stored thumbnail; placeholder "
+                            "used", image_id)
+        return [(placeholder, False) if t is None else (t, True) for t in thumbs]
     return fetch
 
 
@@ -352,24 +277,18 @@ def _strips(bands, tile_px: int, strip_w: int, background, skip: int = 0,
 # --------------------------------------------------------------------------- entry point
 
 
-def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px: int = 64,
-                 tile_px: int = 256, quality: int = 85, background=(24, 24, 24),
-                 threads: int = 1, thumb_files=None) -> dict:
-    """Render the tile pyramid ``out_dir/{z}/{x}/{y}.jpg`` plus ``meta.json``; return the meta.
-
-    With ``thumb_files`` (the ``prepare`` rule's per-location thumbnail files) the cells are copied
-    from the stored thumbnails and no original is decoded; without, originals are decoded.
-
-    ``threads`` decodes that many images at once (Pillow releases the GIL while decoding), for a
-    Snakemake rule that was given more than one core. The tree is built beside ``out_dir`` and
-    renamed into place only when complete.
+def render_tiles(grid_csv, thumb_files, out_dir, cols: int, rows: int, cell_px: int = 64,
+                 tile_px: int = 256, quality: int = 85, background=(24, 24, 24)) -> dict:
+    """Render the tile pyramid ``out_dir/{z}/{x}/{y}.jpg`` plus ``meta.json`` in one process;
+    return the meta. The cells are copied from the stored thumbnails (``thumb_files``, the
+    ``prepare`` rule's per-location files): no original is decoded. The tree is built beside
+    ``out_dir`` and renamed into place only when complete.
     """
     if cell_px < 1 or tile_px < 1 or cols < 0 or rows < 0:
         raise ValueError(f"bad tile geometry: cols={cols} rows={rows} cell_px={cell_px} "
                          f"tile_px={tile_px}")
     background = tuple(int(v) for v in background)
     by_row = read_cells(grid_csv, cols, rows)
-    paths = read_paths(selected_csv)
     count = sum(len(v) for v in by_row.values())
     width_px, height_px = cols * cell_px, rows * cell_px
     zmax = max_zoom_for(cols, rows, cell_px, tile_px)
@@ -380,15 +299,9 @@ def render_tiles(grid_csv, selected_csv, out_dir, cols: int, rows: int, cell_px:
 
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_dir(out_dir))
-        if thumb_files is not None:
-            from .thumbs import ThumbStore  # thumbs imports this module
-
-            store = ThumbStore(thumb_files)
-            stack.callback(store.close)
-            fetch = _stored_thumbs(store, cell_px)
-        else:
-            pool = stack.enter_context(ThreadPoolExecutor(max(1, int(threads))))
-            fetch = _decoded_thumbs(paths, cell_px, background, pool)
+        store = ThumbStore(thumb_files)
+        stack.callback(store.close)
+        fetch = _stored_thumbs(store, cell_px)
         pyramid = _Pyramid(tmp, zmax, tile_px, quality, background)
         progress = Progress("tiles", count, logger=log)
         failed: list[str] = []
@@ -533,8 +446,6 @@ def _draw_band(cells, thumb_files, cell_px: int, strip_w: int, pyramid: _Pyramid
 
     ``cells(fetch=...)`` yields the band's grid rows drawn with the thumbnails ``fetch`` gives.
     """
-    from .thumbs import ThumbStore  # thumbs imports this module
-
     store = ThumbStore(thumb_files)
     try:
         bands = cells(fetch=_stored_thumbs(store, cell_px))
