@@ -40,8 +40,6 @@ SIZE = 64
 SIGMAS = (3.0, 8.0)
 N_GRAY = SIZE * SIZE * (1 + len(SIGMAS))  # 12,288
 N_FEATURES = {"gray": N_GRAY, "rgb": 3 * N_GRAY}  # rgb: 36,864
-#: JPEG size hint for :func:`image_features` with ``draft=True``: the smallest M/8 scale at least this big.
-DRAFT_SIZE = "128x128"
 RECIPE = (
     "ImageMagick: -resize 64x64! -colorspace RGB [-colorspace gray] "
     "( -clone 0 -blur 0x3 ) ( -clone 0 -blur 0x8 ) -append; float32 = Q16/65535; "
@@ -88,12 +86,12 @@ def _export_stack_part(img: Image, color: str) -> np.ndarray:
     return export_pixels(img, "RGB", "float")
 
 
-def image_features(blob: bytes, color: str = "gray", max_pixels: int = DEFAULT_MAX_PIXELS,
-                   draft: bool = False) -> np.ndarray:
-    """Feature vector (float32: 12,288 gray, 36,864 rgb) of an encoded image; may raise Rejected."""
+def image_features(blob: bytes, color: str = "gray",
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Feature vector (float32: 12,288 gray, 36,864 rgb) of an encoded image, fully decoded: the
+    reference recipe the tests hold the prepare stage to; may raise Rejected."""
     check_color(color)
-    options = {"jpeg:size": DRAFT_SIZE} if draft else None
-    with decode(bytes(blob), max_pixels, options) as img:
+    with decode(bytes(blob), max_pixels) as img:
         return wand_features(img, color)
 
 
