@@ -37,3 +37,14 @@ def test_original_preset_overrides_config_values():
     assert default["perplexity"] == 50 and default["method"] == "fft"
     with pytest.raises(ValueError):
         resolve_settings("fast", 30, "auto", 750, 1)
+
+
+def test_embedding_is_the_same_for_any_thread_count():
+    # 1,200 points: above openTSNE's exact-neighbour limit, so the approximate (Annoy) index is
+    # used, whose forest openTSNE would build differently per thread count.
+    points, _ = clusters(per=400, k=3, d=30)
+    one = embed(points, perplexity=30, n_iter=300, seed=5, n_jobs=1)
+    for n_jobs in (2, 3):
+        assert np.array_equal(embed(points, perplexity=30, n_iter=300, seed=5, n_jobs=n_jobs), one)
+    # ... and the seed still matters, so the comparison above can fail.
+    assert not np.array_equal(embed(points, perplexity=30, n_iter=300, seed=6, n_jobs=1), one)

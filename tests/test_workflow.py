@@ -185,3 +185,30 @@ def test_exclude_file_reruns_select_and_what_follows(demo_run):
                         "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
+
+
+def test_the_map_is_the_same_for_any_number_of_cores(demo_run, tmp_path):
+    """A laptop and a workstation make the same map: PCA onwards rerun with --cores 1 (the demo
+    ran with 2) gives the same PCA coordinates, t-SNE, grid and tiles, byte for byte."""
+    import shutil
+
+    import h5py
+
+    copy = tmp_path / "one_core"
+    shutil.copytree(demo_run, copy, symlinks=True)
+    before = (results(copy) / "pca.h5").stat().st_mtime_ns
+    snakemake(copy, "--cores", "1", "--forcerun", "pca", "tiles")
+    assert (results(copy) / "pca.h5").stat().st_mtime_ns > before  # it did run again
+
+    def pca(workdir):
+        with h5py.File(results(workdir) / "pca.h5", "r") as h5:
+            return h5["pca"][:].tobytes()
+
+    def tiles(workdir):
+        folder = results(workdir) / "tiles"
+        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*.jpg")}
+
+    assert pca(copy) == pca(demo_run)
+    for name in ("tsne.csv", "grid.csv"):
+        assert read_csv(results(copy) / name) == read_csv(results(demo_run) / name), name
+    assert tiles(copy) == tiles(demo_run) and tiles(copy)

@@ -11,7 +11,8 @@ rule pca:
     params:
         n_components=config["pca"]["n_components"],
         batch_size=config["pca"]["batch_size"],
-    # Snakemake sets OMP/OpenBLAS threads to this: the SVDs of IncrementalPCA use both cores.
+    # The SVDs of IncrementalPCA use 2 BLAS threads whatever the job gets (vacancy.pca.BLAS_THREADS:
+    # the numbers depend on the count), so ask for 2 cores.
     threads: 2
     resources:
         mem_mb=sizing.mem_fixed(2500),

@@ -18,10 +18,17 @@ import h5py
 import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature files use)
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
+from threadpoolctl import threadpool_limits
 
 from .common import Progress, atomic_path, iter_csv, provenance
 
 log = logging.getLogger(__name__)
+
+#: BLAS threads for the fit and the transform, whatever the job was given: OpenBLAS's SVD gives
+#: different components with 1 and 2 threads (measured: up to 6.7 apart on 2,300 x 12,288 rows),
+#: so the thread count must be fixed for the map to be a function of the data and config alone.
+#: The rule asks for the same number of cores (``threads: 2`` in workflow/rules/map.smk).
+BLAS_THREADS = 2
 
 
 class FeatureShards:
@@ -104,7 +111,8 @@ def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components:
     model = IncrementalPCA(n_components=k)
     progress = Progress("pca fit", n)
     for a, b in bounds:
-        model.partial_fit(shards.rows(a, b))
+        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+            model.partial_fit(shards.rows(a, b))
         progress.update(b - a)
     progress.finish()
     params = {"n_components": k, "requested_components": n_components, "batch_size": batch_size}
@@ -115,7 +123,8 @@ def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components:
             out = h5.create_dataset("pca", shape=(n, k), dtype="float32")
             progress = Progress("pca transform", n)
             for a, b in bounds:
-                out[a:b] = model.transform(shards.rows(a, b)).astype(np.float32)
+                with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+                    out[a:b] = model.transform(shards.rows(a, b)).astype(np.float32)
                 progress.update(b - a)
             progress.finish()
             h5.create_dataset("explained_variance_ratio",

@@ -10,10 +10,14 @@ perplexity 30.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from openTSNE import TSNE
+from openTSNE.nearest_neighbors import Annoy
+from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from .common import provenance, write_csv
 from .pca import read_pca
@@ -28,6 +32,57 @@ PRESETS = {
     "original": {"learning_rate": 1000.0, "n_iter": 1000, "perplexity": 30.0,
                  "method": "bh", "theta": 0.2},
 }
+
+
+#: Below this many points openTSNE's "auto" uses exact neighbours (scikit-learn), which do not
+#: depend on the thread count; above it, :class:`FixedTreesAnnoy`.
+EXACT_NEIGHBOURS_BELOW = 1000
+#: BLAS threads (openTSNE's PCA initialisation): fixed, since a BLAS result may depend on them;
+#: openTSNE's own parallel parts use ``n_jobs`` and give the same numbers for any count.
+BLAS_THREADS = 1
+#: Annoy trees, as openTSNE (and FIt-SNE) use by default.
+ANNOY_TREES = 50
+
+
+class FixedTreesAnnoy(Annoy):
+    """openTSNE's Annoy neighbours with trees that do not depend on the number of threads.
+
+    Why: openTSNE builds Annoy's forest with ``n_jobs`` threads, and Annoy seeds each thread's
+    trees separately, so the neighbours, and with them the whole map, changed with ``--cores``
+    (measured: up to 6 units of t-SNE coordinates between 1 and 2 threads on 2,400 points, while
+    the optimisation itself was identical for 1, 2 and 8 threads). Building the 50 trees on one
+    thread costs about 3 s at 60,000 points; the queries, which are most of the time (about 40 s
+    there) and do not depend on the thread count, still run on ``n_jobs`` threads.
+    """
+
+    def build(self):
+        from openTSNE.dependencies.annoy import AnnoyIndex
+
+        data, k = self.data, self.k
+        self.index = AnnoyIndex(data.shape[1], "euclidean")
+        self.index.set_seed(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        for i, row in enumerate(data):
+            self.index.add_item(i, row)
+        self.index.build(n_trees=ANNOY_TREES, n_jobs=1)
+        indices = np.zeros((len(data), k), dtype=int)
+        distances = np.zeros((len(data), k))
+
+        def neighbours_of(i: int) -> None:
+            found, dist = self.index.get_nns_by_item(i, k + 1, include_distances=True)
+            indices[i], distances[i] = found[1:], dist[1:]  # the first is the point itself
+
+        with ThreadPoolExecutor(max(1, self.n_jobs)) as pool:
+            for _ in pool.map(neighbours_of, range(len(data)), chunksize=1024):
+                pass
+        return indices, distances
+
+
+def neighbour_index(points: np.ndarray, perplexity: float, n_jobs: int, seed: int):
+    """openTSNE's ``neighbors`` argument: "exact" for small sets, else a thread-proof Annoy."""
+    if len(points) < EXACT_NEIGHBOURS_BELOW:
+        return "exact"
+    k = min(len(points) - 1, int(3 * perplexity))
+    return FixedTreesAnnoy(points, k, metric="euclidean", n_jobs=n_jobs, random_state=seed)
 
 
 def resolve_settings(preset: str, perplexity: float, learning_rate, n_iter: int, seed: int) -> dict:
@@ -54,24 +109,27 @@ def effective_perplexity(perplexity: float, n: int) -> float:
 
 def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto", n_iter: int = 750,
           seed: int = 42, method: str = "fft", theta: float = 0.5, n_jobs: int = 1) -> np.ndarray:
-    """2-D t-SNE embedding of ``points`` (n x d); deterministic for a given seed and n_jobs."""
+    """2-D t-SNE embedding of ``points`` (n x d): the same for a given seed at any ``n_jobs``."""
     n = len(points)
     if n < 4:
         raise ValueError(f"t-SNE needs at least 4 images, got {n}")
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    perplexity = effective_perplexity(perplexity, n)
     model = TSNE(
         n_components=2,
-        perplexity=effective_perplexity(perplexity, n),
+        perplexity=perplexity,
         learning_rate=learning_rate,
         early_exaggeration_iter=min(EARLY_EXAGGERATION_ITER, n_iter - 1),
         n_iter=max(1, n_iter - EARLY_EXAGGERATION_ITER),
         negative_gradient_method=method,
         theta=theta,
-        neighbors="auto",
+        neighbors=neighbour_index(points, perplexity, n_jobs, seed),
         n_jobs=n_jobs,
         random_state=seed,
         verbose=False,
     )
-    return np.asarray(model.fit(np.ascontiguousarray(points, dtype=np.float32)), dtype=np.float64)
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        return np.asarray(model.fit(points), dtype=np.float64)
 
 
 def run_tsne(pca_h5: str | Path, out_csv: str | Path, settings: dict, n_jobs: int = 1) -> dict:
