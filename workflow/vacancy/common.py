@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import platform
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -72,14 +74,44 @@ def provenance(stage: str, params: Mapping | None = None, **extra) -> dict:
     return record
 
 
+#: What :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` put between prefix and suffix.
+_TEMP_NAME_CHARS = r"[a-z0-9_]{8}"
+#: Suffixes of this module's temporary siblings: files and folders being written, trees moved aside.
+_TEMP_SUFFIXES = (".part", ".old")
+
+
+def remove_stale_temps(path: str | os.PathLike, suffix: str | None = None) -> list[Path]:
+    """Delete temporary siblings of ``path`` left by a writer that was killed (``kill -9``, a
+    node lost): they are never renamed into place, so only the next writer of the same output
+    can know they are garbage. Snakemake runs one job per output at a time, so none of them can
+    belong to a live writer. Returns what was removed."""
+    path = Path(path)
+    suffixes = "|".join(re.escape(s) for s in {*_TEMP_SUFFIXES, *([suffix] if suffix else [])})
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{_TEMP_NAME_CHARS}(?:{suffixes})")
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for sibling in path.parent.iterdir():
+            if pattern.fullmatch(sibling.name):
+                if sibling.is_dir() and not sibling.is_symlink():
+                    shutil.rmtree(sibling, ignore_errors=True)
+                else:
+                    sibling.unlink(missing_ok=True)
+                removed.append(sibling)
+    if removed:
+        log.info("removed %d stale temporary file(s) of %s left by an interrupted run", len(removed), path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
 
     The temporary file lives in the destination folder so the final rename is atomic on POSIX.
+    Temporary files of an earlier, killed writer of the same output are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path, suffix)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -88,6 +120,35 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success replace ``path`` with it in one rename.
+
+    Snakemake's ``directory()`` outputs are trusted if they exist, so a half-built tree must never
+    sit under the final name. A stale previous tree is moved aside and removed only after the new
+    one is in place; folders of an earlier, killed writer are removed first.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the site is served to others
+    try:
+        yield tmp
+        old = None
+        if path.is_dir() and not path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "tree")
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

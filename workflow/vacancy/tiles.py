@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
@@ -33,7 +32,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from .common import Progress, write_json
+from .common import Progress, atomic_dir, write_json
 from .thumbs import ThumbStore
 
 log = logging.getLogger("vacancy.tiles")
@@ -89,34 +88,6 @@ def read_grid_shape(grid_csv) -> tuple[int, int]:
     """``(cols, rows)`` from the grid's provenance sidecar, for callers such as the Snakefile."""
     meta = json.loads(Path(str(grid_csv) + ".meta.json").read_text())
     return int(meta["cols"]), int(meta["rows"])
-
-
-@contextlib.contextmanager
-def atomic_dir(path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success replace ``path`` with it in one rename.
-
-    Snakemake's ``directory()`` outputs are trusted if they exist, so a half-built tree must never
-    sit under the final name. A stale previous tree is moved aside and removed only after the new
-    one is in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the site is served to others
-    try:
-        yield tmp
-        old = None
-        if path.is_dir() and not path.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / "tree")
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # --------------------------------------------------------------------------- inputs

@@ -30,8 +30,8 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .common import write_json
-from .tiles import atomic_dir, read_cells
+from .common import atomic_dir, write_json
+from .tiles import read_cells
 
 log = logging.getLogger("vacancy.viewer")
 

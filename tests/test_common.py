@@ -1,0 +1,29 @@
+"""Atomic writes leave nothing behind, even after a writer was killed before it could clean up."""
+from vacancy.common import atomic_dir, atomic_path
+
+
+def test_a_rerun_removes_what_a_killed_writer_left(tmp_path):
+    # What kill -9 leaves: a tile band's half-built folder, a tree moved aside, half-written files.
+    stale = [tmp_path / ".0.k3x_9a2b.part", tmp_path / ".0.q1w2e3r4.old",
+             tmp_path / ".grid.csv.abcd1234.part", tmp_path / ".pca.h5.zz99yy88.h5"]
+    for folder in stale[:2]:
+        (folder / "9").mkdir(parents=True)
+        (folder / "9" / "0.jpg").write_bytes(b"half")
+    for file in stale[2:]:
+        file.write_bytes(b"half")
+    # Not ours: another output's temporary, a user's file that only looks alike.
+    kept = [tmp_path / ".1.k3x_9a2b.part", tmp_path / ".0.k3x_9a2b.part.keep",
+            tmp_path / "0.abcd1234.part"]
+    for file in kept:
+        file.write_text("keep")
+
+    with atomic_dir(tmp_path / "0") as tmp:
+        (tmp / "tile.jpg").write_bytes(b"new")
+    with atomic_path(tmp_path / "grid.csv") as tmp:
+        tmp.write_text("id,col,row\n")
+    with atomic_path(tmp_path / "pca.h5", suffix=".h5") as tmp:
+        tmp.write_bytes(b"hdf5")
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["0", "grid.csv", "pca.h5", *(p.name for p in kept)])
+    assert (tmp_path / "0" / "tile.jpg").read_bytes() == b"new"
