@@ -212,3 +212,41 @@ def test_the_map_is_the_same_for_any_number_of_cores(demo_run, tmp_path):
     for name in ("tsne.csv", "grid.csv"):
         assert read_csv(results(copy) / name) == read_csv(results(demo_run) / name), name
     assert tiles(copy) == tiles(demo_run) and tiles(copy)
+
+
+def test_a_moved_repository_with_its_results_reruns_nothing(tmp_path):
+    """Copy the repository (with node_modules), build a tiny map, move the whole folder: the
+    moved copy is up to date, and the site's link to a folder source's photos still resolves."""
+    import shutil
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import REPO, SNAKEMAKE
+
+    before = tmp_path / "before"
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in files:
+        (before / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, before / name)
+    shutil.copytree(REPO / "node_modules", before / "node_modules", symlinks=True)
+    photos = before / "photos" / "town"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for i in range(12):   # noisy photos, so triage keeps them
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(photos / f"{i}.jpg")
+    write_config(before, {"source": "folder", "folder": {"path": "photos"},
+                          "tsne": {"perplexity": 3, "n_iter": 300}, "tiles": {"cell_px": 32, "jobs": 1}})
+
+    def run(folder, *args):
+        return subprocess.run([str(SNAKEMAKE), "--snakefile", "Snakefile", "--cores", "2", *args,
+                               "tiles"], cwd=folder, capture_output=True, text=True, check=True)
+
+    run(before)
+    after = tmp_path / "after"
+    before.rename(after)
+    plan = run(after, "--dry-run")
+    assert "Nothing to be done" in plan.stdout + plan.stderr, plan.stdout
+    assert sorted(p.name for p in (after / "results/site/originals/town").iterdir())[:2] == ["0.jpg", "1.jpg"]

@@ -1,4 +1,5 @@
 # Shared definitions: where results go, which locations exist, and checks the schema cannot do.
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from vacancy import resources as sizing  # noqa: E402  (callables for threads/re
 
 R = config["results"]
 ENVS = str(Path(workflow.basedir) / "envs")
+
+
+def repo_path(relative):
+    """A file of the repository as an input path relative to the working directory: Snakemake
+    records input paths, so an absolute one would rerun the rule after the repository (with its
+    results/) is moved or copied; a relative one stays the same."""
+    return os.path.relpath(Path(workflow.basedir) / relative)
 
 
 def configured_locations():

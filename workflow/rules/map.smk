@@ -83,15 +83,14 @@ rule viewer:
     input:
         grid=f"{R}/grid.csv",
         selected=f"{R}/selected.csv",
-        leaflet=Path(workflow.basedir) / "node_modules/leaflet/dist/leaflet.js",
-        pmtiles_js=Path(workflow.basedir) / "node_modules/pmtiles/dist/pmtiles.js",
+        leaflet=repo_path("node_modules/leaflet/dist/leaflet.js"),
+        pmtiles_js=repo_path("node_modules/pmtiles/dist/pmtiles.js"),
     output:
         directory(f"{R}/site"),
     params:
         pmtiles_url="../tiles.pmtiles" if config["publish"]["pmtiles"] else None,
-        originals_dir=(
-            str(Path(config["folder"]["path"]).resolve()) if config["source"] == "folder" else None
-        ),
+        # as the user wrote it: a relative folder moves with the working directory
+        originals_dir=config["folder"]["path"] if config["source"] == "folder" else None,
         cell_px=config["tiles"]["cell_px"],
         tile_px=config["tiles"]["tile_px"],
         background=config["tiles"]["background"],

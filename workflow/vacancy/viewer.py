@@ -188,11 +188,15 @@ def copy_templates(dest: Path, urls) -> None:
 
 
 def link_originals(dest: Path, originals_dir) -> None:
-    """``site/originals`` -> the photo folder, for a folder source outside the web root."""
+    """``site/originals`` -> the photo folder, for a folder source outside the web root.
+
+    The link is relative (``dest`` is a sibling of the final site folder, so it holds for both),
+    so the site keeps its photos when the working directory is moved or copied with them."""
     target = Path(originals_dir).resolve()
     if not target.is_dir():
         raise FileNotFoundError(f"originals folder does not exist: {target}")
-    os.symlink(target, dest / "originals", target_is_directory=True)
+    os.symlink(os.path.relpath(target, Path(dest).resolve()), dest / "originals",
+               target_is_directory=True)
 
 
 def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
