@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from functools import lru_cache
@@ -215,3 +216,36 @@ def test_import_scan_follows_vacancy_modules_and_skips_optional_imports(tmp_path
                       "def f():\n    import sklearn.decomposition\n")
     assert third_party_imports(script) == {"sklearn"}
     assert distribution("sklearn") == "scikit-learn" and distribution("PIL") == "pillow"
+
+
+def pip_pins() -> dict[str, str]:
+    """Every ``name==version`` that pip installs: pyproject's and the envs' pip sections."""
+    pins = {name: version for name, version in pyproject_pins().items() if version}
+    for env_file in sorted((REPO / "envs").glob("*.yaml")):
+        for dep in yaml.safe_load(env_file.read_text()).get("dependencies", []):
+            if isinstance(dep, dict):
+                for entry in dep.get("pip", []):
+                    name, _, version = entry.partition("==")
+                    pins[canonical(name.strip())] = version.strip()
+    return pins
+
+
+def wheel_available(specs: list[str]) -> subprocess.CompletedProcess:
+    """Ask the registry, without installing anything, whether a binary wheel exists for each spec
+    for this Python (3.11, as the envs pin) on this platform: a cluster node may have no compiler.
+    ``--dry-run`` reads the wheels' metadata, not the wheels: about 1 s for all the pins."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-deps",
+         "--only-binary", ":all:", "--ignore-installed", *specs],
+        capture_output=True, text=True, timeout=300)
+
+
+def test_every_pypi_pin_has_a_wheel_for_this_python():
+    """lapjv 1.3.29 had no wheel (1.3.27 has): an env pinned to it needed a compiler to build."""
+    specs = [f"{name}=={version}" for name, version in sorted(pip_pins().items())]
+    if wheel_available(specs).returncode == 0:
+        return
+    missing = [spec for spec in specs if wheel_available([spec]).returncode != 0]
+    if len(missing) == len(specs):
+        pytest.skip("the package registry (PyPI) is unreachable: no pin could be checked")
+    assert not missing, f"no binary wheel for Python {sys.version.split()[0]} on PyPI: {missing}"
