@@ -328,7 +328,22 @@
     return new Layer({ tileSize: meta.tile_size, pane: "overlayPane", noWrap: true });
   }
 
-  function init(meta) {
+  // ------------------------------------------------------------------------ feature factories
+  //
+  // The page is one shared object, `app` (made by createApp), and a factory per feature that
+  // reads it and writes only the fields it owns (each factory's comment names them). `app`
+  // holds what more than one feature needs: map.json (meta), the Leaflet map and its pixel
+  // geometry, the record loaders, the cell marks, the open cell, the culling flag, the excluded
+  // ids, and the public page state (window.vacancyState, which the browser tests and the
+  // benchmark read). init calls the factories in a fixed order: Leaflet runs a map's handlers
+  // in the order they were added.
+
+  /**
+   * The shared state and the map: Leaflet in CRS.Simple, and the conversions between map pixels
+   * (at max zoom), LatLng and cells that every feature uses. The fields the features own start
+   * here at their empty values, so the object's whole shape is in one place.
+   */
+  function createApp(meta) {
     var L = window.L;
     var maxZoom = meta.max_zoom;
     var extraZoom = meta.extra_zoom == null ? EXTRA_ZOOM : meta.extra_zoom;
@@ -352,25 +367,42 @@
       var ll = pixelToLatLng(px, py, maxZoom);
       return L.latLng(ll[0], ll[1]);
     };
-    var toPixel = function (latlng) {
-      return map.project(latlng, maxZoom);
+    return {
+      meta: meta, L: L, state: state, mapEl: mapEl, map: map,
+      maxZoom: maxZoom, extraZoom: extraZoom,
+      toLatLng: toLatLng,
+      toPixel: function (latlng) { return map.project(latlng, maxZoom); },
+      cellBounds: function (cell) {
+        return L.latLngBounds(toLatLng(cell.col * c, (cell.row + 1) * c),
+          toLatLng((cell.col + 1) * c, cell.row * c));
+      },
+      bounds: L.latLngBounds(toLatLng(0, meta.height_px), toLatLng(meta.width_px, 0)),
+      records: null, // createRecords: the per-cell records and the id index, fetched lazily
+      marks: null, // addCellMarks: highlight / excluded / selection sets and their layer
+      selected: null, // createInspect: the cell whose panel is open
+      culling: false, // createCullSelection: clicks select cells instead of opening them
+      excludedIds: new Map(), // cull and exclude files: id -> {id, location, listing_url}
     };
-    var cellBounds = function (cell) {
-      return L.latLngBounds(toLatLng(cell.col * c, (cell.row + 1) * c),
-        toLatLng((cell.col + 1) * c, cell.row * c));
-    };
-    var bounds = L.latLngBounds(toLatLng(0, meta.height_px), toLatLng(meta.width_px, 0));
+  }
+
+  /**
+   * Layer: the photo tiles, from the z/x/y folder or one PMTiles archive. Owns the tile
+   * counters of app.state (tilesLoaded, firstTileMs, tilesIdle) that tests and benchmark wait on.
+   */
+  function addTiles(app) {
+    var meta = app.meta;
+    var state = app.state;
     var tileOptions = {
       tileSize: meta.tile_size,
       minZoom: meta.min_zoom,
-      maxZoom: maxZoom + extraZoom,
+      maxZoom: app.maxZoom + app.extraZoom,
       minNativeZoom: meta.min_zoom,
-      maxNativeZoom: maxZoom,
-      bounds: bounds, // only tiles that intersect the grid exist
+      maxNativeZoom: app.maxZoom,
+      bounds: app.bounds, // only tiles that intersect the grid exist
       noWrap: true,
     };
     var tiles = meta.pmtiles_url && window.pmtiles ?
-      pmtilesLayer(L, meta.pmtiles_url, tileOptions) : L.tileLayer(meta.tile_url, tileOptions);
+      pmtilesLayer(app.L, meta.pmtiles_url, tileOptions) : app.L.tileLayer(meta.tile_url, tileOptions);
     tiles.on("tileload", function () {
       state.tilesLoaded += 1;
       if (state.firstTileMs === null) {
@@ -379,15 +411,30 @@
     });
     tiles.on("load", function () { state.tilesIdle = true; });
     tiles.on("loading", function () { state.tilesIdle = false; });
-    tiles.addTo(map);
-    map.setMaxBounds(bounds.pad(0.25));
+    tiles.addTo(app.map);
+    app.map.setMaxBounds(app.bounds.pad(0.25));
+  }
 
-    var highlightSet = { cells: new Map(), fill: "rgba(255, 210, 0, 0.35)", stroke: "#ffd200" };
-    var excludedSet = { cells: new Map(), fill: "rgba(0, 0, 0, 0.7)" };
-    var selectionSet = { cells: new Map(), fill: "rgba(0, 170, 255, 0.3)", stroke: "#00aaff" };
-    var marks = cellMarksLayer(L, meta, [highlightSet, excludedSet, selectionSet]).addTo(map);
-    var excludedIds = new Map(); // id -> {id, location, listing_url}
+  /**
+   * Layer: one canvas of per-cell marks over the tiles, painting three sets in a fixed order.
+   * Find writes the highlight, cull the selection and the excluded cells; each redraws the layer.
+   */
+  function addCellMarks(app) {
+    var marks = {
+      highlight: { cells: new Map(), fill: "rgba(255, 210, 0, 0.35)", stroke: "#ffd200" },
+      excluded: { cells: new Map(), fill: "rgba(0, 0, 0, 0.7)" },
+      selection: { cells: new Map(), fill: "rgba(0, 170, 255, 0.3)", stroke: "#00aaff" },
+    };
+    marks.layer = cellMarksLayer(app.L, app.meta, [marks.highlight, marks.excluded, marks.selection])
+      .addTo(app.map);
+    return marks;
+  }
 
+  /**
+   * Data: the only fetches after map.json. A cell's record comes from its shard file, an id or
+   * listing id resolves to a cell through its hash bucket; both are fetched once and cached.
+   */
+  function createRecords(meta) {
     var loadShardJson = cached(fetchJson);
     var known = new Set(meta.shards || []);
     function loadShard(shard) {
@@ -409,6 +456,30 @@
         return hit ? { col: hit[0], row: hit[1] } : null;
       });
     }
+    return { recordOf: recordOf, lookup: lookup };
+  }
+
+  function init(meta) {
+    var app = createApp(meta);
+    addTiles(app);
+    app.marks = addCellMarks(app);
+    app.records = createRecords(meta);
+    var L = app.L;
+    var maxZoom = app.maxZoom;
+    var state = app.state;
+    var mapEl = app.mapEl;
+    var map = app.map;
+    var toLatLng = app.toLatLng;
+    var toPixel = app.toPixel;
+    var cellBounds = app.cellBounds;
+    var bounds = app.bounds;
+    var highlightSet = app.marks.highlight;
+    var excludedSet = app.marks.excluded;
+    var selectionSet = app.marks.selection;
+    var marks = app.marks.layer;
+    var excludedIds = app.excludedIds;
+    var recordOf = app.records.recordOf;
+    var lookup = app.records.lookup;
 
     // ---------------------------------------------------------------- URL <-> view
     var selected = null;
