@@ -459,6 +459,184 @@
     return { recordOf: recordOf, lookup: lookup };
   }
 
+  /**
+   * View <-> URL: the permalink "#z=&x=&y=&cell=" is rewritten after every move and whenever a
+   * photo opens or closes, and read once at start, so a copied address reopens the same view and
+   * photo. Owns the address bar; reads app.selected.
+   */
+  function createPermalink(app) {
+    var map = app.map;
+    function write() {
+      var centre = app.toPixel(map.getCenter());
+      var hash = formatHash({ z: map.getZoom(), x: centre.x, y: centre.y, cell: app.selected });
+      if (hash !== location.hash) {
+        history.replaceState(null, "", hash);
+      }
+    }
+    map.on("moveend", write);
+
+    /** Show the view the address holds (else the whole map); open its cell through openCell. */
+    function restore(openCell) {
+      var view = parseHash(location.hash);
+      if (view) {
+        map.setView(map.unproject(app.L.point(view.x, view.y), app.maxZoom), view.z, { animate: false });
+        if (view.cell && view.cell.col < app.meta.cols && view.cell.row < app.meta.rows) {
+          openCell(view.cell, false);
+        }
+      } else {
+        map.fitBounds(app.bounds);
+      }
+    }
+    return { write: write, restore: restore };
+  }
+
+  /** The panel's label/value rows; listing text only ever as textContent. */
+  function fillPanelFields(list, cell, record) {
+    list.replaceChildren();
+    panelFields(cell, record).forEach(function (pair) {
+      var dt = document.createElement("dt");
+      var dd = document.createElement("dd");
+      dt.textContent = pair[0];
+      dd.textContent = String(pair[1]);
+      dd.dataset.field = pair[0];
+      list.appendChild(dt);
+      list.appendChild(dd);
+    });
+  }
+
+  /** The "Listing" row: a link only for an http(s) URL, opened without referrer or opener. */
+  function appendListingLink(list, record) {
+    var href = record ? safeHttpUrl(record.listing_url) : null;
+    if (!href) {
+      return;
+    }
+    var dt = document.createElement("dt");
+    var dd = document.createElement("dd");
+    var link = document.createElement("a");
+    dt.textContent = "Listing";
+    link.href = href;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    link.textContent = "Open the listing";
+    dd.appendChild(link);
+    list.appendChild(dt);
+    list.appendChild(dd);
+  }
+
+  /** Fill and show the info panel for one cell (null record = empty cell). */
+  function showPanel(meta, cell, record) {
+    var list = $("panel-fields");
+    fillPanelFields(list, cell, record);
+    appendListingLink(list, record);
+    var img = $("panel-img");
+    var src = record ? originalUrl(meta, record.id) : null;
+    if (src) {
+      img.src = src;
+      img.alt = record.title || record.id;
+      img.hidden = false;
+    } else {
+      img.removeAttribute("src");
+      img.hidden = true;
+    }
+    $("panel").hidden = false;
+  }
+
+  /**
+   * Inspect: a click opens the cell under it (frame, record, panel) or closes the panel outside
+   * the grid. Owns app.selected, state.selected and the frame. Only the newest of overlapping
+   * record fetches fills the panel.
+   */
+  function createInspect(app, permalink) {
+    var map = app.map;
+    var frame = null;
+    var clicks = 0;
+    function hidePanel() {
+      $("panel").hidden = true;
+      app.selected = null;
+      app.state.selected = null;
+      if (frame) {
+        frame.remove();
+        frame = null;
+      }
+      permalink.write();
+    }
+
+    function openCell(cell, pan) {
+      app.selected = cell;
+      if (frame) {
+        frame.remove();
+      }
+      frame = app.L.rectangle(app.cellBounds(cell),
+        { color: "#ffd200", weight: 2, fill: false, interactive: false }).addTo(map);
+      if (pan && !map.getBounds().contains(app.cellBounds(cell))) {
+        map.panTo(app.cellBounds(cell).getCenter());
+      }
+      permalink.write();
+      var token = ++clicks;
+      return app.records.recordOf(cell).then(function (record) {
+        if (token === clicks) {
+          setStatus("");
+          showPanel(app.meta, cell, record);
+          app.state.selected = { col: cell.col, row: cell.row, id: record ? record.id : null };
+        }
+      }).catch(function (err) {
+        setStatus("Could not load the listing details: " + err.message);
+      });
+    }
+
+    map.on("click", function (event) {
+      if (app.culling) {
+        return; // culling handles its own mouse events
+      }
+      var p = app.toPixel(event.latlng);
+      var cell = cellAt(p.x, p.y, app.meta);
+      if (cell) {
+        openCell(cell, false);
+      } else {
+        hidePanel();
+      }
+    });
+    $("panel-close").addEventListener("click", hidePanel);
+    return { openCell: openCell, hidePanel: hidePanel };
+  }
+
+  /**
+   * Keyboard: Escape closes the panel, Enter or Space on the map opens the centre cell, arrows
+   * step between photos while one is open (instead of panning). Owns nothing; reads app.selected.
+   */
+  function addKeyboard(app, inspect) {
+    document.addEventListener("keydown", function (event) {
+      var tag = event.target && event.target.tagName;
+      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") {
+        return;
+      }
+      if (event.key === "Escape") {
+        inspect.hidePanel();
+        return;
+      }
+      if ((event.key === "Enter" || event.key === " ") && event.target === app.mapEl) {
+        var p = app.toPixel(app.map.getCenter());
+        var centreCell = cellAt(p.x, p.y, app.meta);
+        if (centreCell) {
+          event.preventDefault();
+          inspect.openCell(centreCell, false);
+        }
+        return;
+      }
+      if (app.selected && !event.altKey && !event.ctrlKey && !event.metaKey) {
+        var next = neighbour(app.selected, event.key, app.meta);
+        if (next || /^Arrow/.test(event.key)) {
+          // arrows step between photos while one is open, instead of panning the map
+          event.preventDefault();
+          event.stopPropagation();
+        }
+        if (next) {
+          inspect.openCell(next, true);
+        }
+      }
+    }, true);
+  }
+
   function init(meta) {
     var app = createApp(meta);
     addTiles(app);
@@ -481,137 +659,10 @@
     var recordOf = app.records.recordOf;
     var lookup = app.records.lookup;
 
-    // ---------------------------------------------------------------- URL <-> view
-    var selected = null;
-    var frame = null;
-    function writeHash() {
-      var centre = toPixel(map.getCenter());
-      var hash = formatHash({ z: map.getZoom(), x: centre.x, y: centre.y, cell: selected });
-      if (hash !== location.hash) {
-        history.replaceState(null, "", hash);
-      }
-    }
-    map.on("moveend", writeHash);
-
-    // ---------------------------------------------------------------- inspect
-    function showPanel(cell, record) {
-      var list = $("panel-fields");
-      list.replaceChildren();
-      panelFields(cell, record).forEach(function (pair) {
-        var dt = document.createElement("dt");
-        var dd = document.createElement("dd");
-        dt.textContent = pair[0];
-        dd.textContent = String(pair[1]);
-        dd.dataset.field = pair[0];
-        list.appendChild(dt);
-        list.appendChild(dd);
-      });
-      var href = record ? safeHttpUrl(record.listing_url) : null;
-      if (href) {
-        var dt = document.createElement("dt");
-        var dd = document.createElement("dd");
-        var link = document.createElement("a");
-        dt.textContent = "Listing";
-        link.href = href;
-        link.target = "_blank";
-        link.rel = "noopener noreferrer";
-        link.textContent = "Open the listing";
-        dd.appendChild(link);
-        list.appendChild(dt);
-        list.appendChild(dd);
-      }
-      var img = $("panel-img");
-      var src = record ? originalUrl(meta, record.id) : null;
-      if (src) {
-        img.src = src;
-        img.alt = record.title || record.id;
-        img.hidden = false;
-      } else {
-        img.removeAttribute("src");
-        img.hidden = true;
-      }
-      $("panel").hidden = false;
-    }
-
-    function hidePanel() {
-      $("panel").hidden = true;
-      selected = null;
-      state.selected = null;
-      if (frame) {
-        frame.remove();
-        frame = null;
-      }
-      writeHash();
-    }
-
-    var clicks = 0;
-    function openCell(cell, pan) {
-      selected = cell;
-      if (frame) {
-        frame.remove();
-      }
-      frame = L.rectangle(cellBounds(cell),
-        { color: "#ffd200", weight: 2, fill: false, interactive: false }).addTo(map);
-      if (pan && !map.getBounds().contains(cellBounds(cell))) {
-        map.panTo(cellBounds(cell).getCenter());
-      }
-      writeHash();
-      var token = ++clicks;
-      return recordOf(cell).then(function (record) {
-        if (token === clicks) {
-          setStatus("");
-          showPanel(cell, record);
-          state.selected = { col: cell.col, row: cell.row, id: record ? record.id : null };
-        }
-      }).catch(function (err) {
-        setStatus("Could not load the listing details: " + err.message);
-      });
-    }
-
-    map.on("click", function (event) {
-      if (culling) {
-        return; // culling handles its own mouse events
-      }
-      var p = toPixel(event.latlng);
-      var cell = cellAt(p.x, p.y, meta);
-      if (cell) {
-        openCell(cell, false);
-      } else {
-        hidePanel();
-      }
-    });
-
-    $("panel-close").addEventListener("click", hidePanel);
-    document.addEventListener("keydown", function (event) {
-      var tag = event.target && event.target.tagName;
-      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") {
-        return;
-      }
-      if (event.key === "Escape") {
-        hidePanel();
-        return;
-      }
-      if ((event.key === "Enter" || event.key === " ") && event.target === mapEl) {
-        var p = toPixel(map.getCenter());
-        var centreCell = cellAt(p.x, p.y, meta);
-        if (centreCell) {
-          event.preventDefault();
-          openCell(centreCell, false);
-        }
-        return;
-      }
-      if (selected && !event.altKey && !event.ctrlKey && !event.metaKey) {
-        var next = neighbour(selected, event.key, meta);
-        if (next || /^Arrow/.test(event.key)) {
-          // arrows step between photos while one is open, instead of panning the map
-          event.preventDefault();
-          event.stopPropagation();
-        }
-        if (next) {
-          openCell(next, true);
-        }
-      }
-    }, true);
+    var permalink = createPermalink(app);
+    var inspect = createInspect(app, permalink);
+    addKeyboard(app, inspect);
+    var openCell = inspect.openCell;
 
     // ---------------------------------------------------------------- originals past the top
     var originals = new Map(); // key -> overlay
@@ -721,7 +772,6 @@
     });
 
     // ---------------------------------------------------------------- cull
-    var culling = false;
     var drag = null;
     function updateCullStatus() {
       state.excluded = excludedIds.size;
@@ -731,7 +781,7 @@
       marks.redraw();
     }
     function setCulling(on) {
-      culling = on;
+      app.culling = on;
       $("cull-tools").hidden = !on;
       $("cull-toggle").setAttribute("aria-pressed", String(on));
       mapEl.classList.toggle("culling", on);
@@ -743,7 +793,7 @@
         map.boxZoom.enable();
       }
     }
-    $("cull-toggle").addEventListener("click", function () { setCulling(!culling); });
+    $("cull-toggle").addEventListener("click", function () { setCulling(!app.culling); });
 
     function selectCells(cells, add) {
       if (!add) {
@@ -760,7 +810,7 @@
       updateCullStatus();
     }
     map.on("mousedown", function (event) {
-      if (!culling || event.originalEvent.button !== 0) {
+      if (!app.culling || event.originalEvent.button !== 0) {
         return;
       }
       drag = { start: toPixel(event.latlng), startPoint: event.containerPoint, box: null };
@@ -880,15 +930,7 @@
     });
 
     // ---------------------------------------------------------------- start
-    var view = parseHash(location.hash);
-    if (view) {
-      map.setView(map.unproject(L.point(view.x, view.y), maxZoom), view.z, { animate: false });
-      if (view.cell && view.cell.col < meta.cols && view.cell.row < meta.rows) {
-        openCell(view.cell, false);
-      }
-    } else {
-      map.fitBounds(bounds);
-    }
+    permalink.restore(openCell);
     updateOriginals();
     setStatus(meta.count + " photos");
     state.map = map;
