@@ -637,6 +637,138 @@
     }, true);
   }
 
+  /**
+   * Originals: past the pyramid's top, the original photo of each cell in view is laid over its
+   * cell (at most MAX_ORIGINALS of them), and dropped when it leaves the view. Owns its overlays
+   * and state.originals / state.originalsInView.
+   */
+  function createOriginals(app) {
+    var map = app.map;
+    var originals = new Map(); // key -> overlay (null while its record loads)
+    function show(cell, key) {
+      originals.set(key, null);
+      app.records.recordOf(cell).then(function (record) {
+        if (!record || !originals.has(key) || originals.get(key)) {
+          return;
+        }
+        var overlay = app.L.imageOverlay(originalUrl(app.meta, record.id), app.cellBounds(cell),
+          { className: "vacancy-original", interactive: false, alt: "" });
+        overlay.on("load", function () { app.state.originals += 1; });
+        overlay.addTo(map);
+        originals.set(key, overlay);
+      }).catch(function () { originals.delete(key); });
+    }
+    function update() {
+      var z = map.getZoom();
+      var wanted = new Set();
+      if (z > app.maxZoom) {
+        var pb = map.getPixelBounds();
+        var s = Math.pow(2, z - app.maxZoom);
+        var cells = cellsInRect(pb.min.x / s, pb.min.y / s, pb.max.x / s - 1e-6, pb.max.y / s - 1e-6, app.meta);
+        if (cells.length <= MAX_ORIGINALS) {
+          cells.forEach(function (cell) {
+            var key = cell.col + "," + cell.row;
+            wanted.add(key);
+            if (!originals.has(key)) {
+              show(cell, key);
+            }
+          });
+        }
+      }
+      originals.forEach(function (overlay, key) {
+        if (!wanted.has(key)) {
+          if (overlay) {
+            overlay.remove();
+          }
+          originals.delete(key);
+        }
+      });
+      app.state.originalsInView = wanted.size;
+    }
+    map.on("moveend zoomend", update);
+    return { update: update };
+  }
+
+  /**
+   * Find, location legend: a button per location highlights all its cells (fetched from its
+   * index file); pressing it again clears. Owns the highlight mark set, state.highlighted and
+   * the buttons' pressed state.
+   */
+  function createHighlight(app) {
+    var meta = app.meta;
+    var highlightSet = app.marks.highlight;
+    var legendButtons = [];
+    function show(index) {
+      var loc = meta.locations[index];
+      legendButtons.forEach(function (b, i) { b.setAttribute("aria-pressed", String(i === index)); });
+      return fetchJson(meta.location_url.replace("{i}", String(index))).then(function (flat) {
+        highlightSet.cells = new Map();
+        for (var i = 0; i + 1 < flat.length; i += 2) {
+          highlightSet.cells.set(flat[i] + "," + flat[i + 1], [flat[i], flat[i + 1]]);
+        }
+        app.state.highlighted = highlightSet.cells.size;
+        app.marks.layer.redraw();
+        setStatus(loc.count + " photos from " + loc.name + " highlighted");
+      });
+    }
+    function clear() {
+      highlightSet.cells = new Map();
+      app.state.highlighted = 0;
+      legendButtons.forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
+      app.marks.layer.redraw();
+    }
+    var legendList = $("legend-list");
+    (meta.locations || []).forEach(function (loc, index) {
+      var item = document.createElement("li");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("aria-pressed", "false");
+      button.textContent = loc.name + " (" + loc.count + ")";
+      button.addEventListener("click", function () {
+        if (button.getAttribute("aria-pressed") === "true") {
+          clear();
+        } else {
+          show(index);
+        }
+      });
+      legendButtons.push(button);
+      item.appendChild(button);
+      legendList.appendChild(item);
+    });
+    return { show: show, clear: clear };
+  }
+
+  /**
+   * Find, search box: a location name highlights the location; an image id or listing id flies
+   * to its cell and opens it; an empty query clears the highlight. Owns the search form only.
+   */
+  function addSearch(app, highlight, inspect) {
+    $("search").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var query = $("search-input").value.trim();
+      if (!query) {
+        highlight.clear();
+        return;
+      }
+      var lower = query.toLowerCase();
+      var index = (app.meta.locations || []).findIndex(function (loc) {
+        return loc.name.toLowerCase() === lower;
+      });
+      if (index >= 0) {
+        highlight.show(index);
+        return;
+      }
+      app.records.lookup(query).then(function (cell) {
+        if (!cell) {
+          setStatus("No image, listing or location called \u201c" + query + "\u201d");
+          return;
+        }
+        app.map.setView(app.cellBounds(cell).getCenter(), app.maxZoom);
+        inspect.openCell(cell, false);
+      }).catch(function (err) { setStatus("Search failed: " + err.message); });
+    });
+  }
+
   function init(meta) {
     var app = createApp(meta);
     addTiles(app);
@@ -664,112 +796,8 @@
     addKeyboard(app, inspect);
     var openCell = inspect.openCell;
 
-    // ---------------------------------------------------------------- originals past the top
-    var originals = new Map(); // key -> overlay
-    function updateOriginals() {
-      var z = map.getZoom();
-      var wanted = new Set();
-      if (z > maxZoom) {
-        var pb = map.getPixelBounds();
-        var s = Math.pow(2, z - maxZoom);
-        var cells = cellsInRect(pb.min.x / s, pb.min.y / s, pb.max.x / s - 1e-6, pb.max.y / s - 1e-6, meta);
-        if (cells.length <= MAX_ORIGINALS) {
-          cells.forEach(function (cell) {
-            var key = cell.col + "," + cell.row;
-            wanted.add(key);
-            if (originals.has(key)) {
-              return;
-            }
-            originals.set(key, null);
-            recordOf(cell).then(function (record) {
-              if (!record || !originals.has(key) || originals.get(key)) {
-                return;
-              }
-              var overlay = L.imageOverlay(originalUrl(meta, record.id), cellBounds(cell),
-                { className: "vacancy-original", interactive: false, alt: "" });
-              overlay.on("load", function () { state.originals += 1; });
-              overlay.addTo(map);
-              originals.set(key, overlay);
-            }).catch(function () { originals.delete(key); });
-          });
-        }
-      }
-      originals.forEach(function (overlay, key) {
-        if (!wanted.has(key)) {
-          if (overlay) {
-            overlay.remove();
-          }
-          originals.delete(key);
-        }
-      });
-      state.originalsInView = wanted.size;
-    }
-    map.on("moveend zoomend", updateOriginals);
-
-    // ---------------------------------------------------------------- find
-    var legendButtons = [];
-    function highlightLocation(index) {
-      var loc = meta.locations[index];
-      legendButtons.forEach(function (b, i) { b.setAttribute("aria-pressed", String(i === index)); });
-      return fetchJson(meta.location_url.replace("{i}", String(index))).then(function (flat) {
-        highlightSet.cells = new Map();
-        for (var i = 0; i + 1 < flat.length; i += 2) {
-          highlightSet.cells.set(flat[i] + "," + flat[i + 1], [flat[i], flat[i + 1]]);
-        }
-        state.highlighted = highlightSet.cells.size;
-        marks.redraw();
-        setStatus(loc.count + " photos from " + loc.name + " highlighted");
-      });
-    }
-    function clearHighlight() {
-      highlightSet.cells = new Map();
-      state.highlighted = 0;
-      legendButtons.forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
-      marks.redraw();
-    }
-    var legendList = $("legend-list");
-    (meta.locations || []).forEach(function (loc, index) {
-      var item = document.createElement("li");
-      var button = document.createElement("button");
-      button.type = "button";
-      button.setAttribute("aria-pressed", "false");
-      button.textContent = loc.name + " (" + loc.count + ")";
-      button.addEventListener("click", function () {
-        if (button.getAttribute("aria-pressed") === "true") {
-          clearHighlight();
-        } else {
-          highlightLocation(index);
-        }
-      });
-      legendButtons.push(button);
-      item.appendChild(button);
-      legendList.appendChild(item);
-    });
-
-    $("search").addEventListener("submit", function (event) {
-      event.preventDefault();
-      var query = $("search-input").value.trim();
-      if (!query) {
-        clearHighlight();
-        return;
-      }
-      var lower = query.toLowerCase();
-      var index = (meta.locations || []).findIndex(function (loc) {
-        return loc.name.toLowerCase() === lower;
-      });
-      if (index >= 0) {
-        highlightLocation(index);
-        return;
-      }
-      lookup(query).then(function (cell) {
-        if (!cell) {
-          setStatus("No image, listing or location called \u201c" + query + "\u201d");
-          return;
-        }
-        map.setView(cellBounds(cell).getCenter(), maxZoom);
-        openCell(cell, false);
-      }).catch(function (err) { setStatus("Search failed: " + err.message); });
-    });
+    var originals = createOriginals(app);
+    addSearch(app, createHighlight(app), inspect);
 
     // ---------------------------------------------------------------- cull
     var drag = null;
@@ -931,7 +959,7 @@
 
     // ---------------------------------------------------------------- start
     permalink.restore(openCell);
-    updateOriginals();
+    originals.update();
     setStatus(meta.count + " photos");
     state.map = map;
     state.ready = true;
