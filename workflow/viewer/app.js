@@ -769,50 +769,26 @@
     });
   }
 
-  function init(meta) {
-    var app = createApp(meta);
-    addTiles(app);
-    app.marks = addCellMarks(app);
-    app.records = createRecords(meta);
-    var L = app.L;
-    var maxZoom = app.maxZoom;
-    var state = app.state;
-    var mapEl = app.mapEl;
+  /**
+   * Cull, selection mode: the Cull button turns clicks into cell selection (map dragging and box
+   * zoom are off meanwhile). Owns app.culling, the selection mark set, state.selection and
+   * state.excluded and the count line; updateStatus is how the other cull features report.
+   */
+  function createCullSelection(app) {
     var map = app.map;
-    var toLatLng = app.toLatLng;
-    var toPixel = app.toPixel;
-    var cellBounds = app.cellBounds;
-    var bounds = app.bounds;
-    var highlightSet = app.marks.highlight;
-    var excludedSet = app.marks.excluded;
     var selectionSet = app.marks.selection;
-    var marks = app.marks.layer;
-    var excludedIds = app.excludedIds;
-    var recordOf = app.records.recordOf;
-    var lookup = app.records.lookup;
-
-    var permalink = createPermalink(app);
-    var inspect = createInspect(app, permalink);
-    addKeyboard(app, inspect);
-    var openCell = inspect.openCell;
-
-    var originals = createOriginals(app);
-    addSearch(app, createHighlight(app), inspect);
-
-    // ---------------------------------------------------------------- cull
-    var drag = null;
-    function updateCullStatus() {
-      state.excluded = excludedIds.size;
-      state.selection = selectionSet.cells.size;
+    function updateStatus() {
+      app.state.excluded = app.excludedIds.size;
+      app.state.selection = selectionSet.cells.size;
       $("cull-count").textContent = selectionSet.cells.size + " selected, " +
-        excludedIds.size + " excluded";
-      marks.redraw();
+        app.excludedIds.size + " excluded";
+      app.marks.layer.redraw();
     }
     function setCulling(on) {
       app.culling = on;
       $("cull-tools").hidden = !on;
       $("cull-toggle").setAttribute("aria-pressed", String(on));
-      mapEl.classList.toggle("culling", on);
+      app.mapEl.classList.toggle("culling", on);
       if (on) {
         map.dragging.disable();
         map.boxZoom.disable();
@@ -823,6 +799,7 @@
     }
     $("cull-toggle").addEventListener("click", function () { setCulling(!app.culling); });
 
+    /** Select cells, replacing the selection or (add) adding to it; shift-click toggles one. */
     function selectCells(cells, add) {
       if (!add) {
         selectionSet.cells = new Map();
@@ -835,27 +812,37 @@
           selectionSet.cells.set(key, [cell.col, cell.row]);
         }
       });
-      updateCullStatus();
+      updateStatus();
     }
+    return { updateStatus: updateStatus, selectCells: selectCells };
+  }
+
+  /**
+   * Cull, mouse: in culling mode a click selects a cell and a drag of more than 4 screen pixels
+   * draws a rectangle and selects every cell it touches (shift adds). Owns the drag and its box.
+   */
+  function addDragSelect(app, cull) {
+    var map = app.map;
+    var drag = null;
     map.on("mousedown", function (event) {
       if (!app.culling || event.originalEvent.button !== 0) {
         return;
       }
-      drag = { start: toPixel(event.latlng), startPoint: event.containerPoint, box: null };
+      drag = { start: app.toPixel(event.latlng), startPoint: event.containerPoint, box: null };
     });
     map.on("mousemove", function (event) {
       if (!drag) {
         return;
       }
-      var p = toPixel(event.latlng);
+      var p = app.toPixel(event.latlng);
       if (!drag.box && event.containerPoint.distanceTo(drag.startPoint) < 4) {
         return;
       }
-      var b = L.latLngBounds(toLatLng(drag.start.x, drag.start.y), toLatLng(p.x, p.y));
+      var b = app.L.latLngBounds(app.toLatLng(drag.start.x, drag.start.y), app.toLatLng(p.x, p.y));
       if (drag.box) {
         drag.box.setBounds(b);
       } else {
-        drag.box = L.rectangle(b, { color: "#00aaff", weight: 1, dashArray: "4", interactive: false })
+        drag.box = app.L.rectangle(b, { color: "#00aaff", weight: 1, dashArray: "4", interactive: false })
           .addTo(map);
       }
     });
@@ -863,26 +850,34 @@
       if (!drag) {
         return;
       }
-      var p = toPixel(event.latlng);
+      var p = app.toPixel(event.latlng);
       var shift = event.originalEvent.shiftKey;
       if (drag.box) {
         drag.box.remove();
-        selectCells(cellsInRect(drag.start.x, drag.start.y, p.x, p.y, meta)
+        cull.selectCells(cellsInRect(drag.start.x, drag.start.y, p.x, p.y, app.meta)
           .filter(function (cell) { return cell.col >= 0; }), shift);
       } else {
-        var cell = cellAt(p.x, p.y, meta);
+        var cell = cellAt(p.x, p.y, app.meta);
         if (cell) {
-          selectCells([cell], shift);
+          cull.selectCells([cell], shift);
         }
       }
       drag = null;
     });
+  }
 
+  /**
+   * Cull, actions: exclude or restore the selected cells' images, or clear the selection.
+   * Writes app.excludedIds and the excluded mark set (shared with the exclude file features).
+   */
+  function addCullActions(app, cull) {
+    var selectionSet = app.marks.selection;
+    var excludedSet = app.marks.excluded;
     /** Records of the selected cells (loading their shards); empty cells are skipped. */
     function selectedRecords() {
       var cells = Array.from(selectionSet.cells.values());
       return Promise.all(cells.map(function (cell) {
-        return recordOf({ col: cell[0], row: cell[1] }).then(function (record) {
+        return app.records.recordOf({ col: cell[0], row: cell[1] }).then(function (record) {
           return record ? { cell: cell, record: record } : null;
         });
       })).then(function (found) { return found.filter(Boolean); });
@@ -890,39 +885,55 @@
     $("cull-exclude").addEventListener("click", function () {
       selectedRecords().then(function (found) {
         found.forEach(function (f) {
-          excludedIds.set(f.record.id, { id: f.record.id, location: f.record.location,
+          app.excludedIds.set(f.record.id, { id: f.record.id, location: f.record.location,
             listing_url: f.record.listing_url });
           excludedSet.cells.set(f.cell[0] + "," + f.cell[1], f.cell);
         });
         selectionSet.cells = new Map();
-        updateCullStatus();
+        cull.updateStatus();
       });
     });
     $("cull-restore").addEventListener("click", function () {
       selectedRecords().then(function (found) {
         found.forEach(function (f) {
-          excludedIds.delete(f.record.id);
+          app.excludedIds.delete(f.record.id);
           excludedSet.cells.delete(f.cell[0] + "," + f.cell[1]);
         });
         selectionSet.cells = new Map();
-        updateCullStatus();
+        cull.updateStatus();
       });
     });
     $("cull-clear").addEventListener("click", function () {
       selectionSet.cells = new Map();
-      updateCullStatus();
+      cull.updateStatus();
     });
+  }
+
+  /**
+   * Export: the excluded ids as the workflow's exclude file (ids the format cannot carry are
+   * left out, and the status says how many) or as a CSV. Reads app.excludedIds; owns nothing.
+   */
+  function addExports(app) {
     $("cull-export").addEventListener("click", function () {
-      var ids = Array.from(excludedIds.keys());
+      var ids = Array.from(app.excludedIds.keys());
       var skipped = ids.filter(function (id) { return !writableId(id); });
       download("exclude.txt", excludeFileText(ids), "text/plain;charset=utf-8");
       setStatus(skipped.length ? skipped.length + " ids cannot be written to an exclude file " +
         "(line breaks, edge spaces or a leading #) and were left out" : "");
     });
     $("cull-export-csv").addEventListener("click", function () {
-      download("excluded.csv", excludeCsvText(Array.from(excludedIds.values())),
+      download("excluded.csv", excludeCsvText(Array.from(app.excludedIds.values())),
         "text/csv;charset=utf-8");
     });
+  }
+
+  /**
+   * Load: an existing exclude file marks its ids excluded, dimming those still on this map, so
+   * a cull can go on from an earlier one. Writes app.excludedIds, the excluded mark set and
+   * state.loadedExclude.
+   */
+  function addExcludeFileLoad(app, cull) {
+    var excludedIds = app.excludedIds;
     $("cull-load").addEventListener("change", function (event) {
       var file = event.target.files && event.target.files[0];
       if (!file) {
@@ -931,7 +942,7 @@
       file.text().then(function (text) {
         var ids = parseExcludeFile(text);
         return Promise.all(ids.map(function (id) {
-          return lookup(id).then(function (cell) { return { id: id, cell: cell }; });
+          return app.records.lookup(id).then(function (cell) { return { id: id, cell: cell }; });
         }));
       }).then(function (found) {
         var onMap = 0;
@@ -940,29 +951,46 @@
           excludedIds.set(f.id, excludedIds.get(f.id) || { id: f.id, location: loc, listing_url: "" });
           if (f.cell) {
             onMap += 1;
-            excludedSet.cells.set(f.cell.col + "," + f.cell.row, [f.cell.col, f.cell.row]);
+            app.marks.excluded.cells.set(f.cell.col + "," + f.cell.row, [f.cell.col, f.cell.row]);
             // the listing link for the CSV comes with the cell's record
-            recordOf(f.cell).then(function (record) {
+            app.records.recordOf(f.cell).then(function (record) {
               if (record && record.id === f.id) {
                 excludedIds.get(f.id).listing_url = record.listing_url;
               }
             });
           }
         });
-        updateCullStatus();
-        state.loadedExclude = { ids: found.length, onMap: onMap };
+        cull.updateStatus();
+        app.state.loadedExclude = { ids: found.length, onMap: onMap };
         setStatus("Exclude file: " + found.length + " ids, " + onMap + " on this map (the others " +
           "are already out of it)");
         event.target.value = "";
       }).catch(function (err) { setStatus("Could not read the exclude file: " + err.message); });
     });
+  }
 
-    // ---------------------------------------------------------------- start
-    permalink.restore(openCell);
+  /** Builds the page: the shared state, then each feature, in the order its map handlers run. */
+  function init(meta) {
+    var app = createApp(meta);
+    addTiles(app);
+    app.marks = addCellMarks(app);
+    app.records = createRecords(meta);
+    var permalink = createPermalink(app);
+    var inspect = createInspect(app, permalink);
+    addKeyboard(app, inspect);
+    var originals = createOriginals(app);
+    addSearch(app, createHighlight(app), inspect);
+    var cull = createCullSelection(app);
+    addDragSelect(app, cull);
+    addCullActions(app, cull);
+    addExports(app);
+    addExcludeFileLoad(app, cull);
+
+    permalink.restore(inspect.openCell);
     originals.update();
     setStatus(meta.count + " photos");
-    state.map = map;
-    state.ready = true;
+    app.state.map = app.map;
+    app.state.ready = true;
   }
 
   function start() {
