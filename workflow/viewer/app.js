@@ -15,6 +15,8 @@
  * textContent, and links are only made for http(s) URLs.
  *
  * The pure functions are exported for Node so their arithmetic can be tested without a browser.
+ * The browser part is one factory per feature (view/URL, inspect, originals, find, cull, export)
+ * around one shared state object; init only composes them (see "feature factories" below).
  */
 (function (root, factory) {
   "use strict";
