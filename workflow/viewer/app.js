@@ -15,6 +15,8 @@
  * textContent, and links are only made for http(s) URLs.
  *
  * The pure functions are exported for Node so their arithmetic can be tested without a browser.
+ * The browser part is one factory per feature (view/URL, inspect, originals, find, cull, export)
+ * around one shared state object; init only composes them (see "feature factories" below).
  */
 (function (root, factory) {
   "use strict";
@@ -328,7 +330,22 @@
     return new Layer({ tileSize: meta.tile_size, pane: "overlayPane", noWrap: true });
   }
 
-  function init(meta) {
+  // ------------------------------------------------------------------------ feature factories
+  //
+  // The page is one shared object, `app` (made by createApp), and a factory per feature that
+  // reads it and writes only the fields it owns (each factory's comment names them). `app`
+  // holds what more than one feature needs: map.json (meta), the Leaflet map and its pixel
+  // geometry, the record loaders, the cell marks, the open cell, the culling flag, the excluded
+  // ids, and the public page state (window.vacancyState, which the browser tests and the
+  // benchmark read). init calls the factories in a fixed order: Leaflet runs a map's handlers
+  // in the order they were added.
+
+  /**
+   * The shared state and the map: Leaflet in CRS.Simple, and the conversions between map pixels
+   * (at max zoom), LatLng and cells that every feature uses. The fields the features own start
+   * here at their empty values, so the object's whole shape is in one place.
+   */
+  function createApp(meta) {
     var L = window.L;
     var maxZoom = meta.max_zoom;
     var extraZoom = meta.extra_zoom == null ? EXTRA_ZOOM : meta.extra_zoom;
@@ -352,25 +369,42 @@
       var ll = pixelToLatLng(px, py, maxZoom);
       return L.latLng(ll[0], ll[1]);
     };
-    var toPixel = function (latlng) {
-      return map.project(latlng, maxZoom);
+    return {
+      meta: meta, L: L, state: state, mapEl: mapEl, map: map,
+      maxZoom: maxZoom, extraZoom: extraZoom,
+      toLatLng: toLatLng,
+      toPixel: function (latlng) { return map.project(latlng, maxZoom); },
+      cellBounds: function (cell) {
+        return L.latLngBounds(toLatLng(cell.col * c, (cell.row + 1) * c),
+          toLatLng((cell.col + 1) * c, cell.row * c));
+      },
+      bounds: L.latLngBounds(toLatLng(0, meta.height_px), toLatLng(meta.width_px, 0)),
+      records: null, // createRecords: the per-cell records and the id index, fetched lazily
+      marks: null, // addCellMarks: highlight / excluded / selection sets and their layer
+      selected: null, // createInspect: the cell whose panel is open
+      culling: false, // createCullSelection: clicks select cells instead of opening them
+      excludedIds: new Map(), // cull and exclude files: id -> {id, location, listing_url}
     };
-    var cellBounds = function (cell) {
-      return L.latLngBounds(toLatLng(cell.col * c, (cell.row + 1) * c),
-        toLatLng((cell.col + 1) * c, cell.row * c));
-    };
-    var bounds = L.latLngBounds(toLatLng(0, meta.height_px), toLatLng(meta.width_px, 0));
+  }
+
+  /**
+   * Layer: the photo tiles, from the z/x/y folder or one PMTiles archive. Owns the tile
+   * counters of app.state (tilesLoaded, firstTileMs, tilesIdle) that tests and benchmark wait on.
+   */
+  function addTiles(app) {
+    var meta = app.meta;
+    var state = app.state;
     var tileOptions = {
       tileSize: meta.tile_size,
       minZoom: meta.min_zoom,
-      maxZoom: maxZoom + extraZoom,
+      maxZoom: app.maxZoom + app.extraZoom,
       minNativeZoom: meta.min_zoom,
-      maxNativeZoom: maxZoom,
-      bounds: bounds, // only tiles that intersect the grid exist
+      maxNativeZoom: app.maxZoom,
+      bounds: app.bounds, // only tiles that intersect the grid exist
       noWrap: true,
     };
     var tiles = meta.pmtiles_url && window.pmtiles ?
-      pmtilesLayer(L, meta.pmtiles_url, tileOptions) : L.tileLayer(meta.tile_url, tileOptions);
+      pmtilesLayer(app.L, meta.pmtiles_url, tileOptions) : app.L.tileLayer(meta.tile_url, tileOptions);
     tiles.on("tileload", function () {
       state.tilesLoaded += 1;
       if (state.firstTileMs === null) {
@@ -379,15 +413,30 @@
     });
     tiles.on("load", function () { state.tilesIdle = true; });
     tiles.on("loading", function () { state.tilesIdle = false; });
-    tiles.addTo(map);
-    map.setMaxBounds(bounds.pad(0.25));
+    tiles.addTo(app.map);
+    app.map.setMaxBounds(app.bounds.pad(0.25));
+  }
 
-    var highlightSet = { cells: new Map(), fill: "rgba(255, 210, 0, 0.35)", stroke: "#ffd200" };
-    var excludedSet = { cells: new Map(), fill: "rgba(0, 0, 0, 0.7)" };
-    var selectionSet = { cells: new Map(), fill: "rgba(0, 170, 255, 0.3)", stroke: "#00aaff" };
-    var marks = cellMarksLayer(L, meta, [highlightSet, excludedSet, selectionSet]).addTo(map);
-    var excludedIds = new Map(); // id -> {id, location, listing_url}
+  /**
+   * Layer: one canvas of per-cell marks over the tiles, painting three sets in a fixed order.
+   * Find writes the highlight, cull the selection and the excluded cells; each redraws the layer.
+   */
+  function addCellMarks(app) {
+    var marks = {
+      highlight: { cells: new Map(), fill: "rgba(255, 210, 0, 0.35)", stroke: "#ffd200" },
+      excluded: { cells: new Map(), fill: "rgba(0, 0, 0, 0.7)" },
+      selection: { cells: new Map(), fill: "rgba(0, 170, 255, 0.3)", stroke: "#00aaff" },
+    };
+    marks.layer = cellMarksLayer(app.L, app.meta, [marks.highlight, marks.excluded, marks.selection])
+      .addTo(app.map);
+    return marks;
+  }
 
+  /**
+   * Data: the only fetches after map.json. A cell's record comes from its shard file, an id or
+   * listing id resolves to a cell through its hash bucket; both are fetched once and cached.
+   */
+  function createRecords(meta) {
     var loadShardJson = cached(fetchJson);
     var known = new Set(meta.shards || []);
     function loadShard(shard) {
@@ -409,88 +458,128 @@
         return hit ? { col: hit[0], row: hit[1] } : null;
       });
     }
+    return { recordOf: recordOf, lookup: lookup };
+  }
 
-    // ---------------------------------------------------------------- URL <-> view
-    var selected = null;
-    var frame = null;
-    function writeHash() {
-      var centre = toPixel(map.getCenter());
-      var hash = formatHash({ z: map.getZoom(), x: centre.x, y: centre.y, cell: selected });
+  /**
+   * View <-> URL: the permalink "#z=&x=&y=&cell=" is rewritten after every move and whenever a
+   * photo opens or closes, and read once at start, so a copied address reopens the same view and
+   * photo. Owns the address bar; reads app.selected.
+   */
+  function createPermalink(app) {
+    var map = app.map;
+    function write() {
+      var centre = app.toPixel(map.getCenter());
+      var hash = formatHash({ z: map.getZoom(), x: centre.x, y: centre.y, cell: app.selected });
       if (hash !== location.hash) {
         history.replaceState(null, "", hash);
       }
     }
-    map.on("moveend", writeHash);
+    map.on("moveend", write);
 
-    // ---------------------------------------------------------------- inspect
-    function showPanel(cell, record) {
-      var list = $("panel-fields");
-      list.replaceChildren();
-      panelFields(cell, record).forEach(function (pair) {
-        var dt = document.createElement("dt");
-        var dd = document.createElement("dd");
-        dt.textContent = pair[0];
-        dd.textContent = String(pair[1]);
-        dd.dataset.field = pair[0];
-        list.appendChild(dt);
-        list.appendChild(dd);
-      });
-      var href = record ? safeHttpUrl(record.listing_url) : null;
-      if (href) {
-        var dt = document.createElement("dt");
-        var dd = document.createElement("dd");
-        var link = document.createElement("a");
-        dt.textContent = "Listing";
-        link.href = href;
-        link.target = "_blank";
-        link.rel = "noopener noreferrer";
-        link.textContent = "Open the listing";
-        dd.appendChild(link);
-        list.appendChild(dt);
-        list.appendChild(dd);
-      }
-      var img = $("panel-img");
-      var src = record ? originalUrl(meta, record.id) : null;
-      if (src) {
-        img.src = src;
-        img.alt = record.title || record.id;
-        img.hidden = false;
+    /** Show the view the address holds (else the whole map); open its cell through openCell. */
+    function restore(openCell) {
+      var view = parseHash(location.hash);
+      if (view) {
+        map.setView(map.unproject(app.L.point(view.x, view.y), app.maxZoom), view.z, { animate: false });
+        if (view.cell && view.cell.col < app.meta.cols && view.cell.row < app.meta.rows) {
+          openCell(view.cell, false);
+        }
       } else {
-        img.removeAttribute("src");
-        img.hidden = true;
+        map.fitBounds(app.bounds);
       }
-      $("panel").hidden = false;
     }
+    return { write: write, restore: restore };
+  }
 
+  /** The panel's label/value rows; listing text only ever as textContent. */
+  function fillPanelFields(list, cell, record) {
+    list.replaceChildren();
+    panelFields(cell, record).forEach(function (pair) {
+      var dt = document.createElement("dt");
+      var dd = document.createElement("dd");
+      dt.textContent = pair[0];
+      dd.textContent = String(pair[1]);
+      dd.dataset.field = pair[0];
+      list.appendChild(dt);
+      list.appendChild(dd);
+    });
+  }
+
+  /** The "Listing" row: a link only for an http(s) URL, opened without referrer or opener. */
+  function appendListingLink(list, record) {
+    var href = record ? safeHttpUrl(record.listing_url) : null;
+    if (!href) {
+      return;
+    }
+    var dt = document.createElement("dt");
+    var dd = document.createElement("dd");
+    var link = document.createElement("a");
+    dt.textContent = "Listing";
+    link.href = href;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    link.textContent = "Open the listing";
+    dd.appendChild(link);
+    list.appendChild(dt);
+    list.appendChild(dd);
+  }
+
+  /** Fill and show the info panel for one cell (null record = empty cell). */
+  function showPanel(meta, cell, record) {
+    var list = $("panel-fields");
+    fillPanelFields(list, cell, record);
+    appendListingLink(list, record);
+    var img = $("panel-img");
+    var src = record ? originalUrl(meta, record.id) : null;
+    if (src) {
+      img.src = src;
+      img.alt = record.title || record.id;
+      img.hidden = false;
+    } else {
+      img.removeAttribute("src");
+      img.hidden = true;
+    }
+    $("panel").hidden = false;
+  }
+
+  /**
+   * Inspect: a click opens the cell under it (frame, record, panel) or closes the panel outside
+   * the grid. Owns app.selected, state.selected and the frame. Only the newest of overlapping
+   * record fetches fills the panel.
+   */
+  function createInspect(app, permalink) {
+    var map = app.map;
+    var frame = null;
+    var clicks = 0;
     function hidePanel() {
       $("panel").hidden = true;
-      selected = null;
-      state.selected = null;
+      app.selected = null;
+      app.state.selected = null;
       if (frame) {
         frame.remove();
         frame = null;
       }
-      writeHash();
+      permalink.write();
     }
 
-    var clicks = 0;
     function openCell(cell, pan) {
-      selected = cell;
+      app.selected = cell;
       if (frame) {
         frame.remove();
       }
-      frame = L.rectangle(cellBounds(cell),
+      frame = app.L.rectangle(app.cellBounds(cell),
         { color: "#ffd200", weight: 2, fill: false, interactive: false }).addTo(map);
-      if (pan && !map.getBounds().contains(cellBounds(cell))) {
-        map.panTo(cellBounds(cell).getCenter());
+      if (pan && !map.getBounds().contains(app.cellBounds(cell))) {
+        map.panTo(app.cellBounds(cell).getCenter());
       }
-      writeHash();
+      permalink.write();
       var token = ++clicks;
-      return recordOf(cell).then(function (record) {
+      return app.records.recordOf(cell).then(function (record) {
         if (token === clicks) {
           setStatus("");
-          showPanel(cell, record);
-          state.selected = { col: cell.col, row: cell.row, id: record ? record.id : null };
+          showPanel(app.meta, cell, record);
+          app.state.selected = { col: cell.col, row: cell.row, id: record ? record.id : null };
         }
       }).catch(function (err) {
         setStatus("Could not load the listing details: " + err.message);
@@ -498,77 +587,93 @@
     }
 
     map.on("click", function (event) {
-      if (culling) {
+      if (app.culling) {
         return; // culling handles its own mouse events
       }
-      var p = toPixel(event.latlng);
-      var cell = cellAt(p.x, p.y, meta);
+      var p = app.toPixel(event.latlng);
+      var cell = cellAt(p.x, p.y, app.meta);
       if (cell) {
         openCell(cell, false);
       } else {
         hidePanel();
       }
     });
-
     $("panel-close").addEventListener("click", hidePanel);
+    return { openCell: openCell, hidePanel: hidePanel };
+  }
+
+  /**
+   * Keyboard: Escape closes the panel, Enter or Space on the map opens the centre cell, arrows
+   * step between photos while one is open (instead of panning). Owns nothing; reads app.selected.
+   */
+  function addKeyboard(app, inspect) {
     document.addEventListener("keydown", function (event) {
       var tag = event.target && event.target.tagName;
       if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") {
         return;
       }
       if (event.key === "Escape") {
-        hidePanel();
+        inspect.hidePanel();
         return;
       }
-      if ((event.key === "Enter" || event.key === " ") && event.target === mapEl) {
-        var p = toPixel(map.getCenter());
-        var centreCell = cellAt(p.x, p.y, meta);
+      if ((event.key === "Enter" || event.key === " ") && event.target === app.mapEl) {
+        var p = app.toPixel(app.map.getCenter());
+        var centreCell = cellAt(p.x, p.y, app.meta);
         if (centreCell) {
           event.preventDefault();
-          openCell(centreCell, false);
+          inspect.openCell(centreCell, false);
         }
         return;
       }
-      if (selected && !event.altKey && !event.ctrlKey && !event.metaKey) {
-        var next = neighbour(selected, event.key, meta);
+      if (app.selected && !event.altKey && !event.ctrlKey && !event.metaKey) {
+        var next = neighbour(app.selected, event.key, app.meta);
         if (next || /^Arrow/.test(event.key)) {
           // arrows step between photos while one is open, instead of panning the map
           event.preventDefault();
           event.stopPropagation();
         }
         if (next) {
-          openCell(next, true);
+          inspect.openCell(next, true);
         }
       }
     }, true);
+  }
 
-    // ---------------------------------------------------------------- originals past the top
-    var originals = new Map(); // key -> overlay
-    function updateOriginals() {
+  /**
+   * Originals: past the pyramid's top, the original photo of each cell in view is laid over its
+   * cell (at most MAX_ORIGINALS of them), and dropped when it leaves the view. Owns its overlays
+   * and state.originals / state.originalsInView.
+   */
+  function createOriginals(app) {
+    var map = app.map;
+    var originals = new Map(); // key -> overlay (null while its record loads)
+    function show(cell, key) {
+      originals.set(key, null);
+      app.records.recordOf(cell).then(function (record) {
+        if (!record || !originals.has(key) || originals.get(key)) {
+          return;
+        }
+        var overlay = app.L.imageOverlay(originalUrl(app.meta, record.id), app.cellBounds(cell),
+          { className: "vacancy-original", interactive: false, alt: "" });
+        overlay.on("load", function () { app.state.originals += 1; });
+        overlay.addTo(map);
+        originals.set(key, overlay);
+      }).catch(function () { originals.delete(key); });
+    }
+    function update() {
       var z = map.getZoom();
       var wanted = new Set();
-      if (z > maxZoom) {
+      if (z > app.maxZoom) {
         var pb = map.getPixelBounds();
-        var s = Math.pow(2, z - maxZoom);
-        var cells = cellsInRect(pb.min.x / s, pb.min.y / s, pb.max.x / s - 1e-6, pb.max.y / s - 1e-6, meta);
+        var s = Math.pow(2, z - app.maxZoom);
+        var cells = cellsInRect(pb.min.x / s, pb.min.y / s, pb.max.x / s - 1e-6, pb.max.y / s - 1e-6, app.meta);
         if (cells.length <= MAX_ORIGINALS) {
           cells.forEach(function (cell) {
             var key = cell.col + "," + cell.row;
             wanted.add(key);
-            if (originals.has(key)) {
-              return;
+            if (!originals.has(key)) {
+              show(cell, key);
             }
-            originals.set(key, null);
-            recordOf(cell).then(function (record) {
-              if (!record || !originals.has(key) || originals.get(key)) {
-                return;
-              }
-              var overlay = L.imageOverlay(originalUrl(meta, record.id), cellBounds(cell),
-                { className: "vacancy-original", interactive: false, alt: "" });
-              overlay.on("load", function () { state.originals += 1; });
-              overlay.addTo(map);
-              originals.set(key, overlay);
-            }).catch(function () { originals.delete(key); });
           });
         }
       }
@@ -580,13 +685,22 @@
           originals.delete(key);
         }
       });
-      state.originalsInView = wanted.size;
+      app.state.originalsInView = wanted.size;
     }
-    map.on("moveend zoomend", updateOriginals);
+    map.on("moveend zoomend", update);
+    return { update: update };
+  }
 
-    // ---------------------------------------------------------------- find
+  /**
+   * Find, location legend: a button per location highlights all its cells (fetched from its
+   * index file); pressing it again clears. Owns the highlight mark set, state.highlighted and
+   * the buttons' pressed state.
+   */
+  function createHighlight(app) {
+    var meta = app.meta;
+    var highlightSet = app.marks.highlight;
     var legendButtons = [];
-    function highlightLocation(index) {
+    function show(index) {
       var loc = meta.locations[index];
       legendButtons.forEach(function (b, i) { b.setAttribute("aria-pressed", String(i === index)); });
       return fetchJson(meta.location_url.replace("{i}", String(index))).then(function (flat) {
@@ -594,16 +708,16 @@
         for (var i = 0; i + 1 < flat.length; i += 2) {
           highlightSet.cells.set(flat[i] + "," + flat[i + 1], [flat[i], flat[i + 1]]);
         }
-        state.highlighted = highlightSet.cells.size;
-        marks.redraw();
+        app.state.highlighted = highlightSet.cells.size;
+        app.marks.layer.redraw();
         setStatus(loc.count + " photos from " + loc.name + " highlighted");
       });
     }
-    function clearHighlight() {
+    function clear() {
       highlightSet.cells = new Map();
-      state.highlighted = 0;
+      app.state.highlighted = 0;
       legendButtons.forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
-      marks.redraw();
+      app.marks.layer.redraw();
     }
     var legendList = $("legend-list");
     (meta.locations || []).forEach(function (loc, index) {
@@ -614,56 +728,69 @@
       button.textContent = loc.name + " (" + loc.count + ")";
       button.addEventListener("click", function () {
         if (button.getAttribute("aria-pressed") === "true") {
-          clearHighlight();
+          clear();
         } else {
-          highlightLocation(index);
+          show(index);
         }
       });
       legendButtons.push(button);
       item.appendChild(button);
       legendList.appendChild(item);
     });
+    return { show: show, clear: clear };
+  }
 
+  /**
+   * Find, search box: a location name highlights the location; an image id or listing id flies
+   * to its cell and opens it; an empty query clears the highlight. Owns the search form only.
+   */
+  function addSearch(app, highlight, inspect) {
     $("search").addEventListener("submit", function (event) {
       event.preventDefault();
       var query = $("search-input").value.trim();
       if (!query) {
-        clearHighlight();
+        highlight.clear();
         return;
       }
       var lower = query.toLowerCase();
-      var index = (meta.locations || []).findIndex(function (loc) {
+      var index = (app.meta.locations || []).findIndex(function (loc) {
         return loc.name.toLowerCase() === lower;
       });
       if (index >= 0) {
-        highlightLocation(index);
+        highlight.show(index);
         return;
       }
-      lookup(query).then(function (cell) {
+      app.records.lookup(query).then(function (cell) {
         if (!cell) {
           setStatus("No image, listing or location called \u201c" + query + "\u201d");
           return;
         }
-        map.setView(cellBounds(cell).getCenter(), maxZoom);
-        openCell(cell, false);
+        app.map.setView(app.cellBounds(cell).getCenter(), app.maxZoom);
+        inspect.openCell(cell, false);
       }).catch(function (err) { setStatus("Search failed: " + err.message); });
     });
+  }
 
-    // ---------------------------------------------------------------- cull
-    var culling = false;
-    var drag = null;
-    function updateCullStatus() {
-      state.excluded = excludedIds.size;
-      state.selection = selectionSet.cells.size;
+  /**
+   * Cull, selection mode: the Cull button turns clicks into cell selection (map dragging and box
+   * zoom are off meanwhile). Owns app.culling, the selection mark set, state.selection and
+   * state.excluded and the count line; updateStatus is how the other cull features report.
+   */
+  function createCullSelection(app) {
+    var map = app.map;
+    var selectionSet = app.marks.selection;
+    function updateStatus() {
+      app.state.excluded = app.excludedIds.size;
+      app.state.selection = selectionSet.cells.size;
       $("cull-count").textContent = selectionSet.cells.size + " selected, " +
-        excludedIds.size + " excluded";
-      marks.redraw();
+        app.excludedIds.size + " excluded";
+      app.marks.layer.redraw();
     }
     function setCulling(on) {
-      culling = on;
+      app.culling = on;
       $("cull-tools").hidden = !on;
       $("cull-toggle").setAttribute("aria-pressed", String(on));
-      mapEl.classList.toggle("culling", on);
+      app.mapEl.classList.toggle("culling", on);
       if (on) {
         map.dragging.disable();
         map.boxZoom.disable();
@@ -672,8 +799,9 @@
         map.boxZoom.enable();
       }
     }
-    $("cull-toggle").addEventListener("click", function () { setCulling(!culling); });
+    $("cull-toggle").addEventListener("click", function () { setCulling(!app.culling); });
 
+    /** Select cells, replacing the selection or (add) adding to it; shift-click toggles one. */
     function selectCells(cells, add) {
       if (!add) {
         selectionSet.cells = new Map();
@@ -686,27 +814,37 @@
           selectionSet.cells.set(key, [cell.col, cell.row]);
         }
       });
-      updateCullStatus();
+      updateStatus();
     }
+    return { updateStatus: updateStatus, selectCells: selectCells };
+  }
+
+  /**
+   * Cull, mouse: in culling mode a click selects a cell and a drag of more than 4 screen pixels
+   * draws a rectangle and selects every cell it touches (shift adds). Owns the drag and its box.
+   */
+  function addDragSelect(app, cull) {
+    var map = app.map;
+    var drag = null;
     map.on("mousedown", function (event) {
-      if (!culling || event.originalEvent.button !== 0) {
+      if (!app.culling || event.originalEvent.button !== 0) {
         return;
       }
-      drag = { start: toPixel(event.latlng), startPoint: event.containerPoint, box: null };
+      drag = { start: app.toPixel(event.latlng), startPoint: event.containerPoint, box: null };
     });
     map.on("mousemove", function (event) {
       if (!drag) {
         return;
       }
-      var p = toPixel(event.latlng);
+      var p = app.toPixel(event.latlng);
       if (!drag.box && event.containerPoint.distanceTo(drag.startPoint) < 4) {
         return;
       }
-      var b = L.latLngBounds(toLatLng(drag.start.x, drag.start.y), toLatLng(p.x, p.y));
+      var b = app.L.latLngBounds(app.toLatLng(drag.start.x, drag.start.y), app.toLatLng(p.x, p.y));
       if (drag.box) {
         drag.box.setBounds(b);
       } else {
-        drag.box = L.rectangle(b, { color: "#00aaff", weight: 1, dashArray: "4", interactive: false })
+        drag.box = app.L.rectangle(b, { color: "#00aaff", weight: 1, dashArray: "4", interactive: false })
           .addTo(map);
       }
     });
@@ -714,26 +852,34 @@
       if (!drag) {
         return;
       }
-      var p = toPixel(event.latlng);
+      var p = app.toPixel(event.latlng);
       var shift = event.originalEvent.shiftKey;
       if (drag.box) {
         drag.box.remove();
-        selectCells(cellsInRect(drag.start.x, drag.start.y, p.x, p.y, meta)
+        cull.selectCells(cellsInRect(drag.start.x, drag.start.y, p.x, p.y, app.meta)
           .filter(function (cell) { return cell.col >= 0; }), shift);
       } else {
-        var cell = cellAt(p.x, p.y, meta);
+        var cell = cellAt(p.x, p.y, app.meta);
         if (cell) {
-          selectCells([cell], shift);
+          cull.selectCells([cell], shift);
         }
       }
       drag = null;
     });
+  }
 
+  /**
+   * Cull, actions: exclude or restore the selected cells' images, or clear the selection.
+   * Writes app.excludedIds and the excluded mark set (shared with the exclude file features).
+   */
+  function addCullActions(app, cull) {
+    var selectionSet = app.marks.selection;
+    var excludedSet = app.marks.excluded;
     /** Records of the selected cells (loading their shards); empty cells are skipped. */
     function selectedRecords() {
       var cells = Array.from(selectionSet.cells.values());
       return Promise.all(cells.map(function (cell) {
-        return recordOf({ col: cell[0], row: cell[1] }).then(function (record) {
+        return app.records.recordOf({ col: cell[0], row: cell[1] }).then(function (record) {
           return record ? { cell: cell, record: record } : null;
         });
       })).then(function (found) { return found.filter(Boolean); });
@@ -741,39 +887,55 @@
     $("cull-exclude").addEventListener("click", function () {
       selectedRecords().then(function (found) {
         found.forEach(function (f) {
-          excludedIds.set(f.record.id, { id: f.record.id, location: f.record.location,
+          app.excludedIds.set(f.record.id, { id: f.record.id, location: f.record.location,
             listing_url: f.record.listing_url });
           excludedSet.cells.set(f.cell[0] + "," + f.cell[1], f.cell);
         });
         selectionSet.cells = new Map();
-        updateCullStatus();
+        cull.updateStatus();
       });
     });
     $("cull-restore").addEventListener("click", function () {
       selectedRecords().then(function (found) {
         found.forEach(function (f) {
-          excludedIds.delete(f.record.id);
+          app.excludedIds.delete(f.record.id);
           excludedSet.cells.delete(f.cell[0] + "," + f.cell[1]);
         });
         selectionSet.cells = new Map();
-        updateCullStatus();
+        cull.updateStatus();
       });
     });
     $("cull-clear").addEventListener("click", function () {
       selectionSet.cells = new Map();
-      updateCullStatus();
+      cull.updateStatus();
     });
+  }
+
+  /**
+   * Export: the excluded ids as the workflow's exclude file (ids the format cannot carry are
+   * left out, and the status says how many) or as a CSV. Reads app.excludedIds; owns nothing.
+   */
+  function addExports(app) {
     $("cull-export").addEventListener("click", function () {
-      var ids = Array.from(excludedIds.keys());
+      var ids = Array.from(app.excludedIds.keys());
       var skipped = ids.filter(function (id) { return !writableId(id); });
       download("exclude.txt", excludeFileText(ids), "text/plain;charset=utf-8");
       setStatus(skipped.length ? skipped.length + " ids cannot be written to an exclude file " +
         "(line breaks, edge spaces or a leading #) and were left out" : "");
     });
     $("cull-export-csv").addEventListener("click", function () {
-      download("excluded.csv", excludeCsvText(Array.from(excludedIds.values())),
+      download("excluded.csv", excludeCsvText(Array.from(app.excludedIds.values())),
         "text/csv;charset=utf-8");
     });
+  }
+
+  /**
+   * Load: an existing exclude file marks its ids excluded, dimming those still on this map, so
+   * a cull can go on from an earlier one. Writes app.excludedIds, the excluded mark set and
+   * state.loadedExclude.
+   */
+  function addExcludeFileLoad(app, cull) {
+    var excludedIds = app.excludedIds;
     $("cull-load").addEventListener("change", function (event) {
       var file = event.target.files && event.target.files[0];
       if (!file) {
@@ -782,7 +944,7 @@
       file.text().then(function (text) {
         var ids = parseExcludeFile(text);
         return Promise.all(ids.map(function (id) {
-          return lookup(id).then(function (cell) { return { id: id, cell: cell }; });
+          return app.records.lookup(id).then(function (cell) { return { id: id, cell: cell }; });
         }));
       }).then(function (found) {
         var onMap = 0;
@@ -791,37 +953,46 @@
           excludedIds.set(f.id, excludedIds.get(f.id) || { id: f.id, location: loc, listing_url: "" });
           if (f.cell) {
             onMap += 1;
-            excludedSet.cells.set(f.cell.col + "," + f.cell.row, [f.cell.col, f.cell.row]);
+            app.marks.excluded.cells.set(f.cell.col + "," + f.cell.row, [f.cell.col, f.cell.row]);
             // the listing link for the CSV comes with the cell's record
-            recordOf(f.cell).then(function (record) {
+            app.records.recordOf(f.cell).then(function (record) {
               if (record && record.id === f.id) {
                 excludedIds.get(f.id).listing_url = record.listing_url;
               }
             });
           }
         });
-        updateCullStatus();
-        state.loadedExclude = { ids: found.length, onMap: onMap };
+        cull.updateStatus();
+        app.state.loadedExclude = { ids: found.length, onMap: onMap };
         setStatus("Exclude file: " + found.length + " ids, " + onMap + " on this map (the others " +
           "are already out of it)");
         event.target.value = "";
       }).catch(function (err) { setStatus("Could not read the exclude file: " + err.message); });
     });
+  }
 
-    // ---------------------------------------------------------------- start
-    var view = parseHash(location.hash);
-    if (view) {
-      map.setView(map.unproject(L.point(view.x, view.y), maxZoom), view.z, { animate: false });
-      if (view.cell && view.cell.col < meta.cols && view.cell.row < meta.rows) {
-        openCell(view.cell, false);
-      }
-    } else {
-      map.fitBounds(bounds);
-    }
-    updateOriginals();
+  /** Builds the page: the shared state, then each feature, in the order its map handlers run. */
+  function init(meta) {
+    var app = createApp(meta);
+    addTiles(app);
+    app.marks = addCellMarks(app);
+    app.records = createRecords(meta);
+    var permalink = createPermalink(app);
+    var inspect = createInspect(app, permalink);
+    addKeyboard(app, inspect);
+    var originals = createOriginals(app);
+    addSearch(app, createHighlight(app), inspect);
+    var cull = createCullSelection(app);
+    addDragSelect(app, cull);
+    addCullActions(app, cull);
+    addExports(app);
+    addExcludeFileLoad(app, cull);
+
+    permalink.restore(inspect.openCell);
+    originals.update();
     setStatus(meta.count + " photos");
-    state.map = map;
-    state.ready = true;
+    app.state.map = app.map;
+    app.state.ready = true;
   }
 
   function start() {
