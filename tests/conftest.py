@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,32 @@ SMALL_DEMO = {
     "tsne": {"perplexity": 20, "n_iter": 500},
     "tiles": {"cell_px": 32, "jobs": 3},   # 2 tile rows: two bands with tiles, one empty
 }
+
+
+#: ImageMagick CLI names by major version, in the order they are tried. A bare ``convert`` on PATH
+#: is taken only if it says it is ImageMagick 6 (some machines have a stand-in of that name).
+IMAGEMAGICK_CLIS = {6: ("convert-im6.q16", "convert-im6.q16hdri", "convert-im6", "convert"),
+                    7: ("magick", "convert-im7.q16", "convert-im7.q16hdri")}
+
+
+def imagemagick_cli() -> str:
+    """Path of the ImageMagick CLI of the same major version as the library Wand loaded.
+
+    The tests compare our numbers with what ImageMagick's own command line prints, as an
+    independent reference; 6 and 7 differ, so the reference must be the version we run.
+    """
+    from wand.version import MAGICK_VERSION_NUMBER
+
+    major = MAGICK_VERSION_NUMBER >> 8
+    for name in IMAGEMAGICK_CLIS[major]:
+        path = shutil.which(name)
+        if not path:
+            continue
+        version = subprocess.run([path, "-version"], capture_output=True, text=True).stdout
+        if re.search(rf"ImageMagick {major}\.", version):
+            return path
+    raise RuntimeError(f"no ImageMagick {major} command line found (tried "
+                       f"{', '.join(IMAGEMAGICK_CLIS[major])}); Wand loaded ImageMagick {major}")
 
 
 def write_config(workdir: Path, overrides: dict) -> Path:

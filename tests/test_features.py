@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from wand.version import MAGICK_VERSION_NUMBER
+
+from conftest import imagemagick_cli
 
 from vacancy.features import gray_features, image_features, wand_features
 from vacancy.imaging import decode
 from vacancy.triage import gray_q16
 
-IM_CONVERT = "/usr/bin/convert-im6.q16"  # the real ImageMagick CLI, as an independent reference
+IM_CONVERT = imagemagick_cli()  # the real ImageMagick CLI, as an independent reference
 #: Same library, same operations: only float32 rounding may differ (measured max 3e-8).
 TOLERANCE = 1e-6
 
@@ -41,6 +44,10 @@ def cli_recipe(path: Path, color="gray") -> np.ndarray:
     # raw writer would then gamma-encode it; "-set colorspace gray" only fixes that label (the
     # pixels, checked with %[fx:mean], are the same), and changes nothing for other inputs.
     tail = ["-set", "colorspace", "gray", "gray:-"] if color == "gray" else ["rgb:-"]
+    if color == "rgb" and MAGICK_VERSION_NUMBER >= 0x700:
+        # IM 6's raw writer encodes linear RGB to sRGB; IM 7's writes it as it is. Our features
+        # are sRGB-encoded under both (wand_features encodes explicitly), so ask IM 7 for that.
+        tail = ["-colorspace", "sRGB", *tail]
     out = subprocess.run(
         [IM_CONVERT, str(path), "-resize", "64x64!", "-colorspace", "RGB", *gray,
          "(", "-clone", "0", "-blur", "0x3", ")", "(", "-clone", "0", "-blur", "0x8", ")",

@@ -17,6 +17,7 @@ import pytest
 import sklearn.datasets
 from PIL import Image
 
+from conftest import imagemagick_cli
 from test_triage import (jpeg_bytes, photo_like, png_claiming, read_rows, save, two_level,
                          write_inventory)
 from vacancy.features import image_features
@@ -295,7 +296,7 @@ def test_thumbnail_matches_imagemagicks_fill_and_centre_crop(tmp_path):
     src = tmp_path / "photo.jpg"
     Image.fromarray(arr).save(src, quality=95)
     ref = tmp_path / "ref.png"
-    subprocess.run(["/usr/bin/convert-im6.q16", str(src), "-resize", "64x64^", "-gravity",
+    subprocess.run([imagemagick_cli(), str(src), "-resize", "64x64^", "-gravity",
                     "center", "-extent", "64x64", str(ref)], check=True)
     expected = np.asarray(Image.open(ref).convert("RGB")).astype(int)
     thumb = measure(src.read_bytes(), cell_px=64, **PHOTO)["thumb"].astype(int)

@@ -17,10 +17,12 @@ import pytest
 from PIL import Image as PILImage
 from wand.image import Image as WandImage
 
+from conftest import imagemagick_cli
+
 from vacancy.imaging import Rejected, decode, sniff_format
 from vacancy.triage import classify, gray_entropy
 
-IM_CONVERT = "/usr/bin/convert-im6.q16"  # the real ImageMagick CLI, as an independent reference
+IM_CONVERT = imagemagick_cli()  # the real ImageMagick CLI, as an independent reference
 INVENTORY_COLUMNS = ["id", "location", "filename", "path", "image_url", "listing_url",
                      "listing_id", "title", "price", "posted", "state"]
 

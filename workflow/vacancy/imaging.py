@@ -13,11 +13,12 @@ Before the full decode the header is pinged and images above ``max_pixels`` are 
 "decompression bomb" (a tiny PNG claiming 100000 x 100000) costs microseconds, not gigabytes.
 Only the first frame of multi-frame files (animated GIF/WebP, multi-page TIFF) is decoded.
 
-ImageMagick 6 reports damage that the decoder survived (a truncated JPEG: "Premature end of
-JPEG file") as a *warning* stored on the decoded image, not on the wand, so Wand never shows it.
-:func:`decoder_damage` reads it through MagickCore's ``GetImageException``; a corruption warning
-(or any error) makes the image a reject, because the missing part is filled with grey and would
-otherwise be triaged and mapped as if it were real.
+Damage that the decoder survived (a truncated JPEG: "Premature end of JPEG file") is reported as
+a *warning*, which Wand does not raise after a successful read. ImageMagick 7 leaves it on the
+wand; ImageMagick 6 stores it on the decoded image, where only MagickCore's ``GetImageException``
+(gone in 7) reaches it. :func:`decoder_damage` reads both places; a corruption warning (or any
+error) makes the image a reject, because the missing part is filled with grey and would otherwise
+be triaged and mapped as if it were real. Wand loads whichever MagickWand the system has (6 or 7).
 
 Everything that can go wrong with one image becomes :class:`Rejected` with a short reason that a
 person can act on; callers record it and carry on.
@@ -50,7 +51,7 @@ from .formats import (  # noqa: F401
 #: Default limit on width x height, checked from the header before decoding.
 DEFAULT_MAX_PIXELS = 50_000_000
 
-#: ImageMagick 6 exception severities (magick/exception.h).
+#: ImageMagick exception severities (exception.h; the same numbers in 6 and 7).
 _CORRUPT_IMAGE_WARNING = 325
 _FIRST_ERROR = 400
 
@@ -102,7 +103,7 @@ def ping_size(blob: bytes, fmt: str) -> tuple[int, int]:
 
 
 class _ExceptionInfo(ctypes.Structure):
-    """The leading fields of MagickCore's ExceptionInfo (stable across ImageMagick 6)."""
+    """The leading fields of MagickCore's ExceptionInfo (the same in ImageMagick 6 and 7)."""
 
     _fields_ = [
         ("severity", ctypes.c_int),
@@ -112,9 +113,14 @@ class _ExceptionInfo(ctypes.Structure):
     ]
 
 
-def _core() -> ctypes.CDLL:
-    """Our own handle on MagickCore, so our ctypes signatures never clash with Wand's."""
+def _core() -> ctypes.CDLL | None:
+    """Our own handle on ImageMagick 6's per-image exceptions; None under ImageMagick 7.
+
+    Our own CDLL, so our ctypes signatures never clash with Wand's.
+    """
     core = ctypes.CDLL(libmagick._name)
+    if not hasattr(core, "GetImageException"):  # ImageMagick 7: warnings stay on the wand
+        return None
     core.AcquireExceptionInfo.argtypes = []
     core.AcquireExceptionInfo.restype = ctypes.POINTER(_ExceptionInfo)
     core.DestroyExceptionInfo.argtypes = [ctypes.POINTER(_ExceptionInfo)]
@@ -129,8 +135,21 @@ def _core() -> ctypes.CDLL:
 _CORE = _core()
 
 
+def _is_damage(severity: int) -> bool:
+    """A corruption warning or any error: the decoded pixels cannot be trusted."""
+    return severity == _CORRUPT_IMAGE_WARNING or severity >= _FIRST_ERROR
+
+
 def decoder_damage(img: Image) -> str | None:
-    """The corruption warning or error the decoder left on the image (IM6 keeps it there)."""
+    """The corruption warning or error the decoder left on the wand (IM7) or the image (IM6)."""
+    on_wand = img.get_exception()  # clears it; a plain warning (e.g. an unknown tag) is ignored
+    if on_wand is not None and _is_damage(getattr(on_wand, "wand_error_code", _FIRST_ERROR)):
+        return _clean_message(on_wand)
+    return _image_damage(img) if _CORE is not None else None
+
+
+def _image_damage(img: Image) -> str | None:
+    """ImageMagick 6 only: the warning stored on the first decoded image."""
     first = _CORE.GetFirstImageInList(library.GetImageFromMagickWand(img.wand))
     if not first:
         return None
@@ -138,7 +157,7 @@ def decoder_damage(img: Image) -> str | None:
     try:
         _CORE.GetImageException(first, info)
         severity = info.contents.severity
-        if severity == _CORRUPT_IMAGE_WARNING or severity >= _FIRST_ERROR:
+        if _is_damage(severity):
             reason = (info.contents.reason or b"").decode("utf-8", "replace")
             return _clean_message(Exception(reason)) or f"severity {severity}"
         return None
