@@ -23,7 +23,7 @@ from vacancy.publish import write_pmtiles
 from vacancy.select import read_exclude_file
 from vacancy.serve import serve_in_thread
 from vacancy.thumbs import ThumbStore
-from vacancy.tiles import render_tiles
+from reference import render_tiles
 from vacancy.viewer import build_site
 from conftest import store_thumbs, write_map_inputs
 

@@ -13,7 +13,8 @@ from wand.version import MAGICK_VERSION_NUMBER
 
 from conftest import imagemagick_cli
 
-from vacancy.features import gray_features, image_features, wand_features
+from reference import gray_features, image_features
+from vacancy.features import wand_features
 from vacancy.imaging import decode
 from vacancy.triage import gray_q16
 

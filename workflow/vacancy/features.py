@@ -22,8 +22,9 @@ Vector layout, float32 in 0..1 (Q16 value / 65535), row-major:
   rows equal the Rec. 709 luma of the rgb ones exactly and its blurred rows only approximately.
 
 EXIF orientation is not applied (the original did not either). :func:`wand_features` is the recipe
-done by ImageMagick (the reference, and the ``rgb`` variant); :func:`gray_features` is the same
-recipe in NumPy on an already decoded grey image, which the ``prepare`` stage uses (see there).
+done by ImageMagick (the ``rgb`` variant); :func:`features_of_small` is the same recipe in NumPy on
+the 64 x 64 grey image the ``prepare`` stage has already made (see there). The tests hold both to
+ImageMagick's CLI and to a full-decode reference (``tests/reference.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ from functools import lru_cache
 import numpy as np
 from wand.image import Image
 
-from .imaging import DEFAULT_MAX_PIXELS, decode, export_pixels
-from .resample import resize_gray
+from .imaging import export_pixels
 
 SIZE = 64
 SIGMAS = (3.0, 8.0)
@@ -86,15 +86,6 @@ def _export_stack_part(img: Image, color: str) -> np.ndarray:
     return export_pixels(img, "RGB", "float")
 
 
-def image_features(blob: bytes, color: str = "gray",
-                   max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Feature vector (float32: 12,288 gray, 36,864 rgb) of an encoded image, fully decoded: the
-    reference recipe the tests hold the prepare stage to; may raise Rejected."""
-    check_color(color)
-    with decode(bytes(blob), max_pixels) as img:
-        return wand_features(img, color)
-
-
 # ---------------------------------------------------------------------------------------------
 # The same recipe as numpy matrix products, on the grey image the prepare stage has decoded
 
@@ -117,13 +108,3 @@ def features_of_small(small: np.ndarray) -> np.ndarray:
     """The 12,288-value gray vector from the 64 x 64 grey image: it, blur 3, blur 8, stacked."""
     parts = [small] + [_blur_operator(s) @ small @ _blur_operator(s).T for s in SIGMAS]
     return np.concatenate(parts).reshape(-1)
-
-
-def gray_features(gray: np.ndarray) -> np.ndarray:
-    """The 12,288-value gray vector of an (h, w) grey image with values in 0..1.
-
-    Same layout and recipe as :func:`wand_features` (``-resize 64x64!`` Lanczos, blur 3, blur 8);
-    grey before resizing equals ImageMagick's order because both steps are linear. Measured
-    against :func:`wand_features` on the same decoded demo images: mean |difference| 0.0002.
-    """
-    return features_of_small(resize_gray(gray, SIZE))

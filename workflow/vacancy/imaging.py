@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import re
 from typing import Iterator
 
@@ -37,16 +36,9 @@ from wand.api import libmagick, library
 from wand.exceptions import WandException, WandRuntimeError
 from wand.image import STORAGE_TYPES, Image
 
-# Recognising content and reading files is shared with the Pillow stages (hashes, thumbnails):
-# it lives in vacancy.formats, which needs no ImageMagick; re-exported here for the Wand stages.
-from .formats import (  # noqa: F401
-    MAX_FILE_BYTES,
-    Rejected,
-    check_blob,
-    describe_content,
-    read_blob,
-    sniff_format,
-)
+# Recognising content and reading files needs no ImageMagick: it lives in vacancy.formats and
+# the stages take it from here, with the decoder.
+from .formats import Rejected, check_blob, read_blob, sniff_format  # noqa: F401
 
 #: Default limit on width x height, checked from the header before decoding.
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -208,14 +200,6 @@ def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             raise Rejected(f"ImageMagick failed on this {fmt}: {_clean_message(exc)}") from None
     finally:
         img.destroy()
-
-
-@contextlib.contextmanager
-def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
-               options: dict[str, str] | None = None) -> Iterator[Image]:
-    """:func:`decode` the file at ``path`` (read by Python, so its name is never interpreted)."""
-    with decode(read_blob(path), max_pixels, options) as img:
-        yield img
 
 
 # ---------------------------------------------------------------------------------------------

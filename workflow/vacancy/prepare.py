@@ -197,7 +197,7 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     ``triage_csv``: id, entropy, class, width, height. ``hashes_csv``: id, dhash, width, height,
     bytes. ``features_h5``: ``ids``, ``features`` (n x 12,288 float32, chunks of 64 rows,
     bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x
-    cell_px x 3 uint8), ``ok`` for the same images. ``rejects_csv``: id, stage, reason. Rows keep inventory
+    cell_px x 3 uint8). ``rejects_csv``: id, stage, reason. Rows keep inventory
     order. Configuration errors (thresholds, hash size, colour) are raised before any image.
     """
     classify(0.0, graphic_below, photo_above)
@@ -235,7 +235,6 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
         seconds = time.perf_counter() - started
         for name in ("triage", "hashes", "rejects"):
             out[name].prov["seconds"] = round(seconds, 3)
-        _add_ok_flags(out["thumbs"])
     progress.finish()
     log.info("prepare %s: %s in %.1f s (%.2f ms per image)", Path(inventory_csv).stem, counts,
              seconds, 1000 * seconds / max(1, total))
@@ -268,8 +267,3 @@ def _record(out: dict, image_id: str, result: dict) -> None:
         out["features"].add(image_id, result["features"])
         out["thumbs"].add(image_id, result["thumb"])
 
-
-def _add_ok_flags(thumbs: RowWriter) -> None:
-    """``ok`` per thumbnail, as the tiles' thumbnail store expects (all decoded here)."""
-    thumbs.flush()
-    thumbs.data.file.create_dataset("ok", data=np.ones(thumbs.written, dtype=bool))

@@ -3,7 +3,7 @@
 A new t-SNE perplexity or grid method changes where each image goes, not what its cell looks
 like: the ``prepare`` stage makes a centre-cropped ``cell_px`` square of every photo (and
 "maybe") of a location from the decode it shares with triage, hashes and features, into one HDF5
-file (``ids``, ``thumbs``, ``ok``), and the tile jobs only copy those pixels into place.
+file (``ids``, ``thumbs``), and the tile jobs only copy those pixels into place.
 Thumbnails are made for every candidate, not only the selection, so a changed exclude file or
 dedup setting does not remake them.
 """
@@ -71,7 +71,6 @@ class ThumbStore:
 
     def __init__(self, paths: Sequence[str | Path]):
         self.files = [h5py.File(p, "r") for p in paths]
-        self.ok = [h5["ok"][:] for h5 in self.files]  # one byte per image, read once
         self.where: dict[str, tuple[int, int]] = {}
         for f, h5 in enumerate(self.files):
             for i, raw in enumerate(h5["ids"][:]):
@@ -79,7 +78,7 @@ class ThumbStore:
                 self.where[key] = (f, i)
 
     def get(self, ids: Sequence[str], cell_px: int) -> list[np.ndarray | None]:
-        """Thumbnails for ``ids`` (None where an id has none, or its image failed to decode)."""
+        """Thumbnails for ``ids`` (None where an id has none)."""
         out: list[np.ndarray | None] = [None] * len(ids)
         wanted: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for k, image_id in enumerate(ids):
@@ -90,11 +89,10 @@ class ThumbStore:
             pairs.sort()
             index = [i for i, _ in pairs]
             pixels = _read_each(self.files[f]["thumbs"], index)
-            ok = self.ok[f][index]
             if pixels.shape[1] != cell_px:
                 raise ValueError(f"thumbnails are {pixels.shape[1]} px, the tiles need {cell_px}")
-            for (_, k), thumb, good in zip(pairs, pixels, ok):
-                out[k] = thumb if good else None
+            for (_, k), thumb in zip(pairs, pixels):
+                out[k] = thumb
         return out
 
     def close(self) -> None:

@@ -11,13 +11,12 @@ pyramid needs O(max_zoom x map width) pixels, never the full mosaic (22,656 px s
 ``prepare`` stage stored; lower zooms are made from the strips above.
 
 The workflow builds the pyramid in parallel (``render_band`` per ``tile_band`` job, then
-``assemble_tiles`` in the ``tiles`` job) with exactly the bytes of the one-job ``render_tiles``,
-which stays as the reference the tests compare the bands with.
+``assemble_tiles`` in the ``tiles`` job); the tests hold it to the bytes of a one-process
+rendering of the same pyramid (``tests/reference.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import json
@@ -185,7 +184,7 @@ class _Pyramid:
 
 def _stored_thumbs(store, cell_px):
     """Thumbnails read from the ``prepare`` rule's files: no original is decoded again. An id
-    without one (not in the files, or marked not ok) gets the placeholder and a warning."""
+    without one (not in the files) gets the placeholder and a warning."""
     placeholder = np.full((cell_px, cell_px, 3), PLACEHOLDER_RGB, np.uint8)
 
     def fetch(ids):
@@ -248,54 +247,10 @@ def _strips(bands, tile_px: int, strip_w: int, background, skip: int = 0,
 # --------------------------------------------------------------------------- entry point
 
 
-def render_tiles(grid_csv, thumb_files, out_dir, cols: int, rows: int, cell_px: int = 64,
-                 tile_px: int = 256, quality: int = 85, background=(24, 24, 24)) -> dict:
-    """Render the tile pyramid ``out_dir/{z}/{x}/{y}.jpg`` plus ``meta.json`` in one process;
-    return the meta. The cells are copied from the stored thumbnails (``thumb_files``, the
-    ``prepare`` rule's per-location files): no original is decoded. The tree is built beside
-    ``out_dir`` and renamed into place only when complete.
-    """
-    if cell_px < 1 or tile_px < 1 or cols < 0 or rows < 0:
-        raise ValueError(f"bad tile geometry: cols={cols} rows={rows} cell_px={cell_px} "
-                         f"tile_px={tile_px}")
-    background = tuple(int(v) for v in background)
-    by_row = read_cells(grid_csv, cols, rows)
-    count = sum(len(v) for v in by_row.values())
-    width_px, height_px = cols * cell_px, rows * cell_px
-    zmax = max_zoom_for(cols, rows, cell_px, tile_px)
-    strip_w = tile_counts(width_px, height_px, tile_px, zmax, zmax)[0] * tile_px
-    band_rows = rows if strip_w else 0  # an empty grid gets no tiles; the viewer shows background
-    log.info("tiles: %d images on a %dx%d grid, %dx%d px, zoom 0..%d",
-             count, cols, rows, width_px, height_px, zmax)
-
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_dir(out_dir))
-        store = ThumbStore(thumb_files)
-        stack.callback(store.close)
-        fetch = _stored_thumbs(store, cell_px)
-        pyramid = _Pyramid(tmp, zmax, tile_px, quality, background)
-        progress = Progress("tiles", count, logger=log)
-        failed: list[str] = []
-        bands = _cell_rows(by_row, fetch, range(band_rows), cell_px, strip_w, background,
-                           progress, failed)
-        for strip in _strips(bands, tile_px, strip_w, background):
-            pyramid.push(zmax, strip)
-        pyramid.finish()
-        progress.finish()
-        meta = {
-            **layout_meta(cols, rows, cell_px, tile_px, background),
-            "count": count, "placeholders": len(failed),
-            "tiles_written": {str(z): pyramid.written[z] for z in range(zmax + 1)},
-        }
-        write_json(tmp / "meta.json", meta)
-    log.info("tiles: wrote %s tiles to %s", meta["tiles_written"], out_dir)
-    return meta
-
-
 # --------------------------------------------------------------------------- parallel bands
 #
-# The pyramid is also built by ``jobs`` band jobs plus one final job, with output identical to
-# render_tiles: band b renders its horizontal band of max-zoom tile rows from the stored
+# The pyramid is built by ``jobs`` band jobs plus one final job, with output identical to a
+# one-process rendering (tests/reference.py): band b renders its horizontal band of max-zoom tile rows from the stored
 # thumbnails and merges it down while 2x2 merges stay inside the band; the final job links the
 # bands' tiles into one tree and merges the bands' lowest zoom down to zoom 0.
 
@@ -334,7 +289,7 @@ def _band_span(plan: dict, band: int) -> tuple[int, int]:
 class _Handover:
     """``low.npy`` in a band's folder: the raw pixels of its lowest zoom, for the final job.
 
-    Raw, not the JPEG tiles, so the final job merges the very pixels render_tiles would; it is a
+    Raw, not the JPEG tiles, so the final job merges the very pixels a one-process rendering would; it is a
     memory-mapped file filled strip by strip, so neither job holds it in memory.
     """
 

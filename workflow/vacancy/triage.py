@@ -31,7 +31,7 @@ scores higher than a richer photo), so it cannot replace H and the 3.9/4.4 thres
 In the workflow the histogram is taken from the reduced-scale decode that the ``prepare`` stage
 shares between all its measurements (see :mod:`vacancy.prepare`), not from a full decode: on the
 2,000-image demo that moves H by 0.05 nats on average (-0.01 net) and changes the class of 0.2% of
-images. :func:`gray_entropy` here is the full-decode definition, kept as the reference.
+images. The full-decode definition is kept as the tests' reference (``tests/reference.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import math
 import numpy as np
 from wand.image import Image
 
-from .imaging import DEFAULT_MAX_PIXELS, decode, export_pixels
+from .imaging import export_pixels
 
 CLASSES = ("graphic", "maybe", "photo")
 OUT_COLUMNS = ("id", "entropy", "class", "width", "height")
@@ -60,11 +60,6 @@ def histogram_of_q16(q16: np.ndarray) -> np.ndarray:
     return np.bincount((np.asarray(q16) // 257).ravel(), minlength=256)
 
 
-def gray_histogram(img: Image) -> np.ndarray:
-    """256 counts of the image's grey levels after ``-colorspace gray -depth 8`` (Q16)."""
-    return histogram_of_q16(gray_q16(img))
-
-
 def entropy_nats(counts: np.ndarray) -> float:
     """Shannon entropy, natural log, of a histogram (empty bins ignored)."""
     counts = np.asarray(counts, dtype=np.float64)
@@ -73,18 +68,6 @@ def entropy_nats(counts: np.ndarray) -> float:
         raise ValueError("empty histogram")
     p = counts / counts.sum()
     return float(-np.sum(p * np.log(p))) + 0.0  # "+ 0.0" turns -0.0 into 0.0
-
-
-def gray_entropy(blob_or_wand_image: bytes | Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> float:
-    """Entropy in nats of the 8-bit grey histogram of an encoded image (bytes) or Wand image.
-
-    Bytes go through the safe decoder (:mod:`vacancy.imaging`) and may raise Rejected;
-    a Wand image is left unchanged.
-    """
-    if isinstance(blob_or_wand_image, Image):
-        return entropy_nats(gray_histogram(blob_or_wand_image))
-    with decode(bytes(blob_or_wand_image), max_pixels) as img:
-        return entropy_nats(gray_histogram(img))
 
 
 def classify(entropy: float, graphic_below: float = 3.9, photo_above: float = 4.4) -> str:
