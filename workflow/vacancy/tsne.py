@@ -3,8 +3,7 @@
 openTSNE's FFT-accelerated gradients and approximate nearest neighbours keep the cost near
 linear in the number of images. ``learning_rate: auto`` (n / early exaggeration) is the default:
 the original's fixed 1000 under-converges from about 50,000 images. The original settings are
-kept as the ``original`` preset: learning rate 1000, Barnes-Hut with angle 0.2, 1000 iterations,
-perplexity 30.
+kept as the ``original`` preset (:mod:`vacancy.tsne_settings`).
 """
 
 from __future__ import annotations
@@ -26,13 +25,6 @@ log = logging.getLogger(__name__)
 
 #: Iterations openTSNE spends in early exaggeration; ``n_iter`` in config counts them too.
 EARLY_EXAGGERATION_ITER = 250
-
-PRESETS = {
-    "default": {},
-    "original": {"learning_rate": 1000.0, "n_iter": 1000, "perplexity": 30.0,
-                 "method": "bh", "theta": 0.2},
-}
-
 
 #: Below this many points openTSNE's "auto" uses exact neighbours (scikit-learn), which do not
 #: depend on the thread count; above it, :class:`FixedTreesAnnoy`.
@@ -83,19 +75,6 @@ def neighbour_index(points: np.ndarray, perplexity: float, n_jobs: int, seed: in
         return "exact"
     k = min(len(points) - 1, int(3 * perplexity))
     return FixedTreesAnnoy(points, k, metric="euclidean", n_jobs=n_jobs, random_state=seed)
-
-
-def resolve_settings(preset: str, perplexity: float, learning_rate, n_iter: int, seed: int) -> dict:
-    """Settings the run will use: the config values, overridden by a named preset.
-
-    The rule passes the result as ``params``, so a change of preset or value reruns t-SNE.
-    """
-    if preset not in PRESETS:
-        raise ValueError(f"tsne.preset {preset!r} is not one of {sorted(PRESETS)}")
-    settings = {"perplexity": float(perplexity), "learning_rate": learning_rate,
-                "n_iter": int(n_iter), "seed": int(seed), "method": "fft", "theta": 0.5}
-    settings.update(PRESETS[preset])
-    return settings
 
 
 def effective_perplexity(perplexity: float, n: int) -> float:
