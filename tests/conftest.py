@@ -62,7 +62,7 @@ def write_config(workdir: Path, overrides: dict) -> Path:
     return path
 
 
-def _no_slurm_controller(workdir: Path) -> dict[str, str]:
+def no_slurm_controller(workdir: Path) -> dict[str, str]:
     """Environment for a local run on a machine with SLURM's tools but no controller up.
 
     The SLURM executor plugin runs ``scontrol show config`` whenever Snakemake starts (to word a
@@ -81,7 +81,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
            "--configfile", str(workdir / "config.yaml"), *args]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if "--profile" not in args:
-        env.update(_no_slurm_controller(workdir))
+        env.update(no_slurm_controller(workdir))
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")

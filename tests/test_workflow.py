@@ -224,7 +224,7 @@ def test_a_moved_repository_with_its_results_reruns_nothing(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from conftest import REPO, SNAKEMAKE
+    from conftest import REPO, SNAKEMAKE, no_slurm_controller
 
     before = tmp_path / "before"
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
@@ -242,8 +242,10 @@ def test_a_moved_repository_with_its_results_reruns_nothing(tmp_path):
                           "tsne": {"perplexity": 3, "n_iter": 300}, "tiles": {"cell_px": 32, "jobs": 1}})
 
     def run(folder, *args):
+        env = {**os.environ, **no_slurm_controller(tmp_path)}
         return subprocess.run([str(SNAKEMAKE), "--snakefile", "Snakefile", "--cores", "2", *args,
-                               "tiles"], cwd=folder, capture_output=True, text=True, check=True)
+                               "tiles"], cwd=folder, capture_output=True, text=True, check=True,
+                              env=env)
 
     run(before)
     after = tmp_path / "after"
