@@ -35,10 +35,14 @@ from scipy.optimize import linear_sum_assignment
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from vacancy.grid import (BLOCK, assign, cell_centres, choose_method, displacement,  # noqa: E402
+from vacancy.common import config_defaults  # noqa: E402
+from vacancy.grid import (assign, cell_centres, choose_method, displacement,  # noqa: E402
                           grid_shape, to_grid_units)
 from vacancy.quality import displacement_stats, dpq  # noqa: E402
-from vacancy.refine import RADIUS_DECAY, choose_refine, refine  # noqa: E402
+from vacancy.refine import choose_refine, refine  # noqa: E402
+
+#: The workflow's grid settings (the schema's defaults); the options below start from them.
+GRID = config_defaults()["grid"]
 
 CACHE = REPO / "bench" / "cache" / "grid"
 
@@ -90,10 +94,11 @@ def bench_one(n: int, args) -> list[str]:
     """Table rows for one n."""
     features, points = synthetic(n, args.tsne_max)
     cols, rows = grid_shape(n)
-    method = choose_method(n, args.method)
+    method = choose_method(n, args.method, GRID["dense_max"])
     tracemalloc.start()
     start = time.perf_counter()
-    cells, method = assign(points, cols, rows, method, block=args.block)
+    cells, method = assign(points, cols, rows, method, args.block, GRID["dense_max"],
+                           GRID["holes"])
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
@@ -108,7 +113,7 @@ def bench_one(n: int, args) -> list[str]:
             f"{stats['displacement_p95']:7.2f} "
             f"{stats.get('ratio_mean', float('nan')):6.3f} {stats.get('ratio_p95', float('nan')):6.3f} "
             f"{ours:6.3f}")
-    refine_used = choose_refine(n, args.refine)
+    refine_used = choose_refine(n, args.refine, GRID["dense_max"])
     if refine_used == "none":
         line += f" {'none':>6} {'-':>7} {'-':>7} {'-':>6}"
     else:
@@ -131,12 +136,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", default="2000,10000", help="comma-separated sizes")
     parser.add_argument("--method", default="auto", choices=["auto", "dense", "blocks"])
-    parser.add_argument("--block", type=int, default=BLOCK)
+    parser.add_argument("--block", type=int, default=GRID["block"])
     parser.add_argument("--dense-max", type=int, default=10000, help="largest n given a ratio")
     parser.add_argument("--tsne-max", type=int, default=20000, help="largest n embedded by t-SNE")
     parser.add_argument("--queries", type=int, default=1000, help="DPQ query sample at large n")
     parser.add_argument("--refine", default="auto", choices=["auto", "none", "flas"])
-    parser.add_argument("--radius-decay", type=float, default=RADIUS_DECAY)
+    parser.add_argument("--radius-decay", type=float, default=GRID["radius_decay"])
     parser.add_argument("--no-flas", dest="flas", action="store_false")
     parser.add_argument("--flas-max", type=int, default=10000, help="largest n sorted by FLAS")
     args = parser.parse_args()

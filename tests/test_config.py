@@ -6,16 +6,10 @@ import pytest
 import yaml
 
 from conftest import REPO
+from vacancy.common import config_defaults
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
-
-
-def schema_defaults(node: dict) -> object:
-    """The value the schema's defaults give a key: a mapping for an object with properties."""
-    if node.get("type") == "object" and "properties" in node:
-        return {key: schema_defaults(child) for key, child in node["properties"].items()}
-    return node["default"]
 
 
 def leaves(tree: dict, prefix: str = ""):
@@ -40,7 +34,7 @@ def test_every_schema_key_has_a_default(key, node):
 
 
 def test_config_yaml_holds_exactly_the_schema_defaults():
-    expected = dict(leaves(schema_defaults(SCHEMA)))
+    expected = dict(leaves(config_defaults()))
     written = dict(leaves(CONFIG))
     assert sorted(written) == sorted(expected), "config.yaml and the schema list different keys"
     differ = {k: (written[k], expected[k]) for k in expected if written[k] != expected[k]}

@@ -8,6 +8,9 @@ from scipy.optimize import linear_sum_assignment
 from vacancy.common import read_csv, sidecar_path, write_csv
 from vacancy.grid import (assign_blocks, assign_dense, cell_centres, choose_method, displacement,
                           grid_shape, run_grid, to_grid_units)
+from vacancy.common import config_defaults
+
+GRID = config_defaults()["grid"]
 
 
 @pytest.mark.parametrize("n,shape", [(1, (1, 1)), (2, (2, 1)), (4, (2, 2)), (5, (3, 2)),
@@ -55,7 +58,7 @@ def test_run_grid_writes_cells_and_grid_size(tmp_path):
     rng = np.random.default_rng(0)
     rows = [{"id": f"loc/{i}.jpg", "x": x, "y": y} for i, (x, y) in enumerate(rng.normal(size=(23, 2)))]
     write_csv(tmp_path / "tsne.csv", rows, ["id", "x", "y"])
-    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv")
+    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", **GRID)
     out = read_csv(tmp_path / "grid.csv")
     assert [r["id"] for r in out] == [r["id"] for r in rows]
     cells = {(int(r["col"]), int(r["row"])) for r in out}
@@ -100,14 +103,14 @@ def test_blocks_give_every_point_its_own_cell(n, block, holes):
 
 def test_blocks_place_identical_points_in_distinct_cells():
     cols, rows = grid_shape(300)
-    cells = assign_blocks(np.full((300, 2), 7.0), cols, rows, block=6)
+    cells = assign_blocks(np.full((300, 2), 7.0), cols, rows, block=6, holes="free")
     assert len(set(cells.tolist())) == 300 and cells.max() < cols * rows
 
 
 def test_blocks_keep_points_already_on_a_grid_in_place():
     cols, rows = 20, 20
     points = cell_centres(cols, rows)[::-1].copy()  # listed in reverse, positioned exactly
-    cells = assign_blocks(points, cols, rows, block=6)
+    cells = assign_blocks(points, cols, rows, block=6, holes="free")
     assert np.array_equal(cells, np.arange(cols * rows)[::-1])
 
 
@@ -118,7 +121,7 @@ def test_block_displacement_is_within_5_percent_of_the_dense_optimum(n, seed, ki
               else np.random.default_rng(seed).uniform(size=(n, 2)))
     cols, rows = grid_shape(n)
     assert cols > 2 * block  # several blocks, so there are seams to repair
-    blocks = displacement(points, assign_blocks(points, cols, rows, block=block), cols, rows)
+    blocks = displacement(points, assign_blocks(points, cols, rows, block=block, holes="free"), cols, rows)
     optimum = _optimal_displacement(points, cols, rows)
     assert blocks.mean() <= 1.05 * optimum.mean()
 
@@ -126,8 +129,8 @@ def test_block_displacement_is_within_5_percent_of_the_dense_optimum(n, seed, ki
 def test_seam_repair_improves_on_the_balanced_split():
     points = _mixture(1500, 5)
     cols, rows = grid_shape(1500)
-    split_only = displacement(points, assign_blocks(points, cols, rows, 8, max_passes=0), cols, rows)
-    repaired = displacement(points, assign_blocks(points, cols, rows, 8), cols, rows)
+    split_only = displacement(points, assign_blocks(points, cols, rows, 8, "free", max_passes=0), cols, rows)
+    repaired = displacement(points, assign_blocks(points, cols, rows, 8, "free"), cols, rows)
     assert (repaired ** 2).sum() < 0.97 * (split_only ** 2).sum()
 
 
@@ -135,19 +138,20 @@ def test_seam_repair_improves_on_the_balanced_split():
                                                (4001, "auto", "blocks"), (10, "blocks", "blocks"),
                                                (10**6, "dense", "dense")])
 def test_auto_picks_dense_up_to_the_threshold(n, method, expected):
-    assert choose_method(n, method) == expected
+    assert choose_method(n, method, GRID["dense_max"]) == expected
 
 
 def test_run_grid_with_blocks_records_the_method(tmp_path):
     rows = [{"id": f"loc/{i}.jpg", "x": x, "y": y} for i, (x, y) in enumerate(_mixture(230, 9))]
     write_csv(tmp_path / "tsne.csv", rows, ["id", "x", "y"])
-    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", block=6, dense_max=100)
+    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv",
+                     **{**GRID, "block": 6, "dense_max": 100, "refine": "none"})
     out = read_csv(tmp_path / "grid.csv")
     assert [r["id"] for r in out] == [r["id"] for r in rows]
     assert len({(int(r["col"]), int(r["row"])) for r in out}) == 230
     meta = json.loads(sidecar_path(tmp_path / "grid.csv").read_text())
     assert meta["params"]["method"] == "blocks" and meta["params"]["block"] == 6
     assert stats["method"] == meta["method"] == "blocks" and (meta["cols"], meta["rows"]) == (16, 15)
-    dense = run_grid(tmp_path / "tsne.csv", tmp_path / "dense.csv")
+    dense = run_grid(tmp_path / "tsne.csv", tmp_path / "dense.csv", **GRID)
     assert json.loads(sidecar_path(tmp_path / "dense.csv").read_text())["params"]["method"] == "lapjv-dense"
     assert stats["displacement_mean"] <= 1.05 * dense["displacement_mean"]

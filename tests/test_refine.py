@@ -8,7 +8,12 @@ import pytest
 from vacancy.common import read_csv, sidecar_path, write_csv
 from vacancy.grid import assign, assign_blocks, displacement, grid_shape, run_grid
 from vacancy.quality import dpq
-from vacancy.refine import RADIUS_DECAY, choose_refine, refine, refine_flas
+from vacancy.common import config_defaults
+from vacancy.refine import choose_refine, refine, refine_flas
+
+GRID = config_defaults()["grid"]
+RADIUS_DECAY = GRID["radius_decay"]
+ASSIGN = {key: GRID[key] for key in ("method", "block", "dense_max", "holes")}
 
 
 def _assert_same_cells(before: np.ndarray, after: np.ndarray, n: int, cols: int, rows: int):
@@ -25,7 +30,7 @@ def test_refine_keeps_one_cell_per_image_and_the_holes(n, holes):
     features = rng.normal(size=(n, 12))
     cols, rows = grid_shape(n)
     cells = assign_blocks(features[:, :2], cols, rows, block=4, holes=holes)
-    refined = refine_flas(features, cells, cols, rows)
+    refined = refine_flas(features, cells, cols, rows, RADIUS_DECAY)
     _assert_same_cells(cells, refined, n, cols, rows)
     if holes == "end":  # still the last cells in reading order
         assert sorted(refined.tolist()) == list(range(n))
@@ -36,19 +41,19 @@ def test_refine_on_non_square_grids(cols, rows, n):
     rng = np.random.default_rng(cols * rows)
     features = rng.normal(size=(n, 6))
     cells = rng.permutation(cols * rows)[:n]  # holes scattered anywhere
-    refined = refine_flas(features, cells, cols, rows)
+    refined = refine_flas(features, cells, cols, rows, RADIUS_DECAY)
     _assert_same_cells(cells, refined, n, cols, rows)
 
 
 def test_refine_with_identical_features_still_gives_distinct_cells():
     cols, rows = grid_shape(50)
-    cells, _ = assign(np.zeros((50, 2)), cols, rows)
-    refined = refine_flas(np.zeros((50, 5)), cells, cols, rows)
+    cells, _ = assign(np.zeros((50, 2)), cols, rows, **ASSIGN)
+    refined = refine_flas(np.zeros((50, 5)), cells, cols, rows, RADIUS_DECAY)
     _assert_same_cells(cells, refined, 50, cols, rows)
 
 
 def test_a_single_image_stays_on_its_cell():
-    assert refine_flas(np.ones((1, 3)), np.array([0]), 1, 1).tolist() == [0]
+    assert refine_flas(np.ones((1, 3)), np.array([0]), 1, 1, RADIUS_DECAY).tolist() == [0]
 
 
 def _clusters_seen_from_two_axes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +72,8 @@ def _clusters_seen_from_two_axes(n: int, seed: int) -> tuple[np.ndarray, np.ndar
 def test_refine_raises_dpq_on_a_clustered_case(method):
     features, points = _clusters_seen_from_two_axes(1500, seed=0)
     cols, rows = grid_shape(1500)
-    cells, _ = assign(points, cols, rows, method, block=8)
-    refined = refine_flas(features, cells, cols, rows)
+    cells, _ = assign(points, cols, rows, method, 8, GRID["dense_max"], GRID["holes"])
+    refined = refine_flas(features, cells, cols, rows, RADIUS_DECAY)
     before, after = dpq(features, cells, cols), dpq(features, refined, cols)
     assert after >= before + 0.05  # measured: 0.754 -> 0.862 (dense), 0.756 -> 0.863 (blocks)
 
@@ -76,23 +81,23 @@ def test_refine_raises_dpq_on_a_clustered_case(method):
 def test_refine_is_reproducible():
     features, points = _clusters_seen_from_two_axes(400, seed=1)
     cols, rows = grid_shape(400)
-    cells, _ = assign(points, cols, rows)
-    assert np.array_equal(refine_flas(features, cells, cols, rows),
-                          refine_flas(features, cells, cols, rows))
+    cells, _ = assign(points, cols, rows, **ASSIGN)
+    assert np.array_equal(refine_flas(features, cells, cols, rows, RADIUS_DECAY),
+                          refine_flas(features, cells, cols, rows, RADIUS_DECAY))
 
 
 @pytest.mark.parametrize("n,requested,expected", [(100, "auto", "none"), (4000, "auto", "none"),
                                                   (4001, "auto", "flas"), (10, "flas", "flas"),
                                                   (10**6, "none", "none")])
 def test_auto_refines_only_above_the_dense_threshold(n, requested, expected):
-    assert choose_refine(n, requested) == expected
+    assert choose_refine(n, requested, GRID["dense_max"]) == expected
 
 
 def test_unknown_refine_is_an_error():
     with pytest.raises(ValueError, match="refine"):
-        choose_refine(10, "lasso")
+        choose_refine(10, "lasso", GRID["dense_max"])
     with pytest.raises(ValueError, match="refine"):
-        refine("auto", np.zeros((4, 2)), np.arange(4), 2, 2)
+        refine("auto", np.zeros((4, 2)), np.arange(4), 2, 2, RADIUS_DECAY)
 
 
 def _write_inputs(tmp_path, features, points):
@@ -111,8 +116,8 @@ def _write_inputs(tmp_path, features, points):
 def test_run_grid_refined_writes_a_valid_grid_and_its_own_displacement(tmp_path):
     features, points = _clusters_seen_from_two_axes(600, seed=2)
     ids = _write_inputs(tmp_path, features, points)
-    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", refine="flas",
-                     pca_h5=tmp_path / "pca.h5", block=8, dense_max=100)
+    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", pca_h5=tmp_path / "pca.h5",
+                     **{**GRID, "refine": "flas", "block": 8, "dense_max": 100})
     out = read_csv(tmp_path / "grid.csv")
     assert [r["id"] for r in out] == ids
     cols, rows = grid_shape(600)
@@ -125,7 +130,8 @@ def test_run_grid_refined_writes_a_valid_grid_and_its_own_displacement(tmp_path)
     assert meta["params"]["refine"] == "flas" and meta["params"]["radius_decay"] == RADIUS_DECAY
     assert meta["versions"]["vc_flas"]
     assert stats["assigned_displacement_mean"] < stats["displacement_mean"]
-    unrefined = run_grid(tmp_path / "tsne.csv", tmp_path / "plain.csv", block=8, dense_max=100)
+    unrefined = run_grid(tmp_path / "tsne.csv", tmp_path / "plain.csv",
+                         **{**GRID, "refine": "none", "block": 8, "dense_max": 100})
     assert unrefined["displacement_mean"] == pytest.approx(stats["assigned_displacement_mean"])
     plain = read_csv(tmp_path / "plain.csv")
     plain_cells = np.array([int(r["row"]) * cols + int(r["col"]) for r in plain])
@@ -135,8 +141,8 @@ def test_run_grid_refined_writes_a_valid_grid_and_its_own_displacement(tmp_path)
 def test_run_grid_auto_leaves_small_maps_unrefined(tmp_path):
     features, points = _clusters_seen_from_two_axes(120, seed=3)
     _write_inputs(tmp_path, features, points)
-    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", refine="auto",
-                     pca_h5=tmp_path / "pca.h5")
+    stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", pca_h5=tmp_path / "pca.h5",
+                     **{**GRID, "refine": "auto"})
     meta = json.loads(sidecar_path(tmp_path / "grid.csv").read_text())
     assert stats["refine"] == meta["params"]["refine"] == "none"
     assert meta["params"]["requested_refine"] == "auto"
@@ -147,4 +153,4 @@ def test_run_grid_refine_needs_the_pca_vectors(tmp_path):
     features, points = _clusters_seen_from_two_axes(50, seed=4)
     _write_inputs(tmp_path, features, points)
     with pytest.raises(ValueError, match="pca"):
-        run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", refine="flas")
+        run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", **{**GRID, "refine": "flas"})

@@ -35,6 +35,23 @@ TRACKED_PACKAGES = (
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
 
+#: The config schema: the one place every default lives (Snakemake's ``validate`` fills them in).
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def config_defaults() -> dict:
+    """The configuration the schema's defaults make, for code run outside the workflow
+    (benchmarks, tests): the stage functions take every setting as a required argument."""
+    import yaml  # only here: the Snakefile imports this module at parse time
+
+    def fill(node: dict):
+        if node.get("type") == "object" and "properties" in node:
+            return {key: fill(child) for key, child in node["properties"].items()}
+        return node["default"]
+
+    return fill(yaml.safe_load(SCHEMA_PATH.read_text()))
+
+
 def image_id(location: str, filename: str) -> str:
     """The id of an image everywhere in the workflow: ``location/filename``."""
     return f"{location}/{filename}"

@@ -28,15 +28,11 @@ from lapjv import lapjv
 from scipy.optimize import linear_sum_assignment
 
 from .common import provenance, read_csv, write_csv
-from .refine import RADIUS_DECAY, SEED, choose_refine
+from .refine import SEED, choose_refine
 from .refine import refine as refine_cells
 
 log = logging.getLogger(__name__)
 
-#: Largest collection solved in one piece by ``method="auto"`` (about 5 s with lapjv here).
-DENSE_MAX = 4000
-#: Side of a block, in cells: 16 x 16 = 256 cells, a few ms per exact solve even for hard blocks.
-BLOCK = 16
 #: Seam-repair passes stop when one pass lowers the total cost by less than this fraction ...
 REPAIR_TOL = 1e-4
 #: ... or after this many passes.
@@ -162,8 +158,8 @@ def _total_cost(scaled: np.ndarray, cell_owner: np.ndarray, cols: int) -> float:
     return float(((scaled[cell_owner[cells]] - centres) ** 2).sum())
 
 
-def assign_blocks(points: np.ndarray, cols: int, rows: int, block: int = BLOCK,
-                  holes: str = "free", max_passes: int = MAX_PASSES,
+def assign_blocks(points: np.ndarray, cols: int, rows: int, block: int,
+                  holes: str, max_passes: int = MAX_PASSES,
                   tol: float = REPAIR_TOL) -> np.ndarray:
     """Near-optimal cell index (row-major) for each point, in memory and time linear in n.
 
@@ -212,7 +208,7 @@ def displacement(points: np.ndarray, cell_index: np.ndarray, cols: int, rows: in
     return np.linalg.norm(scaled - cell_centres(cols, rows)[cell_index], axis=1)
 
 
-def choose_method(n: int, method: str = "auto", dense_max: int = DENSE_MAX) -> str:
+def choose_method(n: int, method: str, dense_max: int) -> str:
     """``dense`` or ``blocks``: ``auto`` picks dense up to ``dense_max`` images."""
     if method == "auto":
         return "dense" if n <= dense_max else "blocks"
@@ -221,8 +217,8 @@ def choose_method(n: int, method: str = "auto", dense_max: int = DENSE_MAX) -> s
     return method
 
 
-def assign(points: np.ndarray, cols: int, rows: int, method: str = "auto", block: int = BLOCK,
-           dense_max: int = DENSE_MAX, holes: str = "free") -> tuple[np.ndarray, str]:
+def assign(points: np.ndarray, cols: int, rows: int, method: str, block: int, dense_max: int,
+           holes: str) -> tuple[np.ndarray, str]:
     """Cell index for each point by the chosen method; also return the method used."""
     used = choose_method(len(points), method, dense_max)
     if used == "dense":
@@ -243,9 +239,9 @@ def _pca_rows(pca_h5: str | Path, ids: list[str]) -> np.ndarray:
     return vectors[[row[i] for i in ids]]
 
 
-def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str = "auto", block: int = BLOCK,
-             dense_max: int = DENSE_MAX, holes: str = "free", refine: str = "none",
-             pca_h5: str | Path | None = None, radius_decay: float = RADIUS_DECAY) -> dict:
+def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
+             dense_max: int, holes: str, refine: str, radius_decay: float,
+             pca_h5: str | Path | None = None) -> dict:
     """Read ``id, x, y``, assign cells, write ``id, col, row`` with the grid size in the sidecar.
 
     The sidecar's ``params`` record the method actually used (``lapjv-dense`` or ``blocks``),

@@ -21,10 +21,6 @@ import numpy as np
 
 #: Methods of ``grid.refine``: auto refines by FLAS above ``dense_max`` images, not below.
 REFINE_METHODS = ("auto", "none", "flas")
-#: FLAS's filter radius shrinks by this factor per iteration. vc_flas's default, 0.93, only ties
-#: with FLAS from scratch at 93,500 images (DPQ16 0.890 / 0.883 / 0.884 on three query samples);
-#: 0.95 is ahead on all three for 1.3x the time (about 16 s); 0.97 gains 0.002 more in 30 s.
-RADIUS_DECAY = 0.95
 #: FLAS draws random swap candidates; a fixed seed makes the grid reproducible.
 SEED = 1
 
@@ -48,7 +44,7 @@ def ids_to_cells(ids: np.ndarray, n: int) -> np.ndarray:
 
 
 def refine_flas(features: np.ndarray, cell_index: np.ndarray, cols: int, rows: int,
-                radius_decay: float = RADIUS_DECAY, seed: int = SEED) -> np.ndarray:
+                radius_decay: float, seed: int = SEED) -> np.ndarray:
     """New row-major cell of each image after FLAS swaps in ``features`` (n x d) space.
 
     Starts from ``cell_index`` (one distinct cell per image) with the empty cells frozen, so the
@@ -71,7 +67,7 @@ def refine_flas(features: np.ndarray, cell_index: np.ndarray, cols: int, rows: i
     return ids_to_cells(sorting, n)
 
 
-def choose_refine(n: int, method: str = "auto", dense_max: int = 4000) -> str:
+def choose_refine(n: int, method: str, dense_max: int) -> str:
     """``none`` or ``flas``: ``auto`` refines only collections larger than ``dense_max``.
 
     Measured on the demo (README, "Grid", means of three query samples): at 1,650 images the
@@ -87,7 +83,7 @@ def choose_refine(n: int, method: str = "auto", dense_max: int = 4000) -> str:
 
 
 def refine(method: str, features: np.ndarray, cell_index: np.ndarray, cols: int, rows: int,
-           radius_decay: float = RADIUS_DECAY) -> np.ndarray:
+           radius_decay: float) -> np.ndarray:
     """``cell_index`` refined by ``method``, ``none`` or ``flas`` (``none``: unchanged)."""
     if method == "none":
         return np.asarray(cell_index, dtype=np.int64)
