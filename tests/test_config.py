@@ -49,3 +49,22 @@ def test_a_config_with_only_one_key_gets_every_default_from_the_schema(tmp_path)
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
     assert config["triage"] == CONFIG["triage"] and config["tsne"] == CONFIG["tsne"]
     assert config["source"] == "folder" and config["results"] == CONFIG["results"]
+
+
+@pytest.mark.parametrize("name, safe", [("a" * 64, True), ("a" * 65, False), ("new-york_2", True),
+                                        ("../etc", False), ("SFBay", False), ("-x", False)])
+def test_the_schema_and_the_demo_accept_the_same_location_names(name, safe):
+    import jsonschema
+
+    from vacancy.demo import _check_locations
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    config = {"demo": {"locations": [name]}}
+    if safe:
+        jsonschema.validate(config, schema)
+        assert _check_locations([name]) == [name]
+    else:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(config, schema)
+        with pytest.raises(ValueError, match="unsafe location"):
+            _check_locations([name])

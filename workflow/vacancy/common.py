@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import os
@@ -39,17 +40,29 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".ti
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
+@functools.lru_cache(maxsize=1)
+def config_schema() -> dict:
+    """The config schema, read once."""
+    import yaml  # only here: the Snakefile imports this module at parse time
+
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
 def config_defaults() -> dict:
     """The configuration the schema's defaults make, for code run outside the workflow
     (benchmarks, tests): the stage functions take every setting as a required argument."""
-    import yaml  # only here: the Snakefile imports this module at parse time
 
     def fill(node: dict):
         if node.get("type") == "object" and "properties" in node:
             return {key: fill(child) for key, child in node["properties"].items()}
         return node["default"]
 
-    return fill(yaml.safe_load(SCHEMA_PATH.read_text()))
+    return fill(config_schema())
+
+
+def location_name_pattern() -> re.Pattern:
+    """Safe location names (they become folder and host names), as the schema states them."""
+    return re.compile(config_schema()["$defs"]["location"]["pattern"])
 
 
 def image_id(location: str, filename: str) -> str:

@@ -56,7 +56,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
-from vacancy.common import Progress, atomic_path, image_id, setup_logging, write_csv
+from vacancy.common import (Progress, atomic_path, image_id, location_name_pattern, setup_logging,
+                            write_csv)
+from vacancy.sources import MANIFEST_COLUMNS
 
 log = logging.getLogger("vacancy.demo")
 
@@ -107,10 +109,6 @@ PAPER_WHITE = 240
 LIGHT_TILT = 0.15
 VIGNETTE_SHIFT = 0.25
 
-MANIFEST_COLUMNS = (
-    "filename", "image_url", "listing_url", "listing_id", "title", "price", "posted", "state",
-    "bytes", "sha256", "fetched_at",
-)
 TRUTH_COLUMNS = (
     "id", "location", "filename", "kind", "family", "duplicate_of", "duplicate_kind", "listing_id",
 )
@@ -143,8 +141,6 @@ _TITLE_FEATURE = ("with hardwood floors", "near transit", "with bay windows", "i
                   "with parking", "pet friendly", "with balcony", "close to park",
                   "with new kitchen", "utilities included", "with city views", "quiet street")
 
-#: Safe location names: they become folder names and host names.
-_LOCATION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -219,7 +215,8 @@ def _check_locations(locations: list[str]) -> list[str]:
     """Locations become folder and host names, so only plain lower-case names are accepted."""
     if not locations:
         raise ValueError("at least one location is needed")
-    bad = [loc for loc in locations if not _LOCATION_RE.match(str(loc))]
+    safe = location_name_pattern()
+    bad = [loc for loc in locations if not safe.match(str(loc))]
     if bad:
         raise ValueError(f"unsafe location names (want [a-z0-9_-]): {bad!r}")
     if len(set(locations)) != len(locations):
