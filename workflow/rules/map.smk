@@ -2,7 +2,8 @@
 
 
 rule pca:
-    """IncrementalPCA over the selected images' rows of all feature shards, streamed in batches."""
+    """PCA fitted on pca.fit_rows of the selected images' rows (or all, by IncrementalPCA), then
+    every row transformed, streamed in batches."""
     input:
         features=per_location(f"{R}/features/{{location}}.h5"),
         selected=f"{R}/selected.csv",
@@ -11,7 +12,8 @@ rule pca:
     params:
         n_components=config["pca"]["n_components"],
         batch_size=config["pca"]["batch_size"],
-    # The SVDs of IncrementalPCA use 2 BLAS threads whatever the job gets (vacancy.pca.BLAS_THREADS:
+        fit_rows=config["pca"]["fit_rows"],
+    # The SVDs use 2 BLAS threads whatever the job gets (vacancy.pca.BLAS_THREADS:
     # the numbers depend on the count), so ask for 2 cores.
     threads: 2
     resources:

@@ -1,10 +1,17 @@
-"""Reduce the image features to a few components with scikit-learn's IncrementalPCA, streamed.
+"""Reduce the image features to a few components with scikit-learn, the transform streamed.
 
 Features are 12,288 float32 per image: at 125,000 images that is 6 GB, so the data are never
 loaded whole. The feature shards (one HDF5 file per location) are read as one sequence of rows,
-in batches. Every row is fitted and transformed: the original script sliced batches of 1,000 and
-silently left the last ``n mod 1000`` rows untouched. IncrementalPCA needs at least
-``n_components`` rows in every batch it fits, so a short last batch is merged into the one before.
+in batches, and every row is transformed: the original script sliced batches of 1,000 and
+silently left the last ``n mod 1000`` rows untouched.
+
+The fit is the expensive part. ``fit_rows: all`` fits IncrementalPCA on every row, batch by
+batch (one SVD of about 1,150 x 12,288 per batch: 279 s at 125,000 images); IncrementalPCA needs
+at least ``n_components`` rows in every batch it fits, so a short last batch is merged into the
+one before. An integer ``fit_rows`` (the default) fits an ordinary PCA with scikit-learn's
+randomized SVD on that many rows spread evenly over the whole table (every location in
+proportion to its size), held in memory: ``fit_rows`` x 12,288 float32, 0.98 GB for 20,000.
+README "PCA" has what the sample costs in quality.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Sequence
 import h5py
 import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature files use)
 import numpy as np
-from sklearn.decomposition import IncrementalPCA
+from sklearn.decomposition import PCA, IncrementalPCA
 from threadpoolctl import threadpool_limits
 
 from .common import Progress, atomic_path, iter_csv, provenance
@@ -29,6 +36,9 @@ log = logging.getLogger(__name__)
 #: so the thread count must be fixed for the map to be a function of the data and config alone.
 #: The rule asks for the same number of cores (``threads: 2`` in workflow/rules/map.smk).
 BLAS_THREADS = 2
+
+#: Seed of the randomized SVD of a sample fit, so that the components are a function of the data.
+SVD_SEED = 0
 
 
 class FeatureShards:
@@ -94,35 +104,76 @@ def n_components_for(n_images: int, n_features: int, wanted: int) -> int:
     return max(1, min(wanted, n_images, n_features))
 
 
-def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components: int = 150,
-            batch_size: int = 1000, selected_csv: str | Path | None = None) -> dict:
-    """Fit IncrementalPCA on the feature rows in batches, then transform them; write ``out_h5``.
+def sample_positions(n: int, fit_rows: int | str) -> np.ndarray | None:
+    """Rows to fit on: ``fit_rows`` of the ``n`` spread evenly over the table (shards are
+    locations, so each gets its share), all of them if there are no more; None for ``all``."""
+    if fit_rows == "all":
+        return None
+    if fit_rows >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, int(fit_rows)).round().astype(np.int64))
+
+
+def fit_sample(shards: FeatureShards, positions: np.ndarray, k: int, batch_size: int) -> PCA:
+    """PCA (randomized SVD, seeded) of the rows at ``positions``, read batch by batch into one
+    float32 array that the fit centres in place (``copy=False``): memory is the sample itself."""
+    sample = np.empty((len(positions), shards.n_features), dtype=np.float32)
+    progress = Progress("pca read sample", len(shards))
+    filled = 0
+    for a, b in batch_bounds(len(shards), batch_size, 1):
+        inside = positions[(positions >= a) & (positions < b)]
+        if len(inside):
+            sample[filled:filled + len(inside)] = shards.rows(a, b)[inside - a]
+            filled += len(inside)
+        progress.update(b - a)
+    progress.finish()
+    model = PCA(n_components=k, svd_solver="randomized", random_state=SVD_SEED, copy=False)
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        model.fit(sample)
+    return model
+
+
+def fit_incremental(shards: FeatureShards, k: int, batch_size: int) -> IncrementalPCA:
+    """IncrementalPCA over every row, streamed in batches (``fit_rows: all``)."""
+    model = IncrementalPCA(n_components=k)
+    progress = Progress("pca fit", len(shards))
+    for a, b in batch_bounds(len(shards), batch_size, k):
+        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+            model.partial_fit(shards.rows(a, b))
+        progress.update(b - a)
+    progress.finish()
+    return model
+
+
+def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components: int,
+            batch_size: int, fit_rows: int | str, selected_csv: str | Path | None = None) -> dict:
+    """Fit the PCA (on ``fit_rows`` rows spread over the table, or ``all`` of them streamed by
+    IncrementalPCA), then transform every row in batches; write ``out_h5``.
 
     With ``selected_csv`` only the selected images' rows are used. Output datasets: ``ids`` (in
-    shard order), ``pca`` (n x k float32), ``explained_variance_ratio``.
+    shard order), ``pca`` (n x k float32), ``explained_variance_ratio`` (of the fitted rows).
     """
     keep = {row["id"] for row in iter_csv(selected_csv)} if selected_csv else None
     shards = FeatureShards(feature_h5s, keep)
     n = len(shards)
     if n < 2:
         raise ValueError(f"PCA needs at least 2 images, the feature shards hold {n}")
-    k = n_components_for(n, shards.n_features, n_components)
-    bounds = batch_bounds(n, batch_size, k)
-    model = IncrementalPCA(n_components=k)
-    progress = Progress("pca fit", n)
-    for a, b in bounds:
-        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-            model.partial_fit(shards.rows(a, b))
-        progress.update(b - a)
-    progress.finish()
-    params = {"n_components": k, "requested_components": n_components, "batch_size": batch_size}
+    positions = sample_positions(n, fit_rows)
+    n_fit = n if positions is None else len(positions)
+    k = n_components_for(n_fit, shards.n_features, n_components)
+    if positions is None:
+        model = fit_incremental(shards, k, batch_size)
+    else:
+        model = fit_sample(shards, positions, k, batch_size)
+    params = {"n_components": k, "requested_components": n_components, "batch_size": batch_size,
+              "fit_rows": fit_rows, "rows_fitted": n_fit}
     with atomic_path(out_h5, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.create_dataset("ids", data=np.array(shards.ids(), dtype=object),
                               dtype=h5py.string_dtype())
             out = h5.create_dataset("pca", shape=(n, k), dtype="float32")
             progress = Progress("pca transform", n)
-            for a, b in bounds:
+            for a, b in batch_bounds(n, batch_size, 1):
                 with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
                     out[a:b] = model.transform(shards.rows(a, b)).astype(np.float32)
                 progress.update(b - a)
@@ -131,9 +182,9 @@ def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components:
                               data=model.explained_variance_ratio_.astype(np.float32))
             h5.attrs["provenance"] = json.dumps(provenance("pca", params, n_images=n))
     explained = float(model.explained_variance_ratio_.sum())
-    log.info("pca: %d images, %d features -> %d components, %.1f%% of variance",
-             n, shards.n_features, k, 100 * explained)
-    return {"n_images": n, "n_components": k, "explained_variance": explained}
+    log.info("pca: %d images (fitted on %d), %d features -> %d components, %.1f%% of variance",
+             n, n_fit, shards.n_features, k, 100 * explained)
+    return {"n_images": n, "n_components": k, "rows_fitted": n_fit, "explained_variance": explained}
 
 
 def read_pca(path: str | Path) -> tuple[list[str], np.ndarray]:
