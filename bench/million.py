@@ -1,0 +1,177 @@
+"""The map stages at a million images: t-SNE, grid, viewer and tiles on synthetic data.
+
+    nice .venv/bin/python bench/million.py --n 250000          # then --n 1000000 (hours)
+
+No images are needed: the input is what ``pca`` would write, ``--n`` synthetic 150-D vectors
+with cluster structure (``--clusters`` Gaussian clusters of uneven size and spread, in 8
+locations), a ``selected.csv`` and one thumbnail file per location (64 x 64 RGB, the colour of the
+image's cluster plus noise, so the tiles compress as real ones roughly would). Everything goes to
+bench/cache/million-N/ and is made once.
+
+Each stage then runs the workflow's own function with the schema's default settings in a child
+process of its own (so that its peak RSS is its own), in order: ``tsne`` (2 threads), ``grid``
+(blocks + FLAS refinement), ``viewer``, the ``tile_band`` jobs one after the other, ``tiles``.
+Printed: time and peak RSS per stage, and whether it fits in 8 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+
+from vacancy.common import config_defaults  # noqa: E402
+
+DEFAULTS = config_defaults()
+LOCATIONS = ["sfbay", "newyork", "chicago", "seattle", "austin", "boston", "denver", "miami"]
+DIMS = 150
+
+
+def make_inputs(out: Path, n: int, clusters: int, seed: int = 0) -> None:
+    """pca.h5, selected.csv and thumbs/<location>.h5 for n synthetic images, made once."""
+    import h5py
+
+    if (out / "done").exists():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    label = np.sort(rng.choice(clusters, n, p=rng.dirichlet(np.ones(clusters) * 2)))
+    label = label[rng.permutation(n)]
+    centres = rng.normal(size=(clusters, DIMS)).astype(np.float32) * 3
+    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32)
+    colours = rng.integers(30, 225, size=(clusters, 3))
+    location = np.minimum((np.arange(n) * len(LOCATIONS)) // n, len(LOCATIONS) - 1)
+    ids = [f"{LOCATIONS[loc]}/{i:07d}.jpg" for i, loc in enumerate(location)]
+    with h5py.File(out / "pca.h5", "w") as h5:
+        h5.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        pca = h5.create_dataset("pca", shape=(n, DIMS), dtype="float32")
+        for a in range(0, n, 100_000):
+            b = min(a + 100_000, n)
+            pca[a:b] = centres[label[a:b]] + rng.normal(size=(b - a, DIMS)).astype(np.float32) \
+                * spread[label[a:b], None]
+    with open(out / "selected.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "location", "filename", "class", "title", "price", "width",
+                         "height"])
+        for i, id_ in enumerate(ids):
+            loc, name = id_.split("/")
+            writer.writerow([id_, loc, name, "photo", f"listing {i}", f"${1000 + i % 3000}", 600,
+                             450])
+    (out / "thumbs").mkdir(exist_ok=True)
+    for k, loc in enumerate(LOCATIONS):
+        rows = np.flatnonzero(location == k)
+        with h5py.File(out / "thumbs" / f"{loc}.h5", "w") as h5:
+            h5.create_dataset("ids", data=np.array([ids[i] for i in rows], dtype=object),
+                              dtype=h5py.string_dtype())
+            thumbs = h5.create_dataset("thumbs", shape=(len(rows), 64, 64, 3), dtype="uint8",
+                                       chunks=(64, 64, 64, 3), compression="lzf")
+            for a in range(0, len(rows), 4096):
+                part = rows[a:a + 4096]
+                noise = rng.integers(-20, 21, size=(len(part), 64, 64, 3))
+                thumbs[a:a + len(part)] = np.clip(colours[label[part], None, None, :] + noise,
+                                                  0, 255).astype(np.uint8)
+    (out / "done").write_text("ok")
+
+
+def stage(name: str, out: Path, band: int = 0) -> None:
+    """Run one stage in this (child) process, as its rule's script would."""
+    from vacancy.common import setup_logging
+
+    setup_logging(str(out / "logs" / f"{name}{band if name == 'tile_band' else ''}.log"))
+    tiles = DEFAULTS["tiles"]
+    if name == "tsne":
+        from vacancy.tsne import run_tsne
+        from vacancy.tsne_settings import resolve_settings
+
+        run_tsne(out / "pca.h5", out / "tsne.csv", resolve_settings(**DEFAULTS["tsne"]), n_jobs=2)
+    elif name == "grid":
+        from vacancy.grid import run_grid
+
+        run_grid(out / "tsne.csv", out / "grid.csv", pca_h5=out / "pca.h5", **DEFAULTS["grid"])
+    elif name == "viewer":
+        from vacancy.tiles import layout_meta, read_grid_shape
+        from vacancy.viewer import build_site
+
+        cols, rows = read_grid_shape(out / "grid.csv")
+        layout = layout_meta(cols, rows, tiles["cell_px"], tiles["tile_px"], tiles["background"])
+        build_site(layout, out / "grid.csv", out / "selected.csv", out / "site",
+                   REPO / "node_modules/leaflet/dist",
+                   pmtiles_js=REPO / "node_modules/pmtiles/dist/pmtiles.js")
+    elif name == "tile_band":
+        from vacancy.tiles import read_grid_shape, render_band
+
+        cols, rows = read_grid_shape(out / "grid.csv")
+        render_band(out / "grid.csv", out / "tile-bands" / str(band), cols, rows, band,
+                    tiles["jobs"], sorted((out / "thumbs").glob("*.h5")), cell_px=tiles["cell_px"],
+                    tile_px=tiles["tile_px"], quality=tiles["quality"],
+                    background=tiles["background"])
+    elif name == "tiles":
+        from vacancy.tiles import assemble_tiles, read_grid_shape
+
+        cols, rows = read_grid_shape(out / "grid.csv")
+        bands = [out / "tile-bands" / str(b) for b in range(tiles["jobs"])]
+        assemble_tiles(bands, out / "tiles", cols, rows, cell_px=tiles["cell_px"],
+                       tile_px=tiles["tile_px"], quality=tiles["quality"],
+                       background=tiles["background"])
+    print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run_stage(name: str, out: Path, band: int = 0) -> dict:
+    """One stage in a child process: its wall time and peak RSS."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--stage", name, "--band", str(band),
+                           "--dir", str(out)], check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=250_000)
+    parser.add_argument("--clusters", type=int, default=200)
+    parser.add_argument("--stages", default="tsne,grid,viewer,tile_band,tiles")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--band", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        return stage(args.stage, args.dir, args.band)
+    out = REPO / "bench" / "cache" / f"million-{args.n}"
+    start = time.perf_counter()
+    make_inputs(out, args.n, args.clusters)
+    (out / "logs").mkdir(exist_ok=True)
+    print(f"inputs for {args.n:,} images ready in {time.perf_counter() - start:.0f} s", flush=True)
+    table = []
+    for name in args.stages.split(","):
+        if name == "tile_band":
+            parts = [run_stage(name, out, b) for b in range(DEFAULTS["tiles"]["jobs"])]
+            result = {"seconds": sum(p["seconds"] for p in parts),
+                      "max_rss_mb": max(p["max_rss_mb"] for p in parts)}
+            name = f"tile_band x {len(parts)} (sum)"
+        else:
+            result = run_stage(name, out)
+        table.append((name, result))
+        print(f"done {name}: {result}", flush=True)
+    print(f"\nMap stages at {args.n:,} synthetic images (150-D, {args.clusters} clusters), one "
+          f"after another on this machine\n")
+    print("| stage | wall (s) | peak RSS (MB) | us per image | fits 8 GB |")
+    print("|---|---:|---:|---:|---|")
+    for name, r in table:
+        print(f"| {name} | {r['seconds']:.0f} | {r['max_rss_mb']:.0f} | "
+              f"{1e6 * r['seconds'] / args.n:.0f} | {'yes' if r['max_rss_mb'] < 8192 else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()
