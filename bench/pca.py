@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a bench/scale.py run directory")
     parser.add_argument("--truth", type=Path, help="the corpus's truth.csv (default: guessed)")
     parser.add_argument("--fit-rows", default="all,5000,20000")
+    parser.add_argument("--no-map", dest="map", action="store_false",
+                        help="PCA only: no t-SNE, grid, DPQ16 or family share")
     args = parser.parse_args()
     from vacancy.pca import read_pca
 
@@ -125,8 +127,11 @@ def main() -> None:
             if ref is None:
                 ref = (ids, coords)
             pca["captured"] = float(coords.astype(np.float64).var(0, ddof=1).sum() / total)
-            grid_csv, pca["tsne_s"], pca["grid_s"] = map_of(scratch / "pca.h5", scratch)
-            pca.update(grid_scores(grid_csv, ref[0], ref[1], truth))
+            pca.update(tsne_s=float("nan"), grid_s=float("nan"), dpq16=float("nan"),
+                       family=float("nan"))
+            if args.map:
+                grid_csv, pca["tsne_s"], pca["grid_s"] = map_of(scratch / "pca.h5", scratch)
+                pca.update(grid_scores(grid_csv, ref[0], ref[1], truth))
             rows.append((fit_rows, pca))
             print(f"done fit_rows={fit_rows}: {pca}", flush=True)
     base = rows[0][1]
