@@ -123,7 +123,16 @@ def stage(name: str, out: Path, band: int = 0) -> None:
         assemble_tiles(bands, out / "tiles", cols, rows, cell_px=tiles["cell_px"],
                        tile_px=tiles["tile_px"], quality=tiles["quality"],
                        background=tiles["background"])
-    print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"max_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM, which starts afresh at exec (``ru_maxrss`` does not:
+    Linux carries it over from the forking parent, whose memory would be counted)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_stage(name: str, out: Path, band: int = 0) -> dict:

@@ -35,14 +35,16 @@ from vacancy.common import config_defaults, iter_csv, read_csv  # noqa: E402
 DEFAULTS = config_defaults()
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {workflow!r})
 from vacancy.pca import run_pca
 start = time.perf_counter()
 result = run_pca({features!r}, {out!r}, n_components={k}, batch_size={batch},
                  fit_rows={fit_rows!r}, selected_csv={selected!r})
 result["seconds"] = time.perf_counter() - start
-result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM starts afresh at exec; ru_maxrss would carry over the forking parent's memory
+result["max_rss_mb"] = max(int(l.split()[1]) for l in open("/proc/self/status")
+                           if l.startswith("VmHWM:")) / 1024
 print(json.dumps(result))
 """
 

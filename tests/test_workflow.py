@@ -132,6 +132,20 @@ def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
         write_config(demo_run, SMALL_DEMO)
 
 
+@pytest.mark.parametrize("fit_rows", ["all", 500])
+def test_pca_fit_rows_change_reruns_pca_and_what_follows(demo_run, fit_rows):
+    """pca.fit_rows is a param of the pca rule: a change refits the PCA (prepare is kept)."""
+    try:
+        write_config(demo_run, {**SMALL_DEMO, "pca": {**SMALL_DEMO.get("pca", {}),
+                                                      "fit_rows": fit_rows}})
+        jobs = planned_jobs(demo_run)
+        jobs.pop("all", None)
+        assert jobs == {"pca": 1, "tsne": 1, "grid": 1, "viewer": 1, "tile_band": BANDS,
+                        "tiles": 1}
+    finally:
+        write_config(demo_run, SMALL_DEMO)
+
+
 @pytest.mark.parametrize("grid", [{"refine": "flas"}, {"refine": "none"}, {"radius_decay": 0.9}])
 def test_grid_refine_change_reruns_grid_and_what_follows_not_tsne(demo_run, grid):
     """grid.refine and its radius decay are params of the grid rule (none also drops pca.h5 from
