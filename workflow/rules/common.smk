@@ -58,9 +58,10 @@ def check_config():
             f"config: triage.graphic_below ({triage['graphic_below']}) must not exceed "
             f"triage.photo_above ({triage['photo_above']})"
         )
-    exclude = config.get("exclude_file")
-    if exclude and not Path(exclude).is_file():
-        raise WorkflowError(f"config: exclude_file {exclude!r} does not exist")
+    for key in ("exclude_file", "include_file"):
+        named = config.get(key)
+        if named and not Path(named).is_file():
+            raise WorkflowError(f"config: {key} {named!r} does not exist")
 
 
 check_config()
