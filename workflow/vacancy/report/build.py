@@ -174,11 +174,12 @@ def duplicates_report(duplicates_csv, inventory_csvs, triage_csvs, selected_csv,
                   for image, distance in copies]
         total = sum(1 for r in rows if r["kept_id"] == keeper)
         more = f" (+{total - len(copies)} more)" if total > len(copies) else ""
-        sections.append((f"{copies[0][1]} of at most {max_distance} bits: {keeper} "
-                         f"kept, {total} removed{more}", items))
+        sections.append((f"{copies[0][1]} bits (limit {max_distance}): 1 kept, {total} removed{more}",
+                         items))
     if not sections:
         sections = [(f"no duplicates within {max_distance} bits", [])]
-    sheets.save_jpeg(sheets.contact_sheet(sections, sheet_px, COLUMNS), out_sheet)
+    widest = max((len(items) for _, items in sections), default=1)
+    sheets.save_jpeg(sheets.contact_sheet(sections, sheet_px, max(3, min(widest, COLUMNS))), out_sheet)
     log.info("duplicates report: %d groups of %d shown", len(chosen),
              len({r["kept_id"] for r in rows}))
     return len(chosen)
