@@ -113,6 +113,40 @@ def test_histogram_counts_each_class_and_draws_both_thresholds():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["graphic (3)", "maybe (3)", "photo (2)"]
 
 
+def test_triage_report_writes_sheets_and_an_include_template_select_reads(tmp_path):
+    """On real JPEGs: the maybe template lists every maybe, highest value first, commented out
+    unless on the map; as an include file it names exactly the maybe images on the map, and with
+    its comment marks removed it names them all."""
+    from vacancy.select import read_exclude_file
+
+    rows, triage = [], []
+    for k, (image, value, klass) in enumerate(VALUES):
+        path = tmp_path / f"{image.replace('/', '_')}.jpg"
+        Image.fromarray(solid((30 * k, 100, 200 - 20 * k), 60, 40)).save(path)
+        rows.append({"id": image, "path": str(path)})
+        triage.append({"id": image, "entropy": value, "class": klass})
+    write_csv(tmp_path / "inv.csv", rows, ["id", "path"])
+    write_csv(tmp_path / "tri.csv", triage, ["id", "entropy", "class"])
+    write_csv(tmp_path / "sel.csv", [{"id": "a/4"}, {"id": "a/6"}, {"id": "a/7"}], ["id"])
+    out = {key: tmp_path / f"{key}.{ext}" for key, ext in (
+        ("histogram", "png"), ("low_sheet", "jpg"), ("high_sheet", "jpg"), ("maybe_sheet", "jpg"),
+        ("maybe_list", "txt"))}
+    counts = build.triage_report([tmp_path / "inv.csv"], [tmp_path / "tri.csv"], tmp_path / "sel.csv",
+                                 out, column="entropy", label="entropy", low=3.9, high=4.4, near=2,
+                                 max_maybe=10, sheet_px=48)
+    assert counts == {"graphic": 3, "maybe": 3, "photo": 2}
+    text = out["maybe_list"].read_text()
+    assert [line for line in text.splitlines() if "a/" in line] == ["# a/5", "a/4", "# a/3"]
+    assert read_exclude_file(out["maybe_list"]) == {"a/4"}
+    out["maybe_list"].write_text(text.replace("# a/", "a/"))
+    assert read_exclude_file(out["maybe_list"]) == {"a/3", "a/4", "a/5"}
+    low = Image.open(out["low_sheet"])
+    assert low.width == sheets.GAP + 2 * (48 + sheets.GAP)
+    # the first picture below the graphic threshold is a/2 (3.89), the 3rd image made (k = 1)
+    x, y = sheets.GAP + 24, sheets.GAP + sheets.TITLE_PX + 20
+    assert near_colour(low.getpixel((x, y)), (30, 100, 180), tol=16)
+
+
 def test_duplicate_groups_nearest_the_limit_first():
     rows = [{"id": "x/2", "kept_id": "x/1", "distance": "1"},
             {"id": "y/2", "kept_id": "y/1", "distance": "4"},
