@@ -88,6 +88,18 @@ VALUES = [("a/1", 3.80, "graphic"), ("a/2", 3.89, "graphic"), ("a/3", 3.90, "may
           ("a/7", 5.00, "photo"), ("a/8", 3.00, "graphic")]
 
 
+def test_triage_values_skip_rows_without_a_number_with_one_warning(tmp_path, caplog):
+    write_csv(tmp_path / "t.csv", [{"id": "a/1", "entropy": "4.5", "class": "photo"},
+                                   {"id": "a/2", "entropy": "", "class": "photo"},
+                                   {"id": "a/3", "entropy": "nan", "class": "photo"},
+                                   {"id": "a/4", "entropy": "x", "class": "maybe"}],
+              ["id", "entropy", "class"])
+    assert build.triage_values([tmp_path / "t.csv"], "entropy") == [("a/1", 4.5, "photo")]
+    assert "2 rows have no number in column 'entropy' (first: 'a/2')" in caplog.text
+    assert build.triage_values([tmp_path / "t.csv"], "score") == []
+    assert "4 rows have no number in column 'score'" in caplog.text
+
+
 def test_nearest_takes_each_side_of_a_threshold_as_classify_does():
     below, above = build.nearest(VALUES, 3.9, 2, below_is_strict=True)
     assert [v[0] for v in below] == ["a/2", "a/1"] and [v[0] for v in above] == ["a/3", "a/4"]

@@ -36,18 +36,22 @@ def image_paths(inventory_csvs: Sequence) -> dict[str, str]:
 
 def triage_values(triage_csvs: Sequence, column: str) -> list[tuple[str, float, str]]:
     """(id, value of ``column``, class) of every triaged image; rows without a number are
-    skipped with a warning naming the file (the report is still made)."""
+    left out with one warning per file naming it, the column and the first such id (the report
+    is still made)."""
     out = []
     for path in triage_csvs:
+        missing = []
         for row in iter_csv(path):
             try:
                 value = float(row[column])
             except (KeyError, TypeError, ValueError):
-                log.warning("%s: %r has no number in column %r; left out of the report",
-                            path, row.get("id"), column)
+                missing.append(row.get("id"))
                 continue
             if math.isfinite(value):
                 out.append((row["id"], value, row.get("class", "")))
+        if missing:
+            log.warning("%s: %d rows have no number in column %r (first: %r); left out of the "
+                        "report", path, len(missing), column, missing[0])
     return out
 
 
