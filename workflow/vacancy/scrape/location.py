@@ -299,7 +299,7 @@ class LocationScrape:
             rec = {"image_url": url, **fetched}
             self.count["downloaded"] += 1
             self.count["bytes"] += rec["bytes"]
-        rec = {"kind": "image", "key": key, "filename": name, **rec}
+        rec = {"kind": "image", "key": key, "filename": dest.name, **rec}
         self.journal.add(rec)
         self.images[key] = rec
         self.index.add(key, {**rec, "path": str(dest.resolve())})
