@@ -230,7 +230,9 @@ class FixtureSite:
         if host == "boise":  # answered for the caller's IP, not for the area asked
             items, answered = [self.api_item(0)], {"areaId": 1, "hostname": "sfbay", "abbreviation": "sfo"}
         elif host == "portland":
-            listing = [self.api_item(n) for n in range(self.portland)]
+            cap = int(query.get("max_price", ["0"])[0]) or None  # max_price filters as the site does
+            listing = [self.api_item(n) for n in range(self.portland)
+                       if not cap or portland_listing(n)["price"] <= cap]
             everything = listing[:2] + [["not", "an item"]] + listing[2:]  # one malformed item
             limit = min(count, self.api_first if offset == 0 else self.api_next)
             items, answered = everything[offset:offset + limit], {"areaId": 9, "hostname": "portland"}

@@ -170,3 +170,13 @@ def test_decoding_rules():
     assert search_url("https://h/web/v8/postings/search/full", 9, 360, 1800, "abc") == (
         "https://h/web/v8/postings/search/batch?batch=9-360-1080-0-0&cc=US&lang=en&searchPath=apa"
         "&max_price=1800&cacheId=abc")
+
+
+def test_max_rent_is_sent_as_max_price(tmp_path):
+    with serve_fixture_site() as site:
+        result = scrape_location("portland", tmp_path / "portland", current_settings(site, max_rent=1700),
+                                 lock_dir=tmp_path / "locks")
+        first = site.requested("/postings/search/full")
+    assert [r.path.rsplit("&", 1)[1] for r in first] == ["max_price=1700"]
+    assert sorted({pid for pid, _ in rows_of(tmp_path / "portland")}) == [MIN_ID + 1, MIN_ID + 8, MIN_ID + 15]
+    assert result["max_rent"] == 1700.0
