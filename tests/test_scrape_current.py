@@ -180,3 +180,14 @@ def test_max_rent_is_sent_as_max_price(tmp_path):
     assert [r.path.rsplit("&", 1)[1] for r in first] == ["max_price=1700"]
     assert sorted({pid for pid, _ in rows_of(tmp_path / "portland")}) == [MIN_ID + 1, MIN_ID + 8, MIN_ID + 15]
     assert result["max_rent"] == 1700.0
+
+
+def test_robots_5xx_on_the_images_host_disallows_it(tmp_path):
+    """RFC 9309: a robots.txt that answers 5xx means the whole host is disallowed (nothing fetched)."""
+    with serve_fixture_site() as site:
+        site.images_robots_status = 503
+        result = scrape_location("portland", tmp_path / "portland", current_settings(site, max_listings=1),
+                                 lock_dir=tmp_path / "locks")
+        assert not site.requested("/images/")
+    assert rows_of(tmp_path / "portland") == []
+    assert result["skipped_by_reason"] == {"disallowed by robots.txt": 2}
