@@ -191,3 +191,17 @@ def test_robots_5xx_on_the_images_host_disallows_it(tmp_path):
         assert not site.requested("/images/")
     assert rows_of(tmp_path / "portland") == []
     assert result["skipped_by_reason"] == {"disallowed by robots.txt": 2}
+
+
+def test_hostile_items_are_skipped_and_counted():
+    good = [1, 0, 1, 900, "0:0~45~-122", [4, "3:00a_b"], "Fine"]
+    hostile = [None, 7, "x", [], {"a": 1}, [1, 2], [True, 0, 1, 1, "x"], [1, 10**30, 1, 1, "x"],
+               [1, 0, 1, "free", 5, [4, 3, None, "3:../../etc"], [6, {"x": 1}], [10, 5], [5], []],
+               [1, 0, 1, 900, "0:0~999~-122", [4, "3:ok_id"], [6, "../.."], "Bad position"]]
+    body = json.dumps({"data": {"items": [good, *hostile], "totalResultCount": 11,
+                                "decode": {"minPostingId": 10, "minPostedDate": 1767225600}}})
+    batch = decode_batch(body, "https://x.craigslist.org")
+    assert batch.skipped == 8 and batch.items == 11
+    odd, bad_position = batch.listings[1], batch.listings[2]
+    assert (odd["price"], odd["image_ids"], odd["title"], odd["latitude"]) == ("", [], "", "")
+    assert bad_position["latitude"] == "" and bad_position["listing_url"].endswith("/apa/d/listing/11.html")

@@ -91,7 +91,10 @@ def decode_batch(body: bytes | str, site_base: str) -> Batch:
     if not isinstance(decode, dict) or not isinstance(decode.get("minPostingId"), int):
         raise ApiError("format unknown: no data.decode.minPostingId")
     for item in items:
-        listing = decode_item(item, decode, site_base)
+        try:
+            listing = decode_item(item, decode, site_base)
+        except (TypeError, ValueError, OverflowError, OSError):  # e.g. a date offset out of range
+            listing = None
         if listing is None:
             batch.skipped += 1
         else:
