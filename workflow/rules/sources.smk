@@ -35,9 +35,24 @@ elif config["source"] == "craigslist":
 
     localrules:
         sites,
+        craigslist_probe,
+
+    rule craigslist_probe:
+        """About five polite requests to check the live formats; prints a table, writes no raw data."""
+        params:
+            site=(config["craigslist"]["locations"] or ["sfbay"])[0]
+            if isinstance(config["craigslist"]["locations"], list)
+            else "sfbay",
+            settings={**config["craigslist"]},
+        log:
+            f"{R}/logs/craigslist_probe.log",
+        conda:
+            f"{ENVS}/scrape.yaml"
+        script:
+            "../scripts/probe.py"
 
     checkpoint sites:
-        """The US section of the sites page, cached with each site's state."""
+        """The US sites (Areas JSON, else the sites page), cached with state, area id and position."""
         output:
             f"{R}/raw/sites.csv",
         params:

@@ -12,12 +12,17 @@ DEFAULTS: dict = {
     "locations": [],            # site names (sfbay, newyork, ...) or "all"
     "start": 0,                 # slice of the site list: first index ...
     "count": None,              # ... and how many (None: to the end)
-    "pages": 1,                 # result pages per location
+    "method": "auto",           # auto (search API, HTML as fallback), api or html
+    "max_listings": None,       # listings per location (None: all the search returns)
+    "pages": None,              # API batches / result pages per location (None: no limit)
     "max_rent": None,           # None, a monthly rent, or "census"
     # where (tests and mirrors point these elsewhere; nothing else is hard-coded)
+    "areas_url": "https://reference.craigslist.org/Areas",
     "sites_url": "https://www.craigslist.org/about/sites",
     "site_url": "https://{site}.craigslist.org",
-    "image_url": "https://images.craigslist.org/{image_id}_1200x900.jpg",
+    "api_url": "https://sapi.craigslist.org/web/v8/postings/search/full",
+    "image_url": "https://images.craigslist.org/{image_id}_{size}.jpg",
+    "image_size": "600x450",    # or 1200x900 (600x450 where the larger one is missing)
     "allowed_hosts": ["craigslist.org"],
     # politeness
     "delay_s": 2.0,             # pause between two requests to one host, across all jobs
@@ -30,6 +35,8 @@ DEFAULTS: dict = {
     "max_retry_after_s": 600.0, # longest Retry-After honoured (longer ones are clamped)
 }
 
+#: The photo size every Craigslist photo has (the fall back of ``image_size``).
+BASE_SIZE = "600x450"
 #: Redirect hops followed (each hop is checked against allowed_hosts and robots.txt).
 MAX_REDIRECTS = 5
 #: Pixels above which a downloaded image is rejected (the workflow's ``max_pixels``).
