@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from vacancy.common import read_csv  # noqa: E402
-from vacancy.scrape import select_sites  # noqa: E402
+from vacancy.scrape.selection import select_sites  # noqa: E402
 from vacancy.sources import list_locations  # noqa: E402
 from vacancy.tsne_settings import resolve_settings  # noqa: E402
 from vacancy import resources as sizing  # noqa: E402  (callables for threads/resources)

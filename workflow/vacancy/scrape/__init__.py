@@ -15,13 +15,19 @@ JSON), ``sites``, ``location`` (the driver: API or HTML per ``method``), ``probe
 ``python -m vacancy.scrape.probe SITE``).
 """
 
-from .defaults import DEFAULTS
-from .fetch import Blocked, FetchError, NotAllowed
-from .location import check_image, scrape_location
-from .parse import sanitize_filename
-from .sites import list_sites, max_rent_for, select_sites
+import importlib
 
-__all__ = [
-    "DEFAULTS", "Blocked", "FetchError", "NotAllowed", "check_image", "list_sites", "max_rent_for",
-    "sanitize_filename", "scrape_location", "select_sites",
-]
+#: Public name -> the module that defines it. Imported on first use (PEP 562), so that the
+#: Snakefile can import the light ``vacancy.scrape.selection`` without requests and BeautifulSoup.
+_EXPORTS = {
+    "DEFAULTS": "defaults", "Blocked": "fetch", "FetchError": "fetch", "NotAllowed": "fetch",
+    "check_image": "location", "scrape_location": "location", "sanitize_filename": "parse",
+    "list_sites": "sites", "max_rent_for": "sites", "select_sites": "selection",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vacancy.scrape' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -20,6 +20,7 @@ from ..common import provenance, read_csv, write_csv
 from .defaults import resolve
 from .fetch import FetchError, Fetcher
 from .parse import parse_areas, parse_sites
+from .selection import select_sites  # noqa: F401  (part of this module's interface)
 
 log = logging.getLogger("vacancy.scrape")
 
@@ -87,26 +88,6 @@ def _fetch_sites(settings: dict, lock_dir) -> list[dict]:
         fetcher.close()
     raise SitesError("no US Craigslist site found; " + "; ".join(found)
                      + f". The site's format may have changed: run {PROBE_HINT}")
-
-
-def select_sites(sites: list[dict], locations, start: int = 0, count: int | None = None) -> list[str]:
-    """Site names to scrape: ``locations`` (a list, or ``"all"`` = every listed site), sliced.
-
-    ``start``/``count`` take a slice so a huge scrape can be done in parts; names repeat once.
-    """
-    if isinstance(locations, str):
-        if locations != "all":
-            raise ValueError(f"craigslist.locations must be a list of site names or 'all', not {locations!r}")
-        names = [s["site"] for s in sites]
-    else:
-        names = [str(n) for n in locations]
-        known = {s["site"] for s in sites}
-        for name in names:
-            if known and name not in known:
-                log.warning("craigslist location %r is not on the sites page", name)
-    names = list(dict.fromkeys(names))
-    start = max(int(start or 0), 0)
-    return names[start:] if count is None else names[start:start + int(count)]
 
 
 def state_code(state: str) -> str:
