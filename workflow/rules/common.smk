@@ -22,27 +22,63 @@ def repo_path(relative):
     return os.path.relpath(Path(workflow.basedir) / relative)
 
 
-def configured_locations():
-    """Locations known before any job runs; None when they come from the sites page."""
-    source = config["source"]
-    if source == "demo":
-        return list(config["demo"]["locations"])
-    if source == "folder":
-        return list_locations(config["folder"]["path"])
+def craigslist_locations():
+    """Site names from the config; None when they come from the sites list (``all``)."""
     craigslist = config["craigslist"]
     if craigslist["locations"] == "all":
         return None
     return select_sites([], craigslist["locations"], craigslist["start"], craigslist["count"])
 
 
+#: Every image source: where a location's files are (``folder``), whether a manifest there lists
+#: them (``manifest``: written by the source's own rule in sources.smk), and the locations known
+#: before any job runs (``locations``; None when the sites checkpoint finds them). A new source
+#: is one more entry here, plus its rule in sources.smk if it makes its files.
+SOURCES = {
+    "demo": {
+        "folder": f"{R}/raw",
+        "manifest": True,
+        "locations": lambda: list(config["demo"]["locations"]),
+    },
+    "craigslist": {"folder": f"{R}/raw", "manifest": True, "locations": craigslist_locations},
+    "folder": {
+        "folder": config["folder"]["path"],
+        "manifest": False,
+        "locations": lambda: list_locations(config["folder"]["path"]),
+    },
+}
+SOURCE = SOURCES[config["source"]]
+
+
+def location_dir(wildcards):
+    """The folder of one location's image files."""
+    return os.path.join(SOURCE["folder"], wildcards.location)
+
+
+def location_input(wildcards):
+    """What the inventory of a location reads: the source's manifest, or the folder itself."""
+    folder = location_dir(wildcards)
+    return os.path.join(folder, "manifest.csv") if SOURCE["manifest"] else folder
+
+
 def locations(wildcards=None):
     """Every location of this run. With ``craigslist.locations: all`` the list is read from the
-    cached sites page, which the ``sites`` checkpoint writes first."""
+    cached sites list, which the ``sites`` checkpoint writes first."""
     if LOCATIONS is not None:
+        if not LOCATIONS:  # only a scrape gets here: the probe needs no location
+            raise WorkflowError(
+                "config: craigslist.locations is empty: name the sites to scrape, or all "
+                "(the craigslist_probe target alone runs without)"
+            )
         return LOCATIONS
     craigslist = config["craigslist"]
     sites = read_csv(checkpoints.sites.get().output[0])
     return select_sites(sites, "all", craigslist["start"], craigslist["count"])
+
+
+def exclude_input(wildcards):
+    """The curator's exclude file is an input, so editing it reruns select and what follows."""
+    return [config["exclude_file"]] if config.get("exclude_file") else []
 
 
 def per_location(pattern, **extra):
@@ -64,8 +100,8 @@ def check_config():
 
 
 check_config()
-LOCATIONS = configured_locations()
-if LOCATIONS is not None and not LOCATIONS:
+LOCATIONS = SOURCE["locations"]()
+if LOCATIONS is not None and not LOCATIONS and config["source"] != "craigslist":
     raise WorkflowError(f"config: source {config['source']!r} has no locations")
 
 

@@ -57,11 +57,6 @@ rule dedup:
         "../scripts/dedup.py"
 
 
-def exclude_input(wildcards):
-    """The curator's exclude file is an input, so editing it reruns select and what follows."""
-    return [config["exclude_file"]] if config.get("exclude_file") else []
-
-
 rule select:
     """Photos (and maybe), minus copies, minus rejects, minus the curator's exclude file."""
     input:
