@@ -76,9 +76,18 @@ def locations(wildcards=None):
     return select_sites(sites, "all", craigslist["start"], craigslist["count"])
 
 
-def exclude_input(wildcards):
-    """The curator's exclude file is an input, so editing it reruns select and what follows."""
-    return [config["exclude_file"]] if config.get("exclude_file") else []
+def triage_scale():
+    """The triage value the report plots and sorts by, and its two thresholds: the ONE place to
+    switch the report from the entropy to another triage column (a model's score)."""
+    triage = config["triage"]
+    return {"column": "entropy", "label": "entropy (nats)",
+            "low": triage["graphic_below"], "high": triage["photo_above"]}
+
+
+def curator_file(key):
+    """An input function: the curator's exclude or include file (``key``), if the config names
+    one. As an input, editing it reruns select and what follows, nothing upstream."""
+    return lambda wildcards: [config[key]] if config.get(key) else []
 
 
 def per_location(pattern, **extra):
@@ -94,9 +103,10 @@ def check_config():
             f"config: triage.graphic_below ({triage['graphic_below']}) must not exceed "
             f"triage.photo_above ({triage['photo_above']})"
         )
-    exclude = config.get("exclude_file")
-    if exclude and not Path(exclude).is_file():
-        raise WorkflowError(f"config: exclude_file {exclude!r} does not exist")
+    for key in ("exclude_file", "include_file"):
+        named = config.get(key)
+        if named and not Path(named).is_file():
+            raise WorkflowError(f"config: {key} {named!r} does not exist")
 
 
 check_config()
