@@ -57,12 +57,6 @@ rule dedup:
         "../scripts/dedup.py"
 
 
-def curator_file(key):
-    """An input function: the curator's exclude or include file (``key``), if the config names
-    one. As an input, editing it reruns select and what follows, nothing upstream."""
-    return lambda wildcards: [config[key]] if config.get(key) else []
-
-
 rule select:
     """Photos (and maybe, all or those the include file names), minus copies, minus rejects,
     minus the curator's exclude file."""

@@ -10,14 +10,6 @@ REPORT = config["report"]
 report: "../report/workflow.rst"
 
 
-def triage_scale():
-    """The triage value the report plots and sorts by, and its two thresholds: the ONE place to
-    switch the report from the entropy to another triage column (a model's score)."""
-    triage = config["triage"]
-    return {"column": "entropy", "label": "entropy (nats)",
-            "low": triage["graphic_below"], "high": triage["photo_above"]}
-
-
 rule report_triage:
     """Histogram of the triage value by class with the thresholds; sheets of the images nearest
     each threshold and of the maybe images; the maybe ids as an include-file template."""
