@@ -58,6 +58,11 @@ def check_config():
             f"config: triage.graphic_below ({triage['graphic_below']}) must not exceed "
             f"triage.photo_above ({triage['photo_above']})"
         )
+    if triage["score_graphic_below"] > triage["score_photo_above"]:
+        raise WorkflowError(
+            f"config: triage.score_graphic_below ({triage['score_graphic_below']}) must not "
+            f"exceed triage.score_photo_above ({triage['score_photo_above']})"
+        )
     exclude = config.get("exclude_file")
     if exclude and not Path(exclude).is_file():
         raise WorkflowError(f"config: exclude_file {exclude!r} does not exist")

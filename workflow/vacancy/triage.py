@@ -36,7 +36,10 @@ images. The full-decode definition is kept as the tests' reference (``tests/refe
 
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from wand.image import Image
@@ -44,7 +47,9 @@ from wand.image import Image
 from .imaging import export_pixels
 
 CLASSES = ("graphic", "maybe", "photo")
-OUT_COLUMNS = ("id", "entropy", "class", "width", "height")
+#: ``method: model`` scores the signals below with this fitted model (bench/fit_triage.py).
+MODEL_PATH = Path(__file__).with_name("triage_model.json")
+METHODS = ("model", "entropy")
 
 
 def gray_q16(img: Image) -> np.ndarray:
@@ -81,3 +86,88 @@ def classify(entropy: float, graphic_below: float = 3.9, photo_above: float = 4.
     if entropy > photo_above:
         return "photo"
     return "maybe"
+
+
+#: The triage signals (one list: the model JSON, the triage CSV, bench/fit_triage.py and the
+#: README's table all follow it). The entropy comes first and keeps its own column.
+SIGNALS = ("entropy", "peak", "top4", "colors", "same", "flat", "sat", "gray", "edge", "sharp",
+           "noise")
+#: The triage CSV: the original five columns, then the score and the other signals.
+OUT_COLUMNS = ("id", "entropy", "class", "width", "height", "score", *SIGNALS[1:])
+#: Side of the colour sample taken from the decode by striding (no resampling: cheap).
+SAMPLE_SIDE = 64
+
+
+def _sample_rgb8(rgb16: np.ndarray | None, q16: np.ndarray) -> np.ndarray:
+    """About SAMPLE_SIDE x SAMPLE_SIDE 8-bit RGB pixels of the decode, by striding."""
+    src = rgb16 if rgb16 is not None else np.repeat(q16[..., None], 3, axis=2)
+    h, w = src.shape[:2]
+    step_y, step_x = max(1, h // SAMPLE_SIDE), max(1, w // SAMPLE_SIDE)
+    return (src[::step_y, ::step_x] // 257).astype(np.int32)
+
+
+def signals(counts: np.ndarray, small: np.ndarray, q16: np.ndarray,
+            rgb16: np.ndarray | None) -> dict[str, float]:
+    """The cheap measurements triage combines, from what ``prepare`` has decoded anyway.
+
+    ``counts``: the 256-level grey histogram of the decode; ``small``: the features' 64x64 grey
+    image (0..1); ``rgb16``: the decode's Q16 RGB (None for CMYK: colour signals then see grey).
+    What each one catches is in the README ("Triage"). All are shares or means in 0..1.
+    """
+    p = np.sort(np.asarray(counts, dtype=np.float64))[::-1] / max(1, counts.sum())
+    rgb = _sample_rgb8(rgb16, q16)
+    quant = (rgb[..., 0] >> 3) << 10 | (rgb[..., 1] >> 3) << 5 | (rgb[..., 2] >> 3)
+    same = np.concatenate([(rgb[:, 1:] == rgb[:, :-1]).all(axis=2).ravel(),
+                           (rgb[1:] == rgb[:-1]).all(axis=2).ravel()])
+    top, bottom = rgb.max(axis=2), rgb.min(axis=2)
+    gx = np.abs(np.diff(small, axis=1))[:-1]
+    gy = np.abs(np.diff(small, axis=0))[:, :-1]
+    grad = np.hypot(gx, gy)
+    lap = np.abs(small[1:-1, 1:-1] * 4 - small[:-2, 1:-1] - small[2:, 1:-1]
+                 - small[1:-1, :-2] - small[1:-1, 2:])
+    return {
+        "entropy": entropy_nats(counts),
+        "peak": float(p[0]),
+        "top4": float(p[:4].sum()),
+        "colors": float(np.unique(quant).size / quant.size),
+        "same": float(same.mean()),
+        "flat": float((grad < 0.004).mean()),
+        "sat": float(((top - bottom) / np.maximum(top, 1)).mean()),
+        "gray": float(((top - bottom) <= 6).mean()),
+        "edge": float(grad.mean()),
+        "sharp": float((grad > 0.25).mean()),
+        "noise": float(np.median(lap)),
+    }
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | Path = MODEL_PATH) -> dict:
+    """The shipped logistic model: standardisation and weights per signal, checked against SIGNALS."""
+    model = json.loads(Path(path).read_text())
+    if tuple(model["signals"]) != SIGNALS:
+        raise ValueError(f"{path}: model signals {model['signals']} are not {list(SIGNALS)}; "
+                         "refit with bench/fit_triage.py")
+    for key in ("mean", "scale", "coef"):
+        if len(model[key]) != len(SIGNALS):
+            raise ValueError(f"{path}: {key} has {len(model[key])} values, not {len(SIGNALS)}")
+    return model
+
+
+def score(values: dict[str, float], model: dict | None = None) -> float:
+    """Probability (0..1) that the image is a photograph, by the shipped logistic model."""
+    model = model or load_model()
+    x = np.array([values[name] for name in SIGNALS])
+    z = (x - np.asarray(model["mean"])) / np.asarray(model["scale"])
+    logit = float(z @ np.asarray(model["coef"]) + model["intercept"])
+    return 1.0 / (1.0 + math.exp(-min(max(logit, -50.0), 50.0)))
+
+
+def triage_class(values: dict[str, float], method: str, graphic_below: float, photo_above: float,
+                 score_graphic_below: float, score_photo_above: float) -> tuple[str, float]:
+    """(class, score): by the model's score, or by the entropy alone as before (score is then "")."""
+    if method == "entropy":
+        return classify(values["entropy"], graphic_below, photo_above), float("nan")
+    if method != "model":
+        raise ValueError(f"triage.method {method!r} is not one of {METHODS}")
+    value = score(values)
+    return classify(value, score_graphic_below, score_photo_above), value
