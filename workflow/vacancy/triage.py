@@ -90,8 +90,8 @@ def classify(entropy: float, graphic_below: float = 3.9, photo_above: float = 4.
 
 #: The triage signals (one list: the model JSON, the triage CSV, bench/fit_triage.py and the
 #: README's table all follow it). The entropy comes first and keeps its own column.
-SIGNALS = ("entropy", "peak", "top4", "colors", "same", "flat", "sat", "gray", "edge", "sharp",
-           "noise")
+SIGNALS = ("entropy", "peak", "top4", "colors", "same", "same_mid", "flat", "sat", "gray", "edge",
+           "sharp", "noise")
 #: The triage CSV: the original five columns, then the score and the other signals.
 OUT_COLUMNS = ("id", "entropy", "class", "width", "height", "score", *SIGNALS[1:])
 #: Side of the colour sample taken from the decode by striding (no resampling: cheap).
@@ -106,6 +106,19 @@ def _sample_rgb8(rgb16: np.ndarray | None, q16: np.ndarray) -> np.ndarray:
     return (src[::step_y, ::step_x] // 257).astype(np.int32)
 
 
+def _identical_neighbours(rgb: np.ndarray, clipped: np.ndarray) -> tuple[float, float]:
+    """Share of right and lower neighbours with identical RGB: of all pairs, and of the pairs
+    not both clipped to white or black (a blown-out window or a black night sky is a photo's
+    only source of identical runs; a drawing's fills are identical in any colour)."""
+    equal = [(rgb[:, 1:] == rgb[:, :-1]).all(axis=2), (rgb[1:] == rgb[:-1]).all(axis=2)]
+    open_ = [~(clipped[:, 1:] & clipped[:, :-1]), ~(clipped[1:] & clipped[:-1])]
+    pairs = sum(e.size for e in equal)
+    unclipped = sum(int(o.sum()) for o in open_)
+    same = sum(int(e.sum()) for e in equal) / max(1, pairs)
+    same_mid = sum(int((e & o).sum()) for e, o in zip(equal, open_)) / max(1, unclipped)
+    return float(same), float(same_mid)
+
+
 def signals(counts: np.ndarray, small: np.ndarray, q16: np.ndarray,
             rgb16: np.ndarray | None) -> dict[str, float]:
     """The cheap measurements triage combines, from what ``prepare`` has decoded anyway.
@@ -117,9 +130,8 @@ def signals(counts: np.ndarray, small: np.ndarray, q16: np.ndarray,
     p = np.sort(np.asarray(counts, dtype=np.float64))[::-1] / max(1, counts.sum())
     rgb = _sample_rgb8(rgb16, q16)
     quant = (rgb[..., 0] >> 3) << 10 | (rgb[..., 1] >> 3) << 5 | (rgb[..., 2] >> 3)
-    same = np.concatenate([(rgb[:, 1:] == rgb[:, :-1]).all(axis=2).ravel(),
-                           (rgb[1:] == rgb[:-1]).all(axis=2).ravel()])
     top, bottom = rgb.max(axis=2), rgb.min(axis=2)
+    same, same_mid = _identical_neighbours(rgb, (bottom >= 250) | (top <= 5))
     gx = np.abs(np.diff(small, axis=1))[:-1]
     gy = np.abs(np.diff(small, axis=0))[:, :-1]
     grad = np.hypot(gx, gy)
@@ -130,7 +142,8 @@ def signals(counts: np.ndarray, small: np.ndarray, q16: np.ndarray,
         "peak": float(p[0]),
         "top4": float(p[:4].sum()),
         "colors": float(np.unique(quant).size / quant.size),
-        "same": float(same.mean()),
+        "same": same,
+        "same_mid": same_mid,
         "flat": float((grad < 0.004).mean()),
         "sat": float(((top - bottom) / np.maximum(top, 1)).mean()),
         "gray": float(((top - bottom) <= 6).mean()),
