@@ -117,7 +117,9 @@ def main(argv=None) -> int:
           "| ratio with/without |")
     print("|---|---:|---:|---:|---:|---:|")
     with threadpool_limits(1):
-        for name, paths in (("demo", demo_paths(args.demo)), ("real set", real_paths(args.real))):
+        sets = (("demo", demo_paths(args.demo) if args.demo else []),
+                ("real set", real_paths(args.real) if args.real else []))
+        for name, paths in ((name, paths) for name, paths in sets if paths):
             r = measure(paths, args.repeat)
             n = max(1, r["images"])
             print(f"| {name} | {r['images']} | {1000 * r['without'] / n:.2f} | "
