@@ -1,4 +1,14 @@
-"""Triage: sort each image into graphic / maybe / photo by the entropy of its grey levels.
+"""Triage: sort each image into graphic / maybe / photo.
+
+Two methods (config ``triage.method``). ``entropy``, the original rule: the entropy of the grey
+levels against two thresholds (below). ``model``, the default: on real images the entropies of
+photos and graphics overlap (maps and dialogs near 4 nats, the moon or a dark stage below 3.9), so
+:func:`signals` adds cheap measurements of the same decode (dominant grey levels, identical
+neighbours, colour count, flat area, chroma, gradients, noise) and :func:`score` combines them
+with the entropy in a logistic model whose parameters ship in ``triage_model.json`` (fitted on
+the real-image set by ``bench/fit_triage.py``); the score, the probability of a photo, is cut at
+``triage.score_graphic_below`` and ``triage.score_photo_above``. README: "Triage: signals and
+model".
 
 Why entropy: floor plans, logos, "call now" banners and screenshots use few, flat grey levels;
 photos of rooms spread over most of the 256. The original scripts measured the Shannon entropy
