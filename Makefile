@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 CORES ?= 8
 PORT ?= 8000
 
-.PHONY: demo test serve setup system-deps python-deps node-deps bench clean
+# make report: the curator's report of the same run (README "Curating with the report").
+.PHONY: demo report test serve setup system-deps python-deps node-deps bench clean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) tiles
@@ -14,12 +15,18 @@ demo: setup
 	@echo "Map ready in results/site (tiles in results/tiles)."
 	@echo "Serve it with 'make serve' and open http://127.0.0.1:$(PORT)/site/"
 
-# The tests need more than the demo: Chromium for the viewer, a one-node SLURM for the profile.
+report: setup
+	$(BIN)/snakemake --cores $(CORES) report_figures
+	$(BIN)/snakemake --report results/report.html
+	@echo "Report ready: open results/report.html in a browser (no server needed)."
+
+# The tests need more than the demo: Chromium for the viewer, a one-node SLURM for the profile,
+# the Debian packages of the real-image set (bench/realset.py).
 # (the SLURM daemons are started and stopped by tests/test_slurm.py itself).
 test: setup
 	@bash tools/install-system-deps.sh test
 	@bash tools/slurm-test-cluster.sh install
-	VACANCY_REQUIRE_BROWSER=1 VACANCY_REQUIRE_SLURM=1 $(BIN)/pytest -q
+	VACANCY_REQUIRE_BROWSER=1 VACANCY_REQUIRE_SLURM=1 VACANCY_REQUIRE_REALSET=1 $(BIN)/pytest -q
 
 serve:
 	@echo "Serving results/ at http://127.0.0.1:$(PORT)/site/ (Ctrl-C to stop)"
