@@ -118,9 +118,9 @@ def test_shards_hold_every_cell_once(built):
     for k in range(70):
         record = seen[f"{k % 10},{k // 10}"]
         assert record["id"] == f"sf/{k:03d}.jpg"
-        assert set(record) == {"id", "location", "title", "price", "posted", "listing_url",
-                               "listing_id", "class"}
-    assert seen["5,2"] == {"id": "sf/025.jpg", "location": "sf", "title": "Room 25",
+        assert set(record) == {"id", "location", "state", "title", "price", "posted",
+                               "listing_url", "listing_id", "class"}
+    assert seen["5,2"] == {"id": "sf/025.jpg", "location": "sf", "state": "", "title": "Room 25",
                            "price": "$1025", "posted": "2024-05-01",
                            "listing_url": "https://sf.example/25.html", "listing_id": "L24",
                            "class": "photo"}

@@ -11,6 +11,13 @@ demand, so the first load stays well under 1 MB at 125,000 images:
 - ``index/ids/{k}.json``: ``{"id": {id: [col, row]}, "listing": {listing_id: [col, row]}}`` for
   the ids whose FNV-1a hash falls in bucket ``k`` (the page computes the same hash), so a jump
   to an image or listing id fetches one small file.
+- ``fields/{name}.bin``: one compact little-endian typed array per listing field (price, posted
+  date, location, state, triage class), one value per *cell* in reading order
+  (``row * cols + col``), empty cells holding the field's ``missing`` value. The filter, the
+  selection statistics and "select matching" run on these; they are fetched only when one of
+  those is first used, so the first load carries no per-image data. ``map.json`` lists them
+  under ``fields`` (dtype, missing value, category names, value range); a field no record has
+  is left out, and the page then shows no control for it.
 
 ``results/`` is the web root: the page at ``/site/`` finds the tiles at
 ``../tiles/{z}/{x}/{y}.jpg`` (or one PMTiles archive, see :mod:`vacancy.publish`) and the
@@ -26,9 +33,12 @@ import math
 import os
 import re
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from .common import atomic_dir, write_json
 from .tiles import read_cells
@@ -43,11 +53,17 @@ LEAFLET_FILES = ("leaflet.js", "leaflet.css")
 #: The pmtiles reader's browser build (a global ``pmtiles``), from node_modules.
 PMTILES_JS = Path(__file__).resolve().parents[2] / "node_modules" / "pmtiles" / "dist" / "pmtiles.js"
 #: Fields of selected.csv shown when a cell is clicked (the shard record).
-RECORD_FIELDS = ("id", "location", "title", "price", "posted", "listing_url", "listing_id",
-                 "class")
+RECORD_FIELDS = ("id", "location", "state", "title", "price", "posted", "listing_url",
+                 "listing_id", "class")
 SHARDS_URL = "cells/{bx}-{by}.json"
 LOCATION_URL = "index/loc/{i}.json"
 IDS_URL = "index/ids/{k}.json"
+FIELD_URL = "fields/{name}.bin"
+#: The filterable fields: (name, kind, dtype, missing value). Numbers are whole dollars and days
+#: since 1970-01-01 (uint16 lasts until 2149); categories are indexes into the field's ``names``.
+FIELD_SPECS = (("price", "number", "int32", -1), ("posted", "date", "uint16", 0),
+               ("location", "category", "uint16", 0xFFFF), ("state", "category", "uint8", 0xFF),
+               ("class", "category", "uint8", 0xFF))
 #: Ids per hash bucket aimed at (each id file then stays around 20-40 kB).
 IDS_PER_BUCKET = 500
 #: Zoom levels past the pyramid's top are capped: 2**8 x a 64-px cell is 16,384 px.
@@ -151,6 +167,73 @@ def build_indexes(cells_by_row, records) -> tuple[list[dict], dict[str, list[int
     return locations, cells, {"n": n_buckets, "buckets": dict(buckets)}
 
 
+def parse_price(text: str) -> int | None:
+    """Whole dollars from a listing's price text ("$1,150", "1150", "$1,150/mo"), else None."""
+    match = re.search(r"\d[\d,]*(?:\.\d+)?", text or "")
+    if not match:
+        return None
+    return int(float(match.group(0).replace(",", "")))
+
+
+def parse_posted(text: str) -> int | None:
+    """Days since 1970-01-01 of an ISO date or date-time ("2024-05-01T09:30:00"), else None."""
+    try:
+        days = (date.fromisoformat((text or "").strip()[:10]) - date(1970, 1, 1)).days
+    except ValueError:
+        return None
+    return days if 0 < days < 0xFFFF else None
+
+
+def _field_value(name: str, record: dict):
+    """One record's value of a filterable field (None when it has none)."""
+    if name == "price":
+        return parse_price(record.get("price", ""))
+    if name == "posted":
+        return parse_posted(record.get("posted", ""))
+    return (record.get(name) or "").strip() or None
+
+
+def build_fields(cells_by_row, records, cols: int, rows: int) -> tuple[list[dict], dict]:
+    """The per-cell field arrays and their descriptions for map.json (``fields``).
+
+    Returns ``(descriptions, {name: numpy array})``; see the module docstring for the layout.
+    Category names are sorted, so ``location`` codes are the legend's order.
+    """
+    values: dict[str, dict[int, object]] = {name: {} for name, *_ in FIELD_SPECS}
+    for row, cells in cells_by_row.items():
+        for col, image_id in cells:
+            record = records.get(image_id) or {"location": image_id.partition("/")[0]}
+            for name, *_ in FIELD_SPECS:
+                value = _field_value(name, record)
+                if value is not None:
+                    values[name][row * cols + col] = value
+    descriptions, arrays = [], {}
+    for name, kind, dtype, missing in FIELD_SPECS:
+        found = values[name]
+        if not found:
+            log.info("viewer: no record has a %s; the page shows no %s filter", name, name)
+            continue
+        array = np.full(cols * rows, missing, dtype=np.dtype(dtype).newbyteorder("<"))
+        desc = {"name": name, "kind": kind, "dtype": dtype, "missing": missing,
+                "url": FIELD_URL.format(name=name)}
+        if kind == "category":
+            counts = Counter(found.values())
+            names = sorted(counts)
+            if len(names) >= missing:
+                log.warning("viewer: %d distinct %s values, more than a %s holds; no %s filter",
+                            len(names), name, dtype, name)
+                continue
+            code = {n: i for i, n in enumerate(names)}
+            desc.update(names=names, counts=[counts[n] for n in names])
+            found = {k: code[v] for k, v in found.items()}
+        else:
+            desc.update(min=min(found.values()), max=max(found.values()))
+        array[np.fromiter(found, dtype=np.int64)] = np.fromiter(found.values(), dtype=np.int64)
+        descriptions.append(desc)
+        arrays[name] = array
+    return descriptions, arrays
+
+
 def _dump(path: Path, data) -> None:
     """Compact JSON with "<" escaped, so a data file can never be mistaken for markup."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +303,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
     records, largest = read_records(selected_csv, wanted)
     shards = build_shards(cells_by_row, records, shard_cells)
     locations, loc_cells, ids = build_indexes(cells_by_row, records)
+    fields, arrays = build_fields(cells_by_row, records, meta["cols"], meta["rows"])
     tiles_url = tiles_url.rstrip("/")
     if originals_dir is not None:
         originals_url = "originals"
@@ -238,6 +322,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
         "location_url": LOCATION_URL,
         "ids_url": IDS_URL,
         "id_buckets": ids["n"],
+        "fields": fields,
     }
     with atomic_dir(out_dir) as tmp:
         copy_templates(tmp, [tiles_url, pmtiles_url, originals_url])
@@ -253,6 +338,9 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
             _dump(tmp / LOCATION_URL.format(i=i), cells)
         for k, bucket in ids["buckets"].items():
             _dump(tmp / IDS_URL.format(k=k), bucket)
+        (tmp / "fields").mkdir()
+        for name, array in arrays.items():
+            (tmp / FIELD_URL.format(name=name)).write_bytes(array.tobytes())
         write_json(tmp / "map.json", site_meta)
     log.info("viewer: site with %d cells in %d shards, %d locations, %d id buckets written to %s",
              site_meta["count"], len(shards), len(locations), ids["n"], out_dir)
