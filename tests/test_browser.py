@@ -34,6 +34,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 COLS, ROWS, N, CELL = 6, 5, 28, 64
 VIEW_W, VIEW_H = 1200, 900
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
+MISSING_PRICE_K = 27
+#: The filter the browser sets: price and posted sliders (days since 1970), one state.
+FILTER = {"sliders": {"filter-price-lo": 1005, "filter-price-hi": 1020,
+                      "filter-posted-lo": 19723, "filter-posted-hi": 19754},   # 2024-01-01..02-01
+          "states": ["NY"]}
 
 # `make test` installs both and sets VACANCY_REQUIRE_BROWSER=1, so there a missing browser fails.
 pytestmark = pytest.mark.skipif(
@@ -62,6 +67,17 @@ def screen(col: float, row: float, z: int, centre=(COLS * CELL / 2, ROWS * CELL 
             VIEW_H / 2 + ((row + 0.5) * CELL - centre[1]) * s)
 
 
+def map_screen(x: float, y: float) -> tuple[float, float]:
+    """Screen pixel of map pixel (x, y) at zoom 1 (the pyramid's top), map centred as in z1."""
+    return VIEW_W / 2 + x - COLS * CELL / 2, VIEW_H / 2 + y - ROWS * CELL / 2
+
+
+#: Lasso outlines in map pixels: a triangle over the cells with col + row <= 2, then (alt) a
+#: square around cell (1, 1).
+LASSO_ADD = [(8, 8), (216, 8), (8, 216)]
+LASSO_REMOVE = [(70, 70), (122, 70), (122, 122), (70, 122)]
+
+
 def build_demo(results: Path) -> dict:
     """raw photos (200x150), grid.csv, selected.csv, tiles/, tiles.pmtiles, site/, site-pm/."""
     results.mkdir(parents=True)
@@ -73,8 +89,10 @@ def build_demo(results: Path) -> dict:
         Image.new("RGB", (200, 150), colour(k)).save(path, quality=95)
         entries.append(({"id": image_id(k), "location": loc, "filename": name, "path": str(path),
                          "class": "photo", "width": 200, "height": 150,
-                         "title": HOSTILE if k == 0 else f"Room {k}", "price": f"${1000 + k}",
-                         "posted": "2024-05-01", "listing_id": f"L{k // 2 * 2}",
+                         "title": HOSTILE if k == 0 else f"Room {k}",
+                         "price": "" if k == MISSING_PRICE_K else f"${1000 + k}",
+                         "posted": "2024-05-01" if k % 2 == 0 else "2024-01-15T10:00:00",
+                         "state": "CA" if loc == "sf" else "NY", "listing_id": f"L{k // 2 * 2}",
                          "listing_url": f"https://{loc}.example/{k}.html"}, *cell_of(k)))
     grid, selected = write_map_inputs(results, entries)
     thumbs = store_thumbs(results, (row for row, _, _ in entries), CELL)
@@ -109,6 +127,9 @@ def browser_run(tmp_path_factory):
         "exclude_to_load": str(excluded_fixture),
     }
     plan["views"]["deep"] = "#z=3&x=160&y=96"   # centre of cell (2, 1), two levels past the top
+    plan["filter"] = FILTER
+    plan["lasso"] = {"add": [map_screen(*p) for p in LASSO_ADD],
+                     "remove": [map_screen(*p) for p in LASSO_REMOVE]}
     (out / "plan.json").write_text(json.dumps(plan))
     server, base = serve_in_thread(results)
     plan["base"] = base
@@ -249,3 +270,153 @@ def test_loading_an_exclude_file_dims_its_cells(browser_run):
         seen, full = sample(pixels, screen(*cell_of(k), 1)), thumb_colour(results, k)
         want = full * 0.3 if k in LOAD_KS else full
         assert np.abs(seen - want).max() < 14, (k, seen, want)
+
+
+# --------------------------------------------------------------------------- research tools
+
+
+def selected_rows(results: Path) -> dict[str, dict]:
+    with open(results / "selected.csv", newline="", encoding="utf-8") as handle:
+        return {r["id"]: r for r in csv.DictReader(handle)}
+
+
+def filter_matches(results: Path, lo_day: int) -> list[int]:
+    """The ks that FILTER leaves lit, from selected.csv (the posted slider cannot go below the
+    earliest day, ``lo_day``, which the browser clamps it to)."""
+    from vacancy.viewer import parse_posted, parse_price
+    rows = selected_rows(results)
+    s = FILTER["sliders"]
+    out = []
+    for k in range(N):
+        r = rows[image_id(k)]
+        price, day = parse_price(r["price"]), parse_posted(r["posted"])
+        if (price is not None and s["filter-price-lo"] <= price <= s["filter-price-hi"]
+                and day is not None and max(lo_day, s["filter-posted-lo"]) <= day
+                <= s["filter-posted-hi"] and r["state"] in FILTER["states"]):
+            out.append(k)
+    return out
+
+
+def assert_dimmed_exactly(pixels: np.ndarray, results: Path, lit: list[int]) -> None:
+    """Lit cells show their photo; every other photo is dimmed (black at 200/255 over it)."""
+    for k in range(N):
+        seen = sample(pixels, screen(*cell_of(k), 1))
+        want = thumb_colour(results, k) * (1 if k in lit else 55 / 255)
+        assert np.abs(seen - want).max() < 12, (k, k in lit, seen, want)
+
+
+def test_filter_dims_exactly_the_cells_that_do_not_match(browser_run):
+    got, out, results = browser_run
+    fields = json.loads((results / "site" / "map.json").read_text())["fields"]
+    lo_day = next(f["min"] for f in fields if f["name"] == "posted")
+    lit = filter_matches(results, lo_day)
+    assert lit == [5, 7, 9, 11, 13, 15, 17, 19]
+    assert got["filterControls"] == ["filter-price", "filter-posted", "filter-location",
+                                     "filter-state"]          # one class only: no class control
+    assert got["filter"]["lit"] == len(lit) and got["filter"]["count"] == f"{len(lit)} of {N} lit"
+    assert got["filter"]["histograms"] == 2
+    assert got["filter"]["outputs"] == ["$1,005 \u2013 $1,020", "2024-01-15 \u2013 2024-02-01"]
+    assert_dimmed_exactly(shot(out, "filter"), results, lit)
+    assert f"{len(lit)} match the filter" in got["filter"]["legend"][0]
+    assert got["errors"] == []
+
+
+def test_filter_survives_a_reload_through_the_permalink(browser_run):
+    got, out, results = browser_run
+    url = got["filterUrl"]
+    assert "price=1005-1020" in url and "state=NY" in url and "posted=2024-01-15..2024-02-01" in url
+    again = got["filterReloaded"]
+    assert dict(again["sliders"])["filter-price-lo"] == 1005 and again["states"] == ["NY"]
+    lit = filter_matches(results, 19737)
+    assert again["lit"] == len(lit)
+    assert_dimmed_exactly(shot(out, "filter-reload"), results, lit)
+
+
+def test_statistics_of_the_lit_cells(browser_run):
+    got, _, results = browser_run
+    rows = selected_rows(results)
+    lit = filter_matches(results, 19737)
+    prices = [int(rows[image_id(k)]["price"].lstrip("$")) for k in lit]
+    stats = got["filter"]["stats"]
+    assert stats["what"] == "lit" and stats["count"] == len(lit)
+    assert stats["price"] == list(np.percentile(prices, [25, 50, 75]))
+    assert stats["posted"] == ["2024-01-15", "2024-01-15"]
+    assert stats["top"] == [["ny", len(lit)]]
+    assert got["filter"]["statsText"][0] == f"{len(lit)} lit"
+
+
+def test_select_matching_takes_every_lit_cell(browser_run):
+    got, _, results = browser_run
+    lit = filter_matches(results, 19737)
+    assert got["matching"]["selection"] == len(lit)
+    assert got["matching"]["stats"]["what"] == "selected"
+    assert got["matching"]["stats"]["count"] == len(lit)
+
+
+def lasso_cells() -> list[int]:
+    """The ks the two lassos leave selected: centres inside the triangle, less the square."""
+    def in_triangle(x, y):
+        return x > 8 and y > 8 and (x - 8) + (y - 8) < 208
+    def in_square(x, y):
+        return 70 < x < 122 and 70 < y < 122
+    centres = {k: ((cell_of(k)[0] + 0.5) * CELL, (cell_of(k)[1] + 0.5) * CELL) for k in range(N)}
+    return [k for k, (x, y) in centres.items() if in_triangle(x, y) and not in_square(x, y)]
+
+
+def test_lasso_selects_the_cells_inside_the_drawn_outline(browser_run):
+    got, out, results = browser_run
+    assert got["lassoAdded"]["selection"] == 6        # cells with col + row <= 2
+    kept = lasso_cells()
+    assert kept == [0, 1, 2, 6, 12]
+    removed = got["lassoRemoved"]
+    assert removed["selection"] == len(kept)
+    rows = selected_rows(results)
+    stats = removed["stats"]
+    assert stats["what"] == "selected" and stats["count"] == len(kept)
+    assert stats["price"] == list(np.percentile([int(rows[image_id(k)]["price"].lstrip("$"))
+                                                 for k in kept], [25, 50, 75]))
+    assert stats["top"] == [["sf", 4], ["ny", 1]]
+    assert stats["posted"] == ["2024-01-15", "2024-05-01"]
+    assert removed["statsText"][-1] == "sf 4, ny 1"
+    # the selection is painted: each kept cell is tinted blue, the removed one is not
+    pixels = shot(out, "lasso-removed")
+    for k in range(N):
+        seen, base = sample(pixels, screen(*cell_of(k), 1)), thumb_colour(results, k)
+        tinted = 0.7 * base + 0.3 * np.array([0, 170, 255])
+        assert np.abs(seen - (tinted if k in kept else base)).max() < 14, (k, seen)
+
+
+def test_selection_exports_listing_fields_and_keeps_hostile_titles_as_text(browser_run):
+    got, out, results = browser_run
+    with open(out / "selection.csv", newline="", encoding="utf-8") as handle:
+        exported = list(csv.DictReader(handle))
+    rows = selected_rows(results)
+    kept = lasso_cells()
+    assert [r["id"] for r in exported] == [image_id(k) for k in kept]   # reading order
+    for r in exported:
+        src = rows[r["id"]]
+        assert {f: r[f] for f in ("location", "state", "title", "price", "posted", "class",
+                                  "listing_id", "listing_url")} == \
+            {f: src[f] for f in ("location", "state", "title", "price", "posted", "class",
+                                 "listing_id", "listing_url")}
+    assert exported[0]["title"] == HOSTILE
+    assert (exported[0]["col"], exported[0]["row"]) == ("0", "0")
+    assert "dialogs" not in got
+
+
+def test_minimap_follows_the_view_and_moves_it(browser_run):
+    got, out, _ = browser_run
+    ov = got["overview"]
+    for when in ("before", "moved", "clicked"):
+        mini, view = ov[when]["minimap"], ov[when]["view"]
+        assert all(abs(mini[k] - view[k]) < 0.5 for k in view), (when, mini, view)
+    assert abs(ov["moved"]["center"]["x"] - 320) < 1 and abs(ov["moved"]["center"]["y"] - 256) < 1
+    box = ov["box"]
+    assert round(box["width"]) == 160 and round(box["height"]) == -(-160 * ROWS // COLS)   # ceil
+    # a click a quarter into the minimap centres the main map there
+    assert abs(ov["clicked"]["center"]["x"] - COLS * CELL / 4) < 3
+    assert abs(ov["clicked"]["center"]["y"] - ROWS * CELL / 4) < 3
+    mini = shot(out, "minimap-only")
+    # the outline is drawn in yellow somewhere on it
+    yellow = (mini[..., 0] > 200) & (mini[..., 1] > 170) & (mini[..., 2] < 80)
+    assert yellow.sum() > 50

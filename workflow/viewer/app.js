@@ -1491,9 +1491,9 @@
       Object.keys(controls).forEach(function (name) { controls[name].set(null); });
       apply();
     });
-    /** The filter the address holds, if any: set the controls and apply it. */
-    function restore() {
-      var filter = parseFilter(location.hash, Object.keys(controls));
+    /** The filter the address held at start (``hash``), if any: set the controls, apply it. */
+    function restore(hash) {
+      var filter = parseFilter(hash, Object.keys(controls));
       if (!Object.keys(filter).length) {
         return Promise.resolve();
       }
@@ -1657,6 +1657,7 @@
 
   /** Builds the page: the shared state, then each feature, in the order its map handlers run. */
   function init(meta) {
+    var startHash = location.hash; // restoring the view rewrites it
     var app = createApp(meta);
     addTiles(app);
     app.marks = addCellMarks(app);
@@ -1675,10 +1676,10 @@
     var filter = createFilter(app, fields, permalink);
     createStats(app);
     addSelectionTools(app, fields, cull);
-    addOverview(app);
 
     permalink.restore(inspect.openCell);
-    filter.restore();
+    addOverview(app); // outlines the view, so after the view is set
+    filter.restore(startHash);
     app.state.setFilter = filter.set; // for the tests and the benchmark
     originals.update();
     setStatus(meta.count + " photos");
