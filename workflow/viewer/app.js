@@ -1612,7 +1612,8 @@
       keyboard: false, touchZoom: false, minZoom: zoom, maxZoom: zoom,
     });
     var options = { tileSize: app.meta.tile_size, minNativeZoom: app.meta.min_zoom,
-      maxNativeZoom: app.meta.min_zoom, minZoom: zoom, maxZoom: zoom, bounds: app.bounds, noWrap: true };
+      maxNativeZoom: app.meta.min_zoom, minZoom: Math.floor(zoom), maxZoom: Math.ceil(zoom) + 1,
+      bounds: app.bounds, noWrap: true };
     (app.meta.pmtiles_url && window.pmtiles ? pmtilesLayer(L, app.meta.pmtiles_url, options) :
       L.tileLayer(app.meta.tile_url, options)).addTo(mini);
     mini.setView(app.bounds.getCenter(), zoom, { animate: false });
