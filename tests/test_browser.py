@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vacancy.common import write_csv
 from vacancy.publish import write_pmtiles
+from vacancy.regions import REGION_COLUMNS, assign_regions
 from vacancy.select import read_exclude_file
 from vacancy.serve import serve_in_thread
 from vacancy.thumbs import ThumbStore
@@ -92,7 +94,8 @@ def build_demo(results: Path) -> dict:
                          "title": HOSTILE if k == 0 else f"Room {k}",
                          "price": "" if k == MISSING_PRICE_K else f"${1000 + k}",
                          "posted": "2024-05-01" if k % 2 == 0 else "2024-01-15T10:00:00",
-                         "state": "CA" if loc == "sf" else "NY", "listing_id": f"L{k // 2 * 2}",
+                         "state": HOSTILE if k == MISSING_PRICE_K else "CA" if loc == "sf" else "NY",
+                         "listing_id": f"L{k // 2 * 2}",
                          "listing_url": f"https://{loc}.example/{k}.html"}, *cell_of(k)))
     grid, selected = write_map_inputs(results, entries)
     thumbs = store_thumbs(results, (row for row, _, _ in entries), CELL)
@@ -100,7 +103,15 @@ def build_demo(results: Path) -> dict:
     render_tiles(grid, [thumbs], tiles, COLS, ROWS, cell_px=CELL)
     layout = json.loads((tiles / "meta.json").read_text())
     write_pmtiles(tiles, results / "tiles.pmtiles")
+    region, reps, anchors = assign_regions(np.array([colour(k) for k in range(N)], dtype=float),
+                                           np.array([cell_of(k) for k in range(N)]), 3, 3, 0)
+    write_csv(results / "regions.csv", ({"id": image_id(k), "region": int(region[k]),
+                                         "representative": int(reps[k]), "anchor": int(anchors[k])}
+                                        for k in range(N)), REGION_COLUMNS)
     meta = build_site(layout, grid, selected, results / "site", LEAFLET, shard_cells=4)
+    # labels cover photos at low zoom, so the region scenario has a site of its own
+    build_site(layout, grid, selected, results / "site-regions", LEAFLET, shard_cells=4,
+               regions_csv=results / "regions.csv")
     build_site(layout, grid, selected, results / "site-pm", LEAFLET, shard_cells=4,
                pmtiles_url="../tiles.pmtiles")
     return meta
@@ -128,6 +139,7 @@ def browser_run(tmp_path_factory):
     }
     plan["views"]["deep"] = "#z=3&x=160&y=96"   # centre of cell (2, 1), two levels past the top
     plan["filter"] = FILTER
+    plan["hostile_state"] = HOSTILE
     plan["lasso"] = {"add": [map_screen(*p) for p in LASSO_ADD],
                      "remove": [map_screen(*p) for p in LASSO_REMOVE]}
     (out / "plan.json").write_text(json.dumps(plan))
@@ -420,3 +432,51 @@ def test_minimap_follows_the_view_and_moves_it(browser_run):
     # the outline is drawn in yellow somewhere on it
     yellow = (mini[..., 0] > 200) & (mini[..., 1] > 170) & (mini[..., 2] < 80)
     assert yellow.sum() > 50
+
+
+def region_members(results: Path) -> dict[str, list[int]]:
+    with open(results / "regions.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        out.setdefault(r["region"], []).append(int(r["id"].split("/")[1][:3]))
+    return out
+
+
+def test_region_labels_show_at_low_zoom_and_fly_to_their_cells(browser_run):
+    got, out, results = browser_run
+    members = region_members(results)
+    assert sorted(members) == ["1", "2", "3"]
+    regions = got["regions"]
+    assert regions["labelsAtZ1"] == 0                   # 64-px cells: no label over the photos
+    labels = {r["region"]: r for r in regions["labels"]}
+    assert sorted(labels) == ["1", "2", "3"]
+    for name, ks in members.items():
+        assert labels[name]["text"].startswith(f"region {name}: {len(ks)} photo")
+        assert labels[name]["children"] == 0
+    shown = [r for r in regions["labels"] if r["shown"]]
+    assert shown and shown[0]["region"] == max(members, key=lambda m: len(members[m]))
+    for a in shown:     # labels never overlap one another
+        for b in shown:
+            if a is not b:
+                ra, rb = a["rect"], b["rect"]
+                assert (ra["right"] <= rb["left"] or rb["right"] <= ra["left"]
+                        or ra["bottom"] <= rb["top"] or rb["bottom"] <= ra["top"])
+    # clicking a label selects exactly its region's cells and brings them into view
+    name = regions["clickedRegion"]
+    clicked = regions["clicked"]
+    assert clicked["region"] == {"region": name, "selection": len(members[name])}
+    assert sorted(map(tuple, clicked["cells"])) == sorted(cell_of(k) for k in members[name])
+    view = clicked["view"]
+    for k in members[name]:
+        col, row = cell_of(k)
+        assert view["x0"] - 1 <= (col + 0.5) * CELL <= view["x1"] + 1
+        assert view["y0"] - 1 <= (row + 0.5) * CELL <= view["y1"] + 1
+    assert clicked["stats"]["what"] == "selected" and clicked["stats"]["count"] == len(members[name])
+
+
+def test_hostile_state_is_text_in_the_filter_list(browser_run):
+    got, _, _ = browser_run
+    hostile = got["regions"]["hostileOption"]
+    assert hostile["text"] == HOSTILE + " (1)" and hostile["elements"] == 0
+    assert hostile["pwned"] is None

@@ -320,6 +320,41 @@ async function run() {
       results.overview.clicked = await read();
       await page.close();
     }
+
+    // 9. region labels at low zoom; a click flies to the region and selects it
+    {
+      const regionSite = plan.base + "/site-regions/";
+      const z1 = await openMap(context, regionSite + plan.views.z1);
+      results.regions = { labelsAtZ1: await z1.evaluate(() => window.vacancyState.regionLabels) };
+      await z1.close();
+      const page = await openMap(context, regionSite + plan.views.z0);
+      results.regions.labels = await page.evaluate(() => Array.from(
+        document.querySelectorAll(".region-label span")).map((el) => ({
+        region: el.dataset.region, text: el.textContent, children: el.children.length,
+        shown: el.dataset.shown === "true", rect: el.getBoundingClientRect().toJSON() })));
+      results.regions.hostileOption = await page.evaluate((text) => {
+        const option = Array.from(document.querySelectorAll("#filter-state-list option"))
+          .find((o) => o.value === text);
+        return option ? { text: option.textContent, elements: option.children.length,
+          pwned: window.__pwned === undefined ? null : window.__pwned } : null;
+      }, plan.hostile_state);
+      await page.screenshot({ path: path.join(out, "regions.png") });
+      results.regions.clickedRegion = results.regions.labels.find((l) => l.shown).region;
+      await page.click(`.region-label span[data-region="${results.regions.clickedRegion}"]`);
+      await page.waitForFunction(() => window.vacancyState.region, null, { timeout: 5000 });
+      await page.waitForTimeout(900); // the flight
+      results.regions.clicked = await page.evaluate(() => {
+        const m = window.vacancyState.map;
+        const b = m.getBounds();
+        const nw = m.project(b.getNorthWest(), 1);
+        const se = m.project(b.getSouthEast(), 1);
+        return { region: window.vacancyState.region, stats: window.vacancyState.stats,
+          view: { x0: nw.x, y0: nw.y, x1: se.x, y1: se.y }, zoom: m.getZoom(),
+          cells: window.vacancyState.selectionCells };
+      });
+      await page.screenshot({ path: path.join(out, "region-clicked.png") });
+      await page.close();
+    }
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });

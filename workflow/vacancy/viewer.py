@@ -63,7 +63,7 @@ FIELD_URL = "fields/{name}.bin"
 #: since 1970-01-01 (uint16 lasts until 2149); categories are indexes into the field's ``names``.
 FIELD_SPECS = (("price", "number", "int32", -1), ("posted", "date", "uint16", 0),
                ("location", "category", "uint16", 0xFFFF), ("state", "category", "uint8", 0xFF),
-               ("class", "category", "uint8", 0xFF))
+               ("class", "category", "uint8", 0xFF), ("region", "category", "uint8", 0xFF))
 #: Ids per hash bucket aimed at (each id file then stays around 20-40 kB).
 IDS_PER_BUCKET = 500
 #: Zoom levels past the pyramid's top are capped: 2**8 x a 64-px cell is 16,384 px.
@@ -193,16 +193,26 @@ def _field_value(name: str, record: dict):
     return (record.get(name) or "").strip() or None
 
 
-def build_fields(cells_by_row, records, cols: int, rows: int) -> tuple[list[dict], dict]:
+def _natural(value: str):
+    """Sort key putting "2" before "10" (region numbers) and text after numbers."""
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+
+def build_fields(cells_by_row, records, cols: int, rows: int,
+                 regions: dict | None = None) -> tuple[list[dict], dict]:
     """The per-cell field arrays and their descriptions for map.json (``fields``).
 
     Returns ``(descriptions, {name: numpy array})``; see the module docstring for the layout.
-    Category names are sorted, so ``location`` codes are the legend's order.
+    Category names are sorted (numbers by value), so ``location`` codes are the legend's order.
+    ``regions`` (id -> region row of regions.csv) adds the ``region`` field.
     """
+    regions = regions or {}
     values: dict[str, dict[int, object]] = {name: {} for name, *_ in FIELD_SPECS}
     for row, cells in cells_by_row.items():
         for col, image_id in cells:
             record = records.get(image_id) or {"location": image_id.partition("/")[0]}
+            if image_id in regions:
+                record = {**record, "region": regions[image_id]["region"]}
             for name, *_ in FIELD_SPECS:
                 value = _field_value(name, record)
                 if value is not None:
@@ -218,7 +228,7 @@ def build_fields(cells_by_row, records, cols: int, rows: int) -> tuple[list[dict
                 "url": FIELD_URL.format(name=name)}
         if kind == "category":
             counts = Counter(found.values())
-            names = sorted(counts)
+            names = sorted(counts, key=_natural)
             if len(names) >= missing:
                 log.warning("viewer: %d distinct %s values, more than a %s holds; no %s filter",
                             len(names), name, dtype, name)
@@ -232,6 +242,48 @@ def build_fields(cells_by_row, records, cols: int, rows: int) -> tuple[list[dict
         descriptions.append(desc)
         arrays[name] = array
     return descriptions, arrays
+
+
+def read_regions(regions_csv) -> dict[str, dict]:
+    """``id -> {"region", "representative", "anchor"}`` from the regions rule's CSV."""
+    with open(regions_csv, newline="", encoding="utf-8") as handle:
+        return {r["id"]: r for r in csv.DictReader(handle)}
+
+
+def _top(counter: Counter) -> list | None:
+    """``[most common value, its share]`` of a counter, or None when it is empty."""
+    if not counter:
+        return None
+    value, n = counter.most_common(1)[0]
+    return [value, round(n / sum(counter.values()), 3)]
+
+
+def build_regions(cells_by_row, records, regions: dict) -> list[dict]:
+    """What the page labels each region with: ``[{"region", "count", "col", "row" (anchor),
+    "bbox" [col0, row0, col1, row1] (5th-95th percentiles of its cells), "location", "state"
+    ([most common, share]), "median_price", "image" (representative id)}]``."""
+    members: dict[str, list] = defaultdict(list)
+    for row, cells in cells_by_row.items():
+        for col, image_id in cells:
+            if image_id in regions:
+                members[regions[image_id]["region"]].append((col, row, image_id))
+    out = []
+    for name in sorted(members, key=_natural):
+        cells = members[name]
+        pos = np.array([(c, r) for c, r, _ in cells])
+        lo, hi = np.percentile(pos, 5, axis=0), np.percentile(pos, 95, axis=0)
+        anchor = next(((c, r) for c, r, i in cells if regions[i]["anchor"] == "1"), tuple(pos[0]))
+        recs = [records.get(i) or {} for _, _, i in cells]
+        prices = [p for p in (parse_price(r.get("price", "")) for r in recs) if p is not None]
+        out.append({
+            "region": name, "count": len(cells), "col": int(anchor[0]), "row": int(anchor[1]),
+            "bbox": [int(lo[0]), int(lo[1]), int(np.ceil(hi[0])), int(np.ceil(hi[1]))],
+            "location": _top(Counter(r.get("location") for r in recs if r.get("location"))),
+            "state": _top(Counter(r.get("state") for r in recs if r.get("state"))),
+            "median_price": float(np.median(prices)) if prices else None,
+            "image": next((i for _, _, i in cells if regions[i]["representative"] == "1"), None),
+        })
+    return out
 
 
 def _dump(path: Path, data) -> None:
@@ -285,7 +337,7 @@ def link_originals(dest: Path, originals_dir) -> None:
 def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
                tiles_url: str = "../tiles", shard_cells: int = 32,
                pmtiles_url: str | None = None, originals_url: str = "../raw",
-               originals_dir=None, pmtiles_js=PMTILES_JS) -> dict:
+               originals_dir=None, pmtiles_js=PMTILES_JS, regions_csv=None) -> dict:
     """Write the static viewer site into ``out_dir`` (atomically); return its map.json.
 
     ``layout`` is the pyramid's geometry (:func:`vacancy.tiles.layout_meta`), known from the grid
@@ -294,6 +346,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
     tiles from that one archive instead of the folder. Originals are fetched from
     ``originals_url/<location>/<filename>``; with ``originals_dir`` (a folder source outside
     the web root) the site gets an ``originals`` symlink to it and uses that instead.
+    ``regions_csv`` (the regions rule's output) adds the region labels and the region field.
     """
     if shard_cells < 1:
         raise ValueError(f"shard_cells must be >= 1, got {shard_cells}")
@@ -303,7 +356,8 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
     records, largest = read_records(selected_csv, wanted)
     shards = build_shards(cells_by_row, records, shard_cells)
     locations, loc_cells, ids = build_indexes(cells_by_row, records)
-    fields, arrays = build_fields(cells_by_row, records, meta["cols"], meta["rows"])
+    regions = read_regions(regions_csv) if regions_csv else {}
+    fields, arrays = build_fields(cells_by_row, records, meta["cols"], meta["rows"], regions)
     tiles_url = tiles_url.rstrip("/")
     if originals_dir is not None:
         originals_url = "originals"
@@ -323,6 +377,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
         "ids_url": IDS_URL,
         "id_buckets": ids["n"],
         "fields": fields,
+        "regions": build_regions(cells_by_row, records, regions),
     }
     with atomic_dir(out_dir) as tmp:
         copy_templates(tmp, [tiles_url, pmtiles_url, originals_url])

@@ -36,6 +36,8 @@
   var EXTRA_ZOOM = 2;
   /** Original photos are overlaid only when at most this many cells are in view. */
   var MAX_ORIGINALS = 64;
+  /** Region labels show only while a cell is at most this many screen pixels wide. */
+  var LABEL_MAX_CELL_PX = 32;
 
   // ------------------------------------------------------------------------ pure functions
 
@@ -421,6 +423,23 @@
       }
     });
     return out;
+  }
+
+  /**
+   * A region's label: "region 12: 1,843 photos, mostly TX, median $1,150" ("mostly" when one
+   * state, or else location, holds half of it, "most from" otherwise).
+   */
+  function regionLabel(region) {
+    var parts = ["region " + region.region + ": " + region.count.toLocaleString("en-US") +
+      (region.count === 1 ? " photo" : " photos")];
+    var top = region.state || region.location;
+    if (top) {
+      parts.push((top[1] >= 0.5 ? "mostly " : "most from ") + top[0]);
+    }
+    if (region.median_price != null) {
+      parts.push("median $" + Math.round(region.median_price).toLocaleString("en-US"));
+    }
+    return parts.join(", ");
   }
 
   /** A CSV field that a spreadsheet shows as text: a leading = + - @ or tab gets a quote. */
@@ -1072,6 +1091,7 @@
     function updateStatus() {
       app.state.excluded = app.excludedIds.size;
       app.state.selection = selectionSet.cells.size;
+      app.state.selectionCells = Array.from(selectionSet.cells.values());
       $("cull-count").textContent = selectionSet.cells.size + " selected, " +
         app.excludedIds.size + " excluded";
       app.marks.layer.redraw();
@@ -1393,7 +1413,8 @@
     var box = document.createElement("fieldset");
     box.id = "filter-" + desc.name;
     var legend = document.createElement("legend");
-    legend.textContent = { location: "Location", state: "State", "class": "Class" }[desc.name] || desc.name;
+    legend.textContent = { location: "Location", state: "State", "class": "Class",
+      region: "Region" }[desc.name] || desc.name;
     var select = document.createElement("select");
     select.multiple = true;
     select.id = "filter-" + desc.name + "-list";
@@ -1656,6 +1677,82 @@
     return { mini: mini, legend: legend };
   }
 
+
+  /**
+   * Named regions: a label per region (from the regions rule) at its anchor cell, shown while
+   * cells are at most LABEL_MAX_CELL_PX on screen, so labels never cover photos seen up close.
+   * A click flies to the region's cells and selects them (the statistics follow). Owns the
+   * labels and state.regionLabels / state.region.
+   */
+  function addRegions(app, fields, cull) {
+    var regions = app.meta.regions || [];
+    if (!regions.length) {
+      return;
+    }
+    var L = app.L;
+    var c = app.meta.cell_px;
+    var group = L.layerGroup();
+    var spans = [];
+    regions.forEach(function (region) {
+      var el = document.createElement("span");
+      el.textContent = regionLabel(region);
+      el.dataset.region = String(region.region);
+      spans.push({ el: el, count: region.count });
+      var marker = L.marker(app.toLatLng((region.col + 0.5) * c, (region.row + 0.5) * c), {
+        icon: L.divIcon({ html: el, className: "region-label", iconSize: null }),
+        title: "Fly to region " + region.region + " and select it", riseOnHover: true,
+      });
+      marker.on("click", function () { flyTo(region); });
+      group.addLayer(marker);
+    });
+    function flyTo(region) {
+      var b = region.bbox;
+      app.map.flyToBounds(L.latLngBounds(app.toLatLng(b[0] * c, (b[3] + 1) * c),
+        app.toLatLng((b[2] + 1) * c, b[1] * c)), { duration: 0.5 });
+      return fields.load().then(function (loaded) {
+        var f = loaded.region;
+        var code = f ? f.desc.names.indexOf(String(region.region)) : -1;
+        var cells = [];
+        for (var k = 0; code >= 0 && k < f.values.length; k++) {
+          if (f.values[k] === code) {
+            cells.push({ col: k % app.meta.cols, row: Math.floor(k / app.meta.cols) });
+          }
+        }
+        cull.selectCells(cells, "replace");
+        app.state.region = { region: region.region, selection: cells.length };
+      });
+    }
+    function update() {
+      var cellOnScreen = c * Math.pow(2, app.map.getZoom() - app.maxZoom);
+      var show = cellOnScreen <= LABEL_MAX_CELL_PX;
+      if (show && !app.map.hasLayer(group)) {
+        group.addTo(app.map);
+      } else if (!show && app.map.hasLayer(group)) {
+        group.remove();
+      }
+      app.state.regionLabels = show ? declutter() : 0;
+    }
+    /** Hide each label that would overlap a larger region's label; return how many show. */
+    function declutter() {
+      var placed = [];
+      spans.slice().sort(function (a, b) { return b.count - a.count; }).forEach(function (s) {
+        s.el.style.visibility = "";
+        var r = s.el.getBoundingClientRect();
+        var clash = placed.some(function (p) {
+          return r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom;
+        });
+        s.el.style.visibility = clash ? "hidden" : "";
+        s.el.dataset.shown = String(!clash);
+        if (!clash) {
+          placed.push(r);
+        }
+      });
+      return placed.length;
+    }
+    app.map.on("zoomend", update);
+    update();
+  }
+
   /** Builds the page: the shared state, then each feature, in the order its map handlers run. */
   function init(meta) {
     var startHash = location.hash; // restoring the view rewrites it
@@ -1677,6 +1774,7 @@
     var filter = createFilter(app, fields, permalink);
     createStats(app);
     addSelectionTools(app, fields, cull);
+    addRegions(app, fields, cull);
 
     permalink.restore(inspect.openCell);
     addOverview(app); // outlines the view, so after the view is set
@@ -1726,6 +1824,7 @@
     pointInPolygon: pointInPolygon,
     cellsInPolygon: cellsInPolygon,
     csvText: csvText,
+    regionLabel: regionLabel,
     selectionCsvText: selectionCsvText,
     start: start,
   };
