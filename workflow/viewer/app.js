@@ -38,6 +38,9 @@
   var MAX_ORIGINALS = 64;
   /** Region labels show only while a cell is at most this many screen pixels wide. */
   var LABEL_MAX_CELL_PX = 32;
+  /** The pane of the cell marks and the dimming: above the originals laid over the tiles past
+   * the pyramid's top (overlayPane, 400), below the labels (markerPane, 600). */
+  var MARKS_PANE = "vacancy-marks";
 
   // ------------------------------------------------------------------------ pure functions
 
@@ -569,7 +572,7 @@
         return canvas;
       },
     });
-    return new Layer({ tileSize: meta.tile_size, pane: "overlayPane", noWrap: true });
+    return new Layer({ tileSize: meta.tile_size, pane: MARKS_PANE, noWrap: true });
   }
 
 
@@ -626,7 +629,7 @@
         return canvas;
       },
     });
-    var layer = new Layer({ tileSize: meta.tile_size, pane: "overlayPane", noWrap: true });
+    var layer = new Layer({ tileSize: meta.tile_size, pane: MARKS_PANE, noWrap: true });
     layer.on("tileunload", function (e) { live.delete(e.tile); });
     layer.repaint = function () { live.forEach(function (coords, canvas) { paint(canvas, coords); }); };
     return layer;
@@ -667,6 +670,9 @@
       zoomSnap: 1,
       attributionControl: false,
     });
+    var pane = map.createPane(MARKS_PANE);
+    pane.style.zIndex = 450;
+    pane.style.pointerEvents = "none";
     var toLatLng = function (px, py) {
       var ll = pixelToLatLng(px, py, maxZoom);
       return L.latLng(ll[0], ll[1]);
