@@ -42,7 +42,8 @@ LEAFLET = REPO / "node_modules" / "leaflet" / "dist"
 
 
 def synthetic_results(n: int, seed: int = 0) -> Path:
-    """A results folder with a site of ``n`` listings (built once, kept in bench/cache)."""
+    """A results folder with a site of ``n`` listings (inputs and tiles made once and kept in
+    bench/cache; the site is rebuilt every time, so it has the current page)."""
     import datetime
     import math
 
@@ -50,11 +51,15 @@ def synthetic_results(n: int, seed: int = 0) -> Path:
     from PIL import Image
 
     from vacancy.common import write_csv
+    from vacancy.regions import REGION_COLUMNS, assign_regions
     from vacancy.select import SELECTED_COLUMNS
     from vacancy.tiles import layout_meta
 
     results = REPO / "bench" / "cache" / f"viewer-{n}"
-    if (results / "site" / "map.json").is_file():
+    if (results / "tiles" / "meta.json").is_file():
+        layout = json.loads((results / "tiles" / "meta.json").read_text())
+        build_site(layout, results / "grid.csv", results / "selected.csv", results / "site", LEAFLET,
+                   regions_csv=results / "regions.csv")
         return results
     rng = np.random.default_rng(seed)
     cols = math.ceil(math.sqrt(n))
@@ -75,6 +80,13 @@ def synthetic_results(n: int, seed: int = 0) -> Path:
     write_csv(results / "selected.csv", selected, SELECTED_COLUMNS)
     write_csv(results / "grid.csv", ({"id": f"{locations[loc[k]]}/{k:06d}.jpg", "col": k % cols,
                                       "row": k // cols} for k in range(n)), ["id", "col", "row"])
+    # 24 regions as patches of the grid (k-means on the cell positions stands in for PCA)
+    cells = np.array([(k % cols, k // cols) for k in range(n)])
+    region, reps, anchors = assign_regions(cells.astype(float), cells, 24, 2, seed)
+    write_csv(results / "regions.csv", ({"id": f"{locations[loc[k]]}/{k:06d}.jpg",
+                                         "region": int(region[k]), "representative": int(reps[k]),
+                                         "anchor": int(anchors[k])} for k in range(n)),
+              REGION_COLUMNS)
     layout = layout_meta(cols, rows)
     tiles = results / "tiles"
     for z in range(min(4, layout["max_zoom"] + 1)):   # what the fitted first view shows
@@ -84,8 +96,9 @@ def synthetic_results(n: int, seed: int = 0) -> Path:
                 path = tiles / str(z) / str(x) / f"{y}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.new("RGB", (256, 256), (40 + 20 * z, 90, 40 * x % 256)).save(path, quality=85)
+    build_site(layout, results / "grid.csv", results / "selected.csv", results / "site", LEAFLET,
+               regions_csv=results / "regions.csv")
     (tiles / "meta.json").write_text(json.dumps({**layout, "count": n}))
-    build_site(layout, results / "grid.csv", results / "selected.csv", results / "site", LEAFLET)
     return results
 
 

@@ -23,13 +23,6 @@ async function run(url, repeats) {
     executablePath: "/usr/bin/chromium", headless: true, args: FLAGS,
     viewport: { width: 1280, height: 800 },
   });
-  let bytes = { fields: 0, shards: 0 };
-  context.on("requestfinished", async (r) => {
-    const s = await r.sizes().catch(() => null);
-    const size = s ? s.responseBodySize + s.responseHeadersSize : 0;
-    if (/\/fields\//.test(r.url())) bytes.fields += size;
-    if (/\/cells\//.test(r.url())) bytes.shards += size;
-  });
   try {
     const page = await context.newPage();
     await page.goto(url);
@@ -85,10 +78,13 @@ async function run(url, repeats) {
       res.shards_fetch_ms = t1 - t0;
       res.shards_mask_ms = performance.now() - t1;
       res.shards = shards.length;
+      // bytes as transferred (the server sends no compression)
+      const sum = (re) => performance.getEntriesByType("resource").filter((e) => re.test(e.name))
+        .reduce((a, e) => a + e.encodedBodySize, 0);
+      res.fields_bytes = sum(/\/fields\//);
+      res.shards_bytes = sum(/\/cells\//);
       return res;
     }, repeats);
-    out.fields_bytes = bytes.fields;
-    out.shards_bytes = bytes.shards;
     out.url = url;
     return out;
   } finally {

@@ -11,6 +11,11 @@
  * excluded (dimmed) and exported as the workflow's exclude file (one id per line, # comments)
  * or as a CSV; an existing exclude file can be loaded to show what is already out.
  *
+ * Research: a filter (price and date ranges with histograms, location / state / class / region
+ * lists) dims the cells that do not match, from compact per-cell field arrays fetched on first
+ * use (fields/*.bin); statistics of the selection or the lit cells; a lasso and "select
+ * matching"; export of the selection as CSV; region labels at low zoom; a minimap and legend.
+ *
  * Listing text comes from scraped pages and is untrusted: it is only ever inserted with
  * textContent, and links are only made for http(s) URLs.
  *
@@ -1447,6 +1452,21 @@
     };
   }
 
+  /** The filter's controls by field name, added to the page (the box hides when there is none). */
+  function filterControls(descs, onInput) {
+    var controls = {};
+    descs.forEach(function (desc) {
+      if (desc.kind === "category" && desc.names.length < 2) {
+        return; // one value: nothing to choose
+      }
+      var control = desc.kind === "category" ? listControl(desc, onInput) : rangeControl(desc, onInput);
+      controls[desc.name] = control;
+      $("filter-body").insertBefore(control.el, $("filter-reset"));
+    });
+    $("filter").hidden = !Object.keys(controls).length;
+    return controls;
+  }
+
   /**
    * Filter: a range control with its histogram per numeric field, a list per category with two
    * or more names (a field the data lacks has no control). Cells that do not match are dimmed
@@ -1457,17 +1477,7 @@
     var meta = app.meta;
     var n = meta.cols * meta.rows;
     var layer = dimLayer(app.L, meta, function () { return app.lit; }).addTo(app.map);
-    var controls = {};
-    var body = $("filter-body");
-    (meta.fields || []).forEach(function (desc) {
-      if (desc.kind === "category" && desc.names.length < 2) {
-        return; // one value: nothing to choose
-      }
-      var control = desc.kind === "category" ? listControl(desc, apply) : rangeControl(desc, apply);
-      controls[desc.name] = control;
-      body.insertBefore(control.el, $("filter-reset"));
-    });
-    $("filter").hidden = !Object.keys(controls).length;
+    var controls = filterControls(meta.fields || [], function () { apply(); });
 
     function current() {
       var filter = {};
@@ -1511,6 +1521,7 @@
       if ($("filter").open) {
         fields.load().then(function () {
           Object.keys(controls).forEach(function (name) { controls[name].show(app.fields[name]); });
+          app.onChange.forEach(function (f) { f(); }); // the statistics, now that they can be
         });
       }
     });
@@ -1622,8 +1633,7 @@
 
   /**
    * Overview: a small second map of the whole grid (the pyramid's lowest zoom) with the main
-   * view outlined; a click there centres the main map. Under it a legend of what the marks
-   * mean, with their counts. Owns #minimap, #legend-marks and state.minimap.
+   * view outlined; a click there centres the main map. Owns #minimap and state.minimap.
    */
   function addOverview(app) {
     var L = app.L;
@@ -1656,7 +1666,10 @@
     app.map.on("move zoom", follow);
     mini.on("click", function (e) { app.map.panTo(e.latlng); });
     follow();
+  }
 
+  /** Legend: what the marks on the map mean, with their counts; follows every change. */
+  function addMarksLegend(app) {
     function legend() {
       var items = [
         ["lit", app.lit ? app.lit.lit + " match the filter" : app.meta.count + " photos, no filter"],
@@ -1680,9 +1693,40 @@
     }
     app.onChange.push(legend);
     legend();
-    return { mini: mini, legend: legend };
   }
 
+
+  /** A region's label as a marker at its anchor cell; the text only ever as textContent. */
+  function regionMarker(app, region, onClick) {
+    var c = app.meta.cell_px;
+    var el = document.createElement("span");
+    el.textContent = regionLabel(region);
+    el.dataset.region = String(region.region);
+    var marker = app.L.marker(app.toLatLng((region.col + 0.5) * c, (region.row + 0.5) * c), {
+      icon: app.L.divIcon({ html: el, className: "region-label", iconSize: null }),
+      title: "Fly to region " + region.region + " and select it", riseOnHover: true,
+    });
+    marker.on("click", onClick);
+    return { el: el, marker: marker };
+  }
+
+  /** Hide each label that would overlap a larger region's label; return how many show. */
+  function declutter(spans) {
+    var placed = [];
+    spans.slice().sort(function (a, b) { return b.count - a.count; }).forEach(function (s) {
+      s.el.style.visibility = "";
+      var r = s.el.getBoundingClientRect();
+      var clash = placed.some(function (p) {
+        return r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom;
+      });
+      s.el.style.visibility = clash ? "hidden" : "";
+      s.el.dataset.shown = String(!clash);
+      if (!clash) {
+        placed.push(r);
+      }
+    });
+    return placed.length;
+  }
 
   /**
    * Named regions: a label per region (from the regions rule) at its anchor cell, shown while
@@ -1698,18 +1742,10 @@
     var L = app.L;
     var c = app.meta.cell_px;
     var group = L.layerGroup();
-    var spans = [];
-    regions.forEach(function (region) {
-      var el = document.createElement("span");
-      el.textContent = regionLabel(region);
-      el.dataset.region = String(region.region);
-      spans.push({ el: el, count: region.count });
-      var marker = L.marker(app.toLatLng((region.col + 0.5) * c, (region.row + 0.5) * c), {
-        icon: L.divIcon({ html: el, className: "region-label", iconSize: null }),
-        title: "Fly to region " + region.region + " and select it", riseOnHover: true,
-      });
-      marker.on("click", function () { flyTo(region); });
-      group.addLayer(marker);
+    var spans = regions.map(function (region) {
+      var label = regionMarker(app, region, function () { flyTo(region); });
+      group.addLayer(label.marker);
+      return { el: label.el, count: region.count };
     });
     function flyTo(region) {
       var b = region.bbox;
@@ -1736,24 +1772,7 @@
       } else if (!show && app.map.hasLayer(group)) {
         group.remove();
       }
-      app.state.regionLabels = show ? declutter() : 0;
-    }
-    /** Hide each label that would overlap a larger region's label; return how many show. */
-    function declutter() {
-      var placed = [];
-      spans.slice().sort(function (a, b) { return b.count - a.count; }).forEach(function (s) {
-        s.el.style.visibility = "";
-        var r = s.el.getBoundingClientRect();
-        var clash = placed.some(function (p) {
-          return r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom;
-        });
-        s.el.style.visibility = clash ? "hidden" : "";
-        s.el.dataset.shown = String(!clash);
-        if (!clash) {
-          placed.push(r);
-        }
-      });
-      return placed.length;
+      app.state.regionLabels = show ? declutter(spans) : 0;
     }
     app.map.on("zoomend", update);
     update();
@@ -1784,6 +1803,7 @@
 
     permalink.restore(inspect.openCell);
     addOverview(app); // outlines the view, so after the view is set
+    addMarksLegend(app);
     filter.restore(startHash);
     app.state.setFilter = filter.set; // for the tests and the benchmark
     originals.update();
