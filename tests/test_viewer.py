@@ -434,3 +434,50 @@ def test_lasso_cells_and_selection_csv_in_node(tmp_path):
     assert rows[1]["title"] == HOSTILE and rows[1]["price"] == "$900"
     assert rows[0]["title"] == "'=HYPERLINK(\"x\")"   # a spreadsheet shows it as text
     assert (rows[0]["col"], rows[0]["row"]) == ("0", "0")
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def test_regions_are_numbered_in_reading_order_with_one_representative_each():
+    """Two well-separated clusters of vectors on the left and right halves of a 6x4 grid."""
+    import numpy as np
+    from vacancy.regions import assign_regions
+    cells = np.array([(c, r) for r in range(4) for c in range(6)])
+    right = cells[:, 0] >= 3
+    vectors = np.where(right[:, None], 10.0, 0.0) + np.random.default_rng(0).normal(0, 0.1, (24, 3))
+    region, reps, anchors = assign_regions(vectors, cells, k=2, dims=3, seed=0)
+    assert set(region[~right]) == {1} and set(region[right]) == {2}   # left's anchor reads first
+    for g in (1, 2):
+        members = region == g
+        assert reps[members].sum() == 1 and anchors[members].sum() == 1
+        centre = vectors[members].mean(axis=0)
+        nearest = np.argmin(((vectors - centre) ** 2).sum(axis=1) + np.where(members, 0, 1e9))
+        assert reps[nearest] == 1
+    assert assign_regions(vectors[:3], cells[:3], k=10, dims=3, seed=0)[0].max() == 3   # k capped
+
+
+def test_site_regions_summarise_their_cells(tmp_path):
+    import csv as csvlib
+    from vacancy.common import write_csv
+    from vacancy.regions import REGION_COLUMNS
+    results, grid, selected, tiles = make_results(tmp_path, cols=5, rows=4, n=20, cell_px=16)
+    # region 1: the first two rows (k 0-9), region 2: the rest; anchors and representatives
+    write_csv(results / "regions.csv", ({"id": f"sf/{k:03d}.jpg", "region": 1 if k < 10 else 2,
+                                         "representative": int(k in (3, 14)),
+                                         "anchor": int(k in (7, 12))} for k in range(20)),
+              REGION_COLUMNS)
+    meta = build_site(json.loads((tiles / "meta.json").read_text()), grid, selected,
+                      results / "site", LEAFLET, regions_csv=results / "regions.csv")
+    with open(selected, newline="", encoding="utf-8") as handle:
+        prices = {r["id"]: int(r["price"].lstrip("$")) for r in csvlib.DictReader(handle)}
+    one, two = meta["regions"]
+    assert (one["region"], one["count"], one["col"], one["row"], one["image"]) == ("1", 10, 2, 1, "sf/003.jpg")
+    assert (two["region"], two["count"], two["col"], two["row"], two["image"]) == ("2", 10, 2, 2, "sf/014.jpg")
+    assert one["median_price"] == sorted(prices[f"sf/{k:03d}.jpg"] for k in range(10))[4] + 0.5
+    assert one["location"] == ["sf", 1.0] and one["state"] is None   # no state in this data
+    assert one["bbox"][1] == 0 and one["bbox"][3] == 1 and two["bbox"][1] == 2
+    region_field = next(f for f in meta["fields"] if f["name"] == "region")
+    assert region_field["names"] == ["1", "2"] and region_field["counts"] == [10, 10]
+    values = read_field(results / "site", region_field)
+    assert list(values[:20]) == [0] * 10 + [1] * 10
