@@ -122,7 +122,7 @@ def print_filter(n: int, r: dict) -> None:
     print(f"viewer of {n} images: research tools in headless Chromium (1280x800, fitted view)")
     print(f"  first load      {first['bytes_before_tiles'] / 1024:8.1f} kB in "
           f"{first['requests_before_tiles']} requests ({', '.join(first['files_before_tiles'])})")
-    print("| data the filter runs on | bytes | load ms | mask ms |")
+    print("| data the filter runs on | bytes | load ms | filter ms (arrays: mask + repaint) |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| per-cell field arrays (fields/*.bin) | {f['fields_bytes'] / 1024:,.0f} kB | "
           f"{f['first_ms']:.0f} (incl. first filter) | {f['mask_median_ms']:.1f} |")
