@@ -481,3 +481,15 @@ def test_site_regions_summarise_their_cells(tmp_path):
     assert region_field["names"] == ["1", "2"] and region_field["counts"] == [10, 10]
     values = read_field(results / "site", region_field)
     assert list(values[:20]) == [0] * 10 + [1] * 10
+
+
+def test_region_label_text_in_node():
+    regions = [{"region": "12", "count": 1843, "state": ["TX", 0.61], "location": ["austin", 0.4],
+                "median_price": 1149.6},
+               {"region": "3", "count": 1, "state": None, "location": ["sf", 0.3], "median_price": None},
+               {"region": "4", "count": 7, "state": [HOSTILE, 0.9], "location": None,
+                "median_price": 950}]
+    out = run_node(f"out = {json.dumps(regions)}.map(api.regionLabel);")
+    assert out == ["region 12: 1,843 photos, mostly TX, median $1,150",
+                   "region 3: 1 photo, most from sf",
+                   f"region 4: 7 photos, mostly {HOSTILE}, median $950"]
