@@ -1394,7 +1394,7 @@
       input.addEventListener("input", onInput);
       return input;
     });
-    box.append(legend, canvas, sliders[0], sliders[1], out);
+    box.append(legend, sliders[0], sliders[1], canvas, out); // the histogram under the sliders
     var counts = null;
     return {
       el: box,
