@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .common import atomic_dir, write_json
+from .common import atomic_dir
 from .tiles import read_cells
 
 log = logging.getLogger("vacancy.viewer")
@@ -396,7 +396,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
         (tmp / "fields").mkdir()
         for name, array in arrays.items():
             (tmp / FIELD_URL.format(name=name)).write_bytes(array.tobytes())
-        write_json(tmp / "map.json", site_meta)
+        _dump(tmp / "map.json", site_meta)   # compact: it is part of every first load
     log.info("viewer: site with %d cells in %d shards, %d locations, %d id buckets written to %s",
              site_meta["count"], len(shards), len(locations), ids["n"], out_dir)
     return site_meta
