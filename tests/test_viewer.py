@@ -365,8 +365,8 @@ def test_field_arrays_hold_each_cells_value_from_selected_csv(built):
 
 def test_price_and_posted_parsing():
     from vacancy.viewer import parse_posted, parse_price
-    assert [parse_price(t) for t in ("$1,150", "1150", "$2,400/mo", "call", "", "$99.50")] == \
-        [1150, 1150, 2400, None, None, 99]
+    assert [parse_price(t) for t in ("$1,150", "1150", "$2,400/mo", "call", "", "$99.50",
+                                     "$99,999,999,999")] == [1150, 1150, 2400, None, None, 99, None]
     assert [parse_posted(t) for t in ("2024-05-01T09:30:00-07:00", "2024-05-01", "soon", "")] == \
         [19844, 19844, None, None]
 

@@ -12,7 +12,7 @@ demand, so the first load stays well under 1 MB at 125,000 images:
   the ids whose FNV-1a hash falls in bucket ``k`` (the page computes the same hash), so a jump
   to an image or listing id fetches one small file.
 - ``fields/{name}.bin``: one compact little-endian typed array per listing field (price, posted
-  date, location, state, triage class), one value per *cell* in reading order
+  date, location, state, triage class, and the region of the regions rule), one value per *cell* in reading order
   (``row * cols + col``), empty cells holding the field's ``missing`` value. The filter, the
   selection statistics and "select matching" run on these; they are fetched only when one of
   those is first used, so the first load carries no per-image data. ``map.json`` lists them
@@ -168,11 +168,13 @@ def build_indexes(cells_by_row, records) -> tuple[list[dict], dict[str, list[int
 
 
 def parse_price(text: str) -> int | None:
-    """Whole dollars from a listing's price text ("$1,150", "1150", "$1,150/mo"), else None."""
+    """Whole dollars from a listing's price text ("$1,150", "1150", "$1,150/mo"), else None
+    (also for a number too large for the int32 array: no real rent is)."""
     match = re.search(r"\d[\d,]*(?:\.\d+)?", text or "")
     if not match:
         return None
-    return int(float(match.group(0).replace(",", "")))
+    dollars = int(float(match.group(0).replace(",", "")))
+    return dollars if dollars < 2**31 else None
 
 
 def parse_posted(text: str) -> int | None:
@@ -203,7 +205,7 @@ def build_fields(cells_by_row, records, cols: int, rows: int,
     """The per-cell field arrays and their descriptions for map.json (``fields``).
 
     Returns ``(descriptions, {name: numpy array})``; see the module docstring for the layout.
-    Category names are sorted (numbers by value), so ``location`` codes are the legend's order.
+    Category names are sorted (names of digits only by value, so region "2" comes before "10").
     ``regions`` (id -> region row of regions.csv) adds the ``region`` field.
     """
     regions = regions or {}
