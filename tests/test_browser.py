@@ -473,13 +473,17 @@ def test_region_labels_show_at_low_zoom_and_fly_to_their_cells(browser_run):
         assert view["x0"] - 1 <= (col + 0.5) * CELL <= view["x1"] + 1
         assert view["y0"] - 1 <= (row + 0.5) * CELL <= view["y1"] + 1
     assert clicked["stats"]["what"] == "selected" and clicked["stats"]["count"] == len(members[name])
+    with open(results / "regions.csv", newline="", encoding="utf-8") as handle:
+        rep = next(r["id"] for r in csv.DictReader(handle)
+                   if r["region"] == name and r["representative"] == "1")
+    assert clicked["opened"]["id"] == rep            # its representative photo in the panel
     # and they are painted as selected, over the original photos shown past the pyramid's top
     pixels, s = shot(out, "region-clicked"), 2.0 ** (clicked["zoom"] - 1)
     for k in range(N):
         col, row = cell_of(k)
         xy = (((col + 0.5) * CELL - view["x0"]) * s, ((row + 0.5) * CELL - view["y0"]) * s)
-        if not (20 < xy[0] < VIEW_W - 200 and 280 < xy[1] < VIEW_H - 20):
-            continue     # off screen, or under the tools box or the overview
+        if not (20 < xy[0] < VIEW_W - 360 and 280 < xy[1] < VIEW_H - 20):
+            continue     # off screen, or under the tools box, the panel or the overview
         base = np.array(colour(k), dtype=float)
         want = 0.7 * base + 0.3 * np.array([0, 170, 255]) if k in members[name] else base
         assert np.abs(sample(pixels, xy) - want).max() < 14, (k, k in members[name])

@@ -349,6 +349,7 @@ async function run() {
         const nw = m.project(b.getNorthWest(), 1);
         const se = m.project(b.getSouthEast(), 1);
         return { region: window.vacancyState.region, stats: window.vacancyState.stats,
+          opened: window.vacancyState.selected,
           view: { x0: nw.x, y0: nw.y, x1: se.x, y1: se.y }, zoom: m.getZoom(),
           cells: window.vacancyState.selectionCells };
       });

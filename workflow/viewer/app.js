@@ -1731,10 +1731,11 @@
   /**
    * Named regions: a label per region (from the regions rule) at its anchor cell, shown while
    * cells are at most LABEL_MAX_CELL_PX on screen, so labels never cover photos seen up close.
-   * A click flies to the region's cells and selects them (the statistics follow). Owns the
+   * A click flies to the region's cells, selects them (the statistics follow) and opens its
+   * representative photo (the member nearest the cluster's centre) in the panel. Owns the
    * labels and state.regionLabels / state.region.
    */
-  function addRegions(app, fields, cull) {
+  function addRegions(app, fields, cull, inspect) {
     var regions = app.meta.regions || [];
     if (!regions.length) {
       return;
@@ -1762,6 +1763,12 @@
         }
         cull.selectCells(cells, "replace");
         app.state.region = { region: region.region, selection: cells.length };
+        // what the region looks like: its representative photo in the panel
+        return region.image ? app.records.lookup(region.image) : null;
+      }).then(function (cell) {
+        if (cell) {
+          inspect.openCell(cell, false);
+        }
       });
     }
     function update() {
@@ -1799,7 +1806,7 @@
     var filter = createFilter(app, fields, permalink);
     createStats(app);
     addSelectionTools(app, fields, cull);
-    addRegions(app, fields, cull);
+    addRegions(app, fields, cull, inspect);
 
     permalink.restore(inspect.openCell);
     addOverview(app); // outlines the view, so after the view is set
