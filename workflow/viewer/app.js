@@ -1478,6 +1478,7 @@
     var n = meta.cols * meta.rows;
     var layer = dimLayer(app.L, meta, function () { return app.lit; }).addTo(app.map);
     var controls = filterControls(meta.fields || [], function () { apply(); });
+    var writeTimer = null;
 
     function current() {
       var filter = {};
@@ -1495,7 +1496,9 @@
       var active = Object.keys(filter).length > 0;
       app.filterText = formatFilter(filter);
       Object.keys(controls).forEach(function (name) { controls[name].show(app.fields && app.fields[name]); });
-      permalink.write();
+      // a dragged slider fires many inputs; Chromium ignores history calls past ~200 in 10 s
+      clearTimeout(writeTimer);
+      writeTimer = setTimeout(permalink.write, 150);
       if (!active) {
         app.lit = null;
         app.state.lit = null;
