@@ -57,25 +57,23 @@ rule dedup:
         "../scripts/dedup.py"
 
 
-def exclude_input(wildcards):
-    """The curator's exclude file is an input, so editing it reruns select and what follows."""
-    return [config["exclude_file"]] if config.get("exclude_file") else []
-
-
 rule select:
-    """Photos (and maybe), minus copies, minus rejects, minus the curator's exclude file."""
+    """Photos (and maybe, all or those the include file names), minus copies, minus rejects,
+    minus the curator's exclude file."""
     input:
         inventories=per_location(f"{R}/inventory/{{location}}.csv"),
         triage=per_location(f"{R}/triage/{{location}}.csv"),
         rejects=per_location(f"{R}/prepare/{{location}}.rejects.csv"),
         duplicates=f"{R}/duplicates.csv",
-        exclude=exclude_input,
+        exclude=curator_file("exclude_file"),
+        include=curator_file("include_file"),
     output:
         selected=f"{R}/selected.csv",
         rejects=f"{R}/rejects.csv",
     params:
         keep_maybe=config["triage"]["keep_maybe"],
         exclude_file=config.get("exclude_file") or "",
+        include_file=config.get("include_file") or "",
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),
