@@ -26,7 +26,7 @@ def test_empty_input_gives_no_rows(tmp_path):
     write_csv(empty, [], ["id", "dhash", "width", "height", "bytes"])
     out = tmp_path / "duplicates.csv"
     assert dedup([empty], out, max_distance=2)["duplicates"] == 0
-    assert out.read_text().strip() == "id,kept_id,distance"
+    assert out.read_text().strip() == "id,kept_id,distance,correlation"
 
 
 def test_exact_copies_keep_the_largest_image():
@@ -131,8 +131,8 @@ def test_dedup_reads_location_csvs_and_writes_sorted_rows(tmp_path):
     out = tmp_path / "results" / "duplicates.csv"
     counts = dedup([tmp_path / "nyc.csv", tmp_path / "sf.csv"], out, max_distance=1)
     assert read_csv(out) == [
-        {"id": "nyc/b.jpg", "kept_id": "nyc/a.jpg", "distance": "1"},
-        {"id": "sf/z.jpg", "kept_id": "nyc/a.jpg", "distance": "1"},
+        {"id": "nyc/b.jpg", "kept_id": "nyc/a.jpg", "distance": "1", "correlation": ""},
+        {"id": "sf/z.jpg", "kept_id": "nyc/a.jpg", "distance": "1", "correlation": ""},
     ]
     assert counts == {"images": 4, "duplicates": 2, "exact": 0, "groups": 1, "kept": 2}
     meta = json.loads((out.parent / "duplicates.csv.meta.json").read_text())

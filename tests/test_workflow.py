@@ -174,8 +174,9 @@ def test_bad_config_value_is_reported_with_its_key(tmp_path):
     assert result.returncode != 0 and "triage.graphic_below" in result.stdout + result.stderr
 
 
-def test_exclude_file_reruns_select_and_what_follows(demo_run):
-    """A curator's exclude file (the viewer exports this format) is an input of select only."""
+def test_exclude_file_reruns_dedup_select_and_what_follows(demo_run):
+    """A curator's exclude file (the viewer exports this format) is an input of dedup (an
+    excluded image never keeps a copy off the map) and select; nothing upstream reruns."""
     ids = [r["id"] for r in read_csv(results(demo_run) / "grid.csv")[:5]]
     exclude = demo_run / "exclude.txt"
     exclude.write_text("# exported by the viewer\n" + "\n".join(ids) + "\n")
@@ -183,7 +184,7 @@ def test_exclude_file_reruns_select_and_what_follows(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "exclude_file": str(exclude)})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "viewer": 1,
+        assert jobs == {"dedup": 1, "select": 1, "pca": 1, "tsne": 1, "grid": 1, "viewer": 1,
                         "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)

@@ -35,14 +35,28 @@ rule prepare:
         "../scripts/prepare.py"
 
 
+def exclude_input(wildcards):
+    """The curator's exclude file is an input of dedup and select, so editing it reruns them and
+    what follows (dedup never keeps an excluded image)."""
+    return [config["exclude_file"]] if config.get("exclude_file") else []
+
+
 rule dedup:
-    """Group copies across all locations; keep the largest of each group."""
+    """Group copies among the images that can reach the map; keep the largest of each group."""
     input:
-        per_location(f"{R}/hashes/{{location}}.csv"),
+        hashes=per_location(f"{R}/hashes/{{location}}.csv"),
+        triage=per_location(f"{R}/triage/{{location}}.csv"),
+        features=per_location(f"{R}/features/{{location}}.h5"),
+        exclude=exclude_input,
     output:
         f"{R}/duplicates.csv",
     params:
         max_distance=config["dedup"]["max_distance"],
+        check=config["dedup"]["check"],
+        inner_distance=config["dedup"]["inner_distance"],
+        min_correlation=config["dedup"]["min_correlation"],
+        keep_maybe=config["triage"]["keep_maybe"],
+        exclude_file=config.get("exclude_file") or "",
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),
@@ -55,11 +69,6 @@ rule dedup:
         f"{ENVS}/images.yaml"
     script:
         "../scripts/dedup.py"
-
-
-def exclude_input(wildcards):
-    """The curator's exclude file is an input, so editing it reruns select and what follows."""
-    return [config["exclude_file"]] if config.get("exclude_file") else []
 
 
 rule select:
