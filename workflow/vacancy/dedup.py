@@ -68,6 +68,7 @@ from pathlib import Path
 import h5py
 import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature files use)
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .common import iter_csv, provenance, read_csv, write_csv
 
@@ -86,6 +87,8 @@ CELLS = 12
 ZOOMS = (1 / 1.06, 1 / 1.04, 1 / 1.02, 1.0, 1.02, 1.04, 1.06)
 #: Pixels left out on each side for the inner dHash.
 INNER_MARGIN = 4
+#: Candidate pairs checked at once (each holds two profile sets, 8 KB as float32).
+CHECK_PAIRS = 8192
 #: Feature rows read at once (a multiple of the files' 64-row chunks).
 READ_ROWS = 1024
 
@@ -305,11 +308,19 @@ def _unit_rows(values: np.ndarray) -> np.ndarray:
     return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-6)
 
 
+def _sandwich(left: np.ndarray, images: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ image @ right.T`` for a stack of images, as two large matrix products (a
+    broadcast ``@`` would do one small product per image, ten times slower)."""
+    n, size = images.shape[0], images.shape[1]
+    half = (images.reshape(n * size, size) @ right.T).reshape(n, size, right.shape[0])
+    return np.tensordot(left, half, axes=([1], [1])).transpose(1, 0, 2)
+
+
 def profiles(gray64: np.ndarray) -> np.ndarray:
     """(n, len(ZOOMS), CELLS**2) float16: each image's central window at every zoom, as unit
     vectors, so the dot product of two is a Pearson correlation."""
     gray64 = np.asarray(gray64, dtype=np.float32)
-    out = [_unit_rows(np.einsum("kn,inm,lm->ikl", w, gray64, w))
+    out = [_unit_rows(_sandwich(w, gray64, w))
            for w in (window_matrix(z).astype(np.float32) for z in ZOOMS)]
     return np.stack(out, axis=1).astype(np.float16)
 
@@ -320,7 +331,7 @@ def inner_dhash(gray64: np.ndarray) -> np.ndarray:
     gray64 = np.asarray(gray64, dtype=np.float32)
     cols = window_matrix(1.0, 9, INNER_MARGIN).astype(np.float32)
     rows = window_matrix(1.0, 8, INNER_MARGIN).astype(np.float32)
-    small = np.einsum("kn,inm,lm->ikl", rows, gray64, cols)
+    small = _sandwich(rows, gray64, cols)
     bits = (small[:, :, 1:] > small[:, :, :-1]).reshape(len(gray64), -1)
     return np.packbits(bits, axis=1).view(">u8")[:, 0].astype(np.uint64)
 
@@ -339,8 +350,8 @@ def read_descriptors(feature_h5s, wanted: set[str]) -> tuple[dict[str, int], np.
                         if ids[k] in wanted and ids[k] not in rows]
                 if not take:
                     continue
-                block = features[start:take[-1] + 1, :64 * 64]
-                gray = block[np.array(take) - start].reshape(-1, 64, 64)
+                block = features[start:take[-1] + 1]  # whole rows: faster than a column slice
+                gray = block[np.array(take) - start, :64 * 64].reshape(-1, 64, 64)
                 for k in take:
                     rows[ids[k]] = len(rows)
                 hashes.append(inner_dhash(gray))
@@ -355,8 +366,8 @@ def aligned_correlation(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
     the other's unzoomed window (both ways round)."""
     centre = ZOOMS.index(1.0)
     pa, pb = pa.astype(np.float32), pb.astype(np.float32)
-    ab = np.einsum("psk,pk->ps", pa, pb[:, centre]).max(axis=1)
-    ba = np.einsum("psk,pk->ps", pb, pa[:, centre]).max(axis=1)
+    ab = np.matmul(pa, pb[:, centre, :, None])[..., 0].max(axis=1)
+    ba = np.matmul(pb, pa[:, centre, :, None])[..., 0].max(axis=1)
     return np.maximum(ab, ba)
 
 
@@ -432,8 +443,8 @@ def _verified_pairs(ids, hashes, max_distance, nbits, check: SecondCheck):
     both = (row[i] >= 0) & (row[j] >= 0)
     i, j = i[both], j[both]
     corr = np.empty(i.size, dtype=np.float32)
-    for start in range(0, i.size, CHUNK_PAIRS // 8):
-        part = slice(start, start + CHUNK_PAIRS // 8)
+    for start in range(0, i.size, CHECK_PAIRS):
+        part = slice(start, start + CHECK_PAIRS)
         corr[part] = aligned_correlation(check.profile[row[i[part]]], check.profile[row[j[part]]])
     ok = corr >= check.min_correlation
     log.info("second check: %d candidate pairs, %d pass correlation >= %g",
@@ -509,10 +520,12 @@ def dedup(hash_csvs: list, out_csv, max_distance: int = 0, triage_csvs=None, fea
         eligible = eligible_ids(triage_csvs, keep_maybe, excluded)
         records = [row for row in records if row["id"] in eligible]
     second = None
-    if check == "features":
-        second = SecondCheck.from_features(feature_h5s or [], {r["id"] for r in records},
-                                           inner_distance, min_correlation)
-    rows = find_duplicates(records, max_distance, second)
+    # Small matrix products: BLAS threads only add overhead (and contention on a busy machine).
+    with threadpool_limits(1):
+        if check == "features":
+            second = SecondCheck.from_features(feature_h5s or [], {r["id"] for r in records},
+                                               inner_distance, min_correlation)
+        rows = find_duplicates(records, max_distance, second)
     params = {"max_distance": max_distance, "check": check, "inner_distance": inner_distance,
               "min_correlation": min_correlation, "keep_maybe": keep_maybe,
               "exclude_file": str(exclude_file) if exclude_file else None,
