@@ -231,7 +231,7 @@ def real_prepared(tmp_path_factory):
 
 def run_dedup(prepared, tmp_path, **params) -> dict[str, str]:
     out = tmp_path / "duplicates.csv"
-    settings = {"max_distance": 7, "check": "features", "inner_distance": 7, "min_correlation": 0.99,
+    settings = {"max_distance": 7, "check": "features", "inner_distance": 8, "min_correlation": 0.99,
                 **params}
     dedup([prepared["hashes.csv"]], out, triage_csvs=[prepared["triage.csv"]],
           feature_h5s=[prepared["features.h5"]], **settings)
