@@ -1,14 +1,16 @@
 """Stage ``dedup``: find copies of the same photo across all locations, keep one of each.
 
 Listings re-post the same photos (same file, a re-encode, a resized copy), and a map full of
-copies wastes space and hides the variety. Two images are duplicates when their dHashes (from the
-``hashes`` stage) differ in at most ``max_distance`` bits; identical hashes are always duplicates.
+copies wastes space and hides the variety. With ``check: none`` two images are duplicates when
+their dHashes (from the ``hashes`` stage) differ in at most ``max_distance`` bits (identical hashes
+always are); with ``check: features`` (the default) the hashes only propose candidates and a
+second check on the stored grey image decides (below). The grouping is the same for both.
 
 Grouping: a *star around a keeper*, not union-find. Images are taken in keeper-priority order
 (largest ``width * height`` first, then the smallest id in Python string order); an image not yet
-claimed becomes a keeper and claims every unclaimed image within ``max_distance`` bits of it.
-So every removed image is within ``max_distance`` of the image kept in its place (the ``distance``
-column), and chains do not merge: if A~B and B~C but A and C differ by more than
+claimed becomes a keeper and claims every unclaimed image that is a copy of it.
+So every removed image is a copy of the image kept in its place (the ``distance`` and
+``correlation`` columns), and chains do not merge: if A~B and B~C but A and C differ by more than
 ``max_distance``, and A is kept, then B goes to A and C stays (C is kept unless it is within reach
 of another keeper). Union-find would chain A~B~C into one group and could remove C in favour of
 an image it does not resemble; near-uniform images (dark, white, floor plans) form long chains.
