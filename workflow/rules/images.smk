@@ -60,7 +60,8 @@ rule dedup:
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.5),
+        # the feature files are most of the input (~3 GB at 125,000) and are read once
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.005),
     log:
         f"{R}/logs/dedup.log",
     benchmark:
