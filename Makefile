@@ -6,13 +6,19 @@ BIN := $(VENV)/bin
 CORES ?= 8
 PORT ?= 8000
 
-.PHONY: demo test serve setup system-deps python-deps node-deps bench clean
+# make report: the curator's report of the same run (README "Curating with the report").
+.PHONY: demo report test serve setup system-deps python-deps node-deps bench clean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) tiles
 	@echo
 	@echo "Map ready in results/site (tiles in results/tiles)."
 	@echo "Serve it with 'make serve' and open http://127.0.0.1:$(PORT)/site/"
+
+report: setup
+	$(BIN)/snakemake --cores $(CORES) report_figures
+	$(BIN)/snakemake --report results/report.html
+	@echo "Report ready: open results/report.html in a browser (no server needed)."
 
 # The tests need more than the demo: Chromium for the viewer, a one-node SLURM for the profile,
 # the Debian packages of the real-image set (bench/realset.py).

@@ -15,9 +15,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/sources.smk"
 include: "workflow/rules/images.smk"
 include: "workflow/rules/map.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.tiles.output,
+        rules.report_figures.input,

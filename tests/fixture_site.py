@@ -18,6 +18,44 @@ Sites (US section; Canada and Europe sections must be ignored):
 * ``austin`` (Texas): no listings. ``reno`` (Nevada): listing 1 works, then every posting page
   answers 403 while ``site.blocked`` is True.
 * ``losangeles`` (California): ``bulk`` clean listings of 3 photos each, for end-to-end runs.
+
+The Craigslist of 2024-2026 (issue 10), alongside the old forms above:
+
+* ``/Areas``: the Areas JSON (``reference.craigslist.org/Areas``), a JSON array of
+  ``{Abbreviation, AreaID, Country, Description, Hostname, Latitude, Longitude, Region,
+  ShortDescription, SubAreas, Timezone}``; US and non-US areas. Sources: issue 10; a 2025 Supabase
+  function's ``CraigslistArea`` record (area_id, abbreviation, hostname, description, country,
+  region, latitude, longitude), found with the search tool (code corpus, "reference.craigslist.org
+  Areas").
+* ``/about/sites`` in its current form when ``sites_form == "current"`` (``h2`` per country,
+  ``h4`` per state, ``.../area/<site>`` links; issue 10), or with links of an unknown form
+  (``"broken"``: the sites list comes back empty).
+* ``/sapi/web/v8/postings/search/full`` and ``.../batch``: the search API. Its shape follows the
+  public clients found with the search tool (code corpus, find_string "minPostingId"): a Python
+  v7 client (``posting_id = i[0] + minPostingId``, ``timestamp = i[1] + minPostedDate``, price
+  ``i[3]``, ``i[4]`` "loc~lat~lon"), a 2026 car-listing sweeper (tags ``{4: photos "3:<id>",
+  6: slug, 10: price text, 13: token}``, ``decode`` may be 0 when empty), a Kotlin client's test
+  body (``"items":[[1,2,145,10,"1:0~1~1","0CI0t2",[21,...],[13,...],"A car"]]``: a plain string
+  that is not the title, so the title is the *last* plain string). ``portland`` (area 9) answers
+  with ``api_first`` items, then continuation batches at ``/batch`` that need the ``cacheId``;
+  item 1 is housing (ends with ``[5, beds, sqft]`` after its title), one item is malformed,
+  listing 2 cross-posts a photo of listing 0, listing 4's photo has no 1200x900 size.
+  ``boise`` (area 52) answers for another area (``data.areas`` names sfbay), as the API is
+  reported to do when it scopes by the caller's IP. The shape of ``data.areas`` (a list of
+  ``{areaId, hostname, abbreviation}``) is this fixture's assumption.
+* ``/site/portland/search/apa`` redirects (301) to the canonical ``/search/area/portland``: the
+  static list (``li.cl-static-search-result``: link, title, price, location, no photos, no
+  ``data-pid``; ``s=`` ignored) and the ``ld_searchpage_results`` JSON-LD block; listings link to
+  ``/view/d/<slug>/<22-character token>`` postings whose photos are ``a.thumb`` links inside
+  ``#thumbs`` (``data-imgid``, ``href`` to the 600x450 image) and whose id is only in
+  "post id: N" (issue 10; scrapers found with the search tool, pages/code corpora,
+  "cl-static-search-result": the static list "contains no pictures at all").
+* ``format=rss`` answers 403 (RSS retired in 2023, same sources).
+* Photos of the current sites come from a separate images host on 127.0.0.2 with its own
+  robots.txt; ``images_robots_status = 403`` makes that robots.txt forbidden, which must not block
+  (RFC 9309: 4xx means no rules).
+* ``changed``: a set of format changes for the probe's tests: ``"api_photos"`` (the photo block
+  gets another tag), ``"html_list"`` (the static list gets another class).
 """
 
 from __future__ import annotations
@@ -42,6 +80,28 @@ ROBOTS = "User-agent: *\nDisallow: /private/\n"
 #: Listing title with markup, quotes, a comma and a formula: must be stored verbatim as text.
 HOSTILE_TITLE = '<script>alert("x")</script>, =SUM(A1) \'quoted\''
 RETRY_AFTER_S = 1
+#: The current sites: hostname -> (AreaID, Region, Description, latitude, longitude).
+AREAS = {
+    "sfbay": (1, "CA", "SF bay area", 37.5, -122.25), "losangeles": (7, "CA", "los angeles", 34.05, -118.25),
+    "newyork": (3, "NY", "new york city", 40.71, -73.99), "reno": (92, "NV", "reno / tahoe", 39.53, -119.81),
+    "austin": (15, "TX", "austin", 30.27, -97.74), "portland": (9, "OR", "portland", 45.52, -122.68),
+    "boise": (52, "ID", "boise", 43.61, -116.2),
+}
+#: Epoch and id bases of the API's offsets (2026-01-01T00:00:00Z).
+MIN_POSTED, MIN_ID = 1767225600, 7800000000
+
+
+def portland_listing(n: int) -> dict:
+    """What the API and the HTML of portland both say about listing ``n``."""
+    photos = [f"00p0p_pdx{n}_a", f"00p0p_pdx{n}_b"]
+    if n == 2:
+        photos.append("00p0p_pdx0_a")  # a cross-post of listing 0's photo
+    if n == 4:
+        photos = ["00p0p_pdx4_no1200"]  # no 1200x900 size on the images host
+    title = HOSTILE_TITLE if n == 3 else f"Portland room {n}"
+    return {"id_offset": 7 * n + 1, "posted_offset": 3600 * n, "price": 1500 + 100 * n, "photos": photos,
+            "slug": f"room-{n}", "token": f"{n:02d}Tok{'x' * 17}", "title": title,
+            "lat": round(45.5 + n / 100, 4), "lon": round(-122.6 - n / 100, 4)}
 
 
 @dataclass
@@ -78,9 +138,16 @@ def giant_png(width: int = 10000, height: int = 10000) -> bytes:
 class FixtureSite:
     """Content and faults of the fixture Craigslist; the server asks it for each response."""
 
-    def __init__(self, bulk: int = 0):
+    def __init__(self, bulk: int = 0, portland: int = 5):
         self.bulk = bulk
+        self.portland = portland       # listings of the API site portland
+        self.api_first = 3             # items in the first API answer (Craigslist: 360)
+        self.api_next = 1080           # items in a continuation batch
+        self.sites_form = "old"        # "old", "current" or "broken"
+        self.images_robots_status = 200
+        self.changed: set[str] = set()
         self.base = ""                 # set once the server has its port
+        self.images_base = ""          # the images host (127.0.0.2)
         self.requests: list[Request] = []
         self.counts: Counter = Counter()
         self.blocked = True            # reno's postings answer 403 while True
@@ -119,6 +186,108 @@ class FixtureSite:
 <div class="colmask"><h4>Ontario</h4><ul><li><a href="{b}/site/toronto/">toronto</a></li></ul></div>
 <h1><a name="EU"></a>Europe</h1>
 <div class="colmask"><h4>Germany</h4><ul><li><a href="{b}/site/berlin/">berlin</a></li></ul></div>
+</body></html>"""
+
+    def current_sites_page(self) -> str:
+        """The sites page as reported in 2026: h2 per country, links to www.../area/<site>."""
+        b = self.base
+        link = (lambda site: f"{b}/elsewhere/{site}.html") if self.sites_form == "broken" else (
+            lambda site: f"{b}/area/{site}")
+        return f"""<html><body><h1>craigslist: choose a site</h1><h2>United States</h2>
+<h4>California</h4><ul><li><a href="{link('sfbay')}">SF bay area</a></li>
+<li><a href="{link('losangeles')}">los angeles</a></li></ul>
+<h4>Oregon</h4><ul><li><a href="{link('portland')}">portland</a></li></ul>
+<h2>Canada</h2><h4>Ontario</h4><ul><li><a href="{link('toronto')}">toronto</a></li></ul></body></html>"""
+
+    def areas(self) -> str:
+        """The Areas JSON: every area with its id, host name, region and position; one non-US."""
+        records = [{"Abbreviation": host[:3], "AreaID": area, "Country": "US", "Description": name,
+                    "Hostname": host, "Latitude": lat, "Longitude": lon, "Region": region,
+                    "ShortDescription": name, "SubAreas": [], "Timezone": "America/Los_Angeles"}
+                   for host, (area, region, name, lat, lon) in AREAS.items()]
+        records.append({"Abbreviation": "tor", "AreaID": 25, "Country": "CA", "Description": "toronto",
+                        "Hostname": "toronto", "Latitude": 43.65, "Longitude": -79.38, "Region": "ON",
+                        "ShortDescription": "toronto", "SubAreas": [], "Timezone": "America/Toronto"})
+        return json.dumps(records)
+
+    def api_item(self, n: int) -> list:
+        """Portland listing ``n`` as the API encodes it: offsets, then tagged blocks and the title."""
+        x = portland_listing(n)
+        photo_tag = 21 if "api_photos" in self.changed else 4
+        item = [x["id_offset"], x["posted_offset"], 1, x["price"], f"{n}:0~{x['lat']}~{x['lon']}",
+                "0CI0t2", [photo_tag, *[f"3:{p}" for p in x["photos"]]], [6, x["slug"]],
+                [10, f"${x['price']:,}"], [13, x["token"]], x["title"]]
+        if n == 1:
+            item.append([5, 2, 850])  # housing: beds and sqft after the title
+        return item
+
+    def api(self, path: str, query: dict) -> tuple[int, str]:
+        """The search API: first answer at /full, continuation batches at /batch with cacheId."""
+        area, offset, count = (int(v) for v in query.get("batch", ["0-0-0"])[0].split("-")[:3])
+        host = next((h for h, a in AREAS.items() if a[0] == area), None)
+        if path.endswith("/batch") and query.get("cacheId") != ["c-9-1"]:
+            return 400, json.dumps({"errors": ["unknown cacheId"]})
+        if host == "boise":  # answered for the caller's IP, not for the area asked
+            items, answered = [self.api_item(0)], {"areaId": 1, "hostname": "sfbay", "abbreviation": "sfo"}
+        elif host == "portland":
+            cap = int(query.get("max_price", ["0"])[0]) or None  # max_price filters as the site does
+            listing = [self.api_item(n) for n in range(self.portland)
+                       if not cap or portland_listing(n)["price"] <= cap]
+            everything = listing[:2] + [["not", "an item"]] + listing[2:]  # one malformed item
+            limit = min(count, self.api_first if offset == 0 else self.api_next)
+            items, answered = everything[offset:offset + limit], {"areaId": 9, "hostname": "portland"}
+            total = len(everything)
+        else:
+            return 404, json.dumps({"errors": ["no such area"]})
+        total = total if host == "portland" else len(items)
+        return 200, json.dumps({"data": {
+            "items": items, "totalResultCount": total, "cacheId": "c-9-1", "cacheTs": MIN_POSTED,
+            "areas": [answered], "location": {"areaId": answered["areaId"]},
+            "decode": {"minPostingId": MIN_ID, "minPostedDate": MIN_POSTED, "locations": [[area, host, ""]]},
+        }, "errors": []})
+
+    def current_results(self, site: str) -> tuple[int, str]:
+        """The canonical result page: the static list (no photos, no paging) and the JSON-LD block."""
+        if site == "boise":
+            rows, ld = [(f"{self.base}/view/d/boise-room/B{'y' * 21}", "Boise room", "$900", "boise")], []
+        else:
+            xs = [portland_listing(n) for n in range(self.portland)]
+            rows = [(f"{self.base}/view/d/{x['slug']}/{x['token']}", x["title"], f"${x['price']:,}", "pdx")
+                    for x in xs]
+            ld = [{"@type": "ListItem", "position": str(k), "item": {
+                "@type": "Apartment", "name": x["title"], "latitude": x["lat"], "longitude": x["lon"],
+                "image": [f"{self.images_base}/images/{p}_600x450.jpg" for p in x["photos"]]}}
+                for k, x in enumerate(xs)]
+        css = "cl-search-result-changed" if "html_list" in self.changed else "cl-static-search-result"
+        items = "".join(f"""<li class="{css}" title="{html.escape(t)}"><a href="{u}">
+<div class="title">{html.escape(t)}</div><div class="details"><div class="price">{p}</div>
+<div class="location">{loc}</div></div></a></li>""" for u, t, p, loc in rows)
+        # "</" escaped as a server must inside a script (a title may contain "</script>")
+        block = json.dumps({"@context": "https://schema.org", "@type": "ItemList",
+                            "itemListElement": ld}).replace("</", "<\\/")
+        return 200, f"""<html><head><script type="application/ld+json" id="ld_searchpage_results">{block}</script>
+</head><body><ol class="cl-static-search-results">{items}</ol></body></html>"""
+
+    def view_page(self, path: str) -> tuple[int, str]:
+        """A posting at ``/view/d/<slug>/<token>``: photos as ``a.thumb`` links, id only in the text."""
+        slug, token = path.split("/")[3:5]
+        found = [portland_listing(n) for n in range(self.portland)]
+        found = [x for x in found if x["token"] == token]
+        if token == f"B{'y' * 21}":
+            x = {"id_offset": 99, "posted_offset": 0, "price": 900, "photos": ["00q0q_boise1"],
+                 "title": "Boise room"}
+        elif found:
+            x = found[0]
+        else:
+            return 404, "<html>no such posting</html>"
+        links = "".join(f'<a class="thumb" data-imgid="3:{p}" href="{self.images_base}/images/{p}_600x450.jpg">'
+                        f'<img src="{self.images_base}/images/{p}_50x50c.jpg"></a>' for p in x["photos"])
+        posted = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(MIN_POSTED + x["posted_offset"]))
+        return 200, f"""<html><head><title>{html.escape(x['title'])}</title></head><body>
+<h1 class="postingtitle"><span class="postingtitletext"><span id="titletextonly">{html.escape(x['title'])}</span>
+<span class="price">${x['price']:,}</span></span></h1><div class="gallery"><div id="thumbs">{links}</div></div>
+<div class="postinginfos"><p class="postinginfo">post id: {MIN_ID + x['id_offset']}</p>
+<p class="postinginfo reveal">posted: <time class="date timeago" datetime="{posted}">ago</time></p></div>
 </body></html>"""
 
     def old_rows(self, site: str, rows: list[tuple]) -> str:
@@ -240,8 +409,26 @@ class FixtureSite:
         path = parts.path
         if path == "/robots.txt":
             return handler.send(200, ROBOTS.encode(), "text/plain")
+        query = parse_qs(parts.query)
+        if query.get("format") == ["rss"]:
+            return handler.send(403, b"<html>forbidden</html>", "text/html")
         if path == "/about/sites":
-            return handler.send(200, self.sites_page().encode(), "text/html")
+            page = self.sites_page() if self.sites_form == "old" else self.current_sites_page()
+            return handler.send(200, page.encode(), "text/html")
+        if path == "/Areas":
+            return handler.send(200, self.areas().encode(), "application/json")
+        if path.startswith("/sapi/web/v8/postings/search/"):
+            status, body = self.api(path, query)
+            return handler.send(status, body.encode(), "application/json")
+        if path.startswith("/site/") and path.endswith("/search/apa") and path.split("/")[2] in ("portland", "boise"):
+            target = f"{self.base}/search/area/{path.split('/')[2]}?{parts.query}"
+            return handler.send(301, b"", "text/html", {"Location": target})
+        if path.startswith("/search/area/"):
+            status, body = self.current_results(path.split("/")[3])
+            return handler.send(status, body.encode(), "text/html")
+        if path.startswith("/view/d/") and path.count("/") == 4:
+            status, body = self.view_page(path)
+            return handler.send(status, body.encode(), "text/html")
         if path.startswith("/site/") and path.endswith("/search/apa"):
             site = path.split("/")[2]
             offset = int(parse_qs(parts.query).get("s", ["0"])[0])
@@ -252,6 +439,19 @@ class FixtureSite:
         if path.endswith(".html"):
             status, body = self.posting_page(path)
             return handler.send(status, body.encode(), "text/html")
+        return handler.send(404, b"not found", "text/plain")
+
+    def respond_images(self, handler: "Handler") -> int:
+        """The images host: its own robots.txt, photos, and no 1200x900 size for ``no1200`` ids."""
+        path = urlsplit(handler.path).path
+        if path == "/robots.txt":
+            status = self.images_robots_status
+            return handler.send(status, ROBOTS.encode() if status == 200 else b"forbidden", "text/plain")
+        if path.startswith("/images/"):
+            name = path[len("/images/"):]
+            if "no1200" in name and "_1200x900" in name:
+                return handler.send(404, b"not found", "text/plain")
+            return handler.send(200, photo_bytes(name), "image/jpeg")
         return handler.send(404, b"not found", "text/plain")
 
     def image(self, handler: "Handler", name: str) -> int:
@@ -279,6 +479,7 @@ class Handler(BaseHTTPRequestHandler):
     """Records each request in the site's log, then lets the site answer."""
 
     site: FixtureSite  # set on a subclass per server
+    images_host = False  # True on the images host (127.0.0.2)
 
     def do_GET(self):  # noqa: N802 (the http.server API)
         record = Request(time.time(), self.path, self.headers.get("Host", ""),
@@ -286,7 +487,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.site.lock:
             self.site.requests.append(record)
         try:
-            record.status = self.site.respond(self)
+            record.status = self.site.respond_images(self) if self.images_host else self.site.respond(self)
         except (BrokenPipeError, ConnectionResetError):
             record.status = -1
 
@@ -321,24 +522,29 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_fixture_site(bulk: int = 0):
-    """Run the fixture site on 127.0.0.1 (ephemeral port); yield the :class:`FixtureSite`.
+def serve_fixture_site(bulk: int = 0, portland: int = 5):
+    """Run the fixture site on 127.0.0.1 and its images host on 127.0.0.2 (ephemeral ports).
 
-    ``site.url`` is the base URL and ``site.requests`` the server's own request log.
+    Yields the :class:`FixtureSite`: ``site.url`` is the base URL, ``site.images_base`` the images
+    host's, and ``site.requests`` the servers' own request log (both hosts).
     """
-    site = FixtureSite(bulk=bulk)
-    handler = type("BoundHandler", (Handler,), {"site": site})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    site = FixtureSite(bulk=bulk, portland=portland)
+    servers = []
+    for address, images in (("127.0.0.1", False), ("127.0.0.2", True)):
+        handler = type("BoundHandler", (Handler,), {"site": site, "images_host": images})
+        server = ThreadingHTTPServer((address, 0), handler)
+        server.daemon_threads = True
+        servers.append(server)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    site.base = f"http://127.0.0.1:{servers[0].server_address[1]}"
+    site.images_base = f"http://127.0.0.2:{servers[1].server_address[1]}"
     try:
         yield site
     finally:
         site.stopping.set()
-        server.shutdown()
-        server.server_close()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def scrape_settings(base_url: str, **overrides) -> dict:
@@ -358,6 +564,14 @@ def scrape_settings(base_url: str, **overrides) -> dict:
     }
     settings.update(overrides)
     return settings
+
+
+def current_settings(site: FixtureSite, **overrides) -> dict:
+    """Settings for the fixture's current formats: Areas JSON, search API, the images host."""
+    current = {"areas_url": f"{site.url}/Areas", "api_url": f"{site.url}/sapi/web/v8/postings/search/full",
+               "image_url": f"{site.images_base}/images/{{image_id}}_{{size}}.jpg",
+               "allowed_hosts": ["127.0.0.1", "127.0.0.2"]}
+    return scrape_settings(site.url, **{**current, **overrides})
 
 
 def config_overrides(base_url: str, locations=("losangeles",), **overrides) -> dict:

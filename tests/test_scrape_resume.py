@@ -12,7 +12,7 @@ from pathlib import Path
 from vacancy.common import read_csv
 from vacancy.scrape import scrape_location
 
-from fixture_site import scrape_settings, serve_fixture_site
+from fixture_site import current_settings, scrape_settings, serve_fixture_site
 
 RUN = ("import json, sys; from vacancy.scrape import scrape_location; "
        "a = json.loads(sys.argv[1]); scrape_location(a['loc'], a['out'], a['settings'], lock_dir=a['locks'])")
@@ -74,3 +74,21 @@ def test_parallel_jobs_share_one_pause_per_host(tmp_path):
     assert len(read_csv(tmp_path / "raw" / "losangeles" / "manifest.csv")) == 12
     ny = [r["filename"] for r in read_csv(tmp_path / "raw" / "newyork" / "manifest.csv")]
     assert len(ny) == 9 and "00a0a_sf1_600x450.jpg" in ny  # no sfbay here: its own download
+
+
+def test_api_path_kill_and_resume_equals_uninterrupted_run(tmp_path):
+    """The search API path: batches and photos journaled; a rerun asks for no batch again."""
+    with serve_fixture_site(portland=12) as site:
+        settings = current_settings(site)
+        whole = scrape_location("portland", tmp_path / "whole" / "portland", settings,
+                                lock_dir=tmp_path / "locks-whole")
+        assert whole["complete"] and whole["method"] == "api" and whole["rows"] == 24
+        out, locks = tmp_path / "resumed" / "portland", tmp_path / "locks-resumed"
+        asked = len(site.requested("/images/"))
+        kill_after(start("portland", out, locks, settings), site, asked + 5)
+        batches = len(site.requested("/postings/search/"))
+        resumed = scrape_location("portland", out, settings, lock_dir=locks)
+        assert resumed["complete"] and resumed["method"] == "api"
+        assert len(site.requested("/postings/search/")) - batches <= 1  # at most the batch cut by the kill
+        assert resumed["downloaded"] < whole["downloaded"]
+    assert snapshot(out) == snapshot(tmp_path / "whole" / "portland")

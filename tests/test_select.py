@@ -76,7 +76,8 @@ def test_selects_photos_minus_duplicates_excluded_and_rejected(tables, tmp_path,
     assert [row["id"] for row in selected] == ["a/1.jpg", "a/5.jpg", "b/1.jpg"]
     assert counts == {"inventory": 12, "photo": 6, "maybe": 3, "graphic": 1, "candidates": 6,
                       "duplicates": 1, "excluded": 1, "rejected": 2, "selected": 3,
-                      "untriaged": 1, "exclude_unknown": 1}
+                      "untriaged": 1, "exclude_unknown": 1, "included": 0,
+                      "include_unknown": 0}
     assert "zz/unknown.jpg" in caplog.text
     assert "1 inventory images have neither a triage row nor a reject" in caplog.text
     assert [(row["id"], row["stage"]) for row in rejects] == [
@@ -89,6 +90,28 @@ def test_keep_maybe_adds_maybe_class(tables, tmp_path):
     assert [row["id"] for row in selected] == ["a/1.jpg", "a/3.jpg", "a/5.jpg", "b/1.jpg",
                                                "b/2.jpg", "b/3.jpg", "b/5.jpg"]
     assert counts["candidates"] == 9 and counts["excluded"] == 0 and counts["selected"] == 7
+
+
+def test_include_file_puts_named_maybe_on_the_map_and_nothing_else(tables, tmp_path, caplog):
+    """The mirror of the exclude file: a3 and b5 (maybe) are named and mapped, b3 (maybe, not
+    named) is not; a graphic, a photo, an excluded maybe and an unknown id change nothing and
+    are logged, each with its reason."""
+    include = tmp_path / "include.txt"
+    include.write_text("# keep these\na/3.jpg\n b/5.jpg \na/4.jpg\nb/1.jpg\nzz/nope.jpg\n",
+                       encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="vacancy.select"):
+        counts, selected, _ = run(tables, tmp_path, include_file=include)
+    assert [row["id"] for row in selected] == ["a/1.jpg", "a/3.jpg", "a/5.jpg", "b/1.jpg",
+                                               "b/2.jpg", "b/5.jpg"]
+    assert counts["included"] == 2 and counts["include_unknown"] == 1
+    assert "'a/4.jpg', which is graphic" in caplog.text and "zz/nope.jpg" in caplog.text
+    assert "'b/1.jpg', a photo" in caplog.text
+    include.write_text("a/3.jpg\nb/5.jpg\n", encoding="utf-8")
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("b/5.jpg\n", encoding="utf-8")
+    counts, selected, _ = run(tables, tmp_path, include_file=include, exclude_file=exclude)
+    assert "b/5.jpg" not in {row["id"] for row in selected} and "a/3.jpg" in {r["id"] for r in selected}
+    assert counts["included"] == 1
 
 
 def test_selected_rows_join_inventory_and_triage(tables, tmp_path):

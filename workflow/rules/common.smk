@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from vacancy.common import read_csv  # noqa: E402
-from vacancy.scrape import select_sites  # noqa: E402
+from vacancy.scrape.selection import select_sites  # noqa: E402
 from vacancy.sources import list_locations  # noqa: E402
 from vacancy.tsne_settings import resolve_settings  # noqa: E402
 from vacancy import resources as sizing  # noqa: E402  (callables for threads/resources)
@@ -22,27 +22,73 @@ def repo_path(relative):
     return os.path.relpath(Path(workflow.basedir) / relative)
 
 
-def configured_locations():
-    """Locations known before any job runs; None when they come from the sites page."""
-    source = config["source"]
-    if source == "demo":
-        return list(config["demo"]["locations"])
-    if source == "folder":
-        return list_locations(config["folder"]["path"])
+def craigslist_locations():
+    """Site names from the config; None when they come from the sites list (``all``)."""
     craigslist = config["craigslist"]
     if craigslist["locations"] == "all":
         return None
     return select_sites([], craigslist["locations"], craigslist["start"], craigslist["count"])
 
 
+#: Every image source: where a location's files are (``folder``), whether a manifest there lists
+#: them (``manifest``: written by the source's own rule in sources.smk), and the locations known
+#: before any job runs (``locations``; None when the sites checkpoint finds them). A new source
+#: is one more entry here, plus its rule in sources.smk if it makes its files.
+SOURCES = {
+    "demo": {
+        "folder": f"{R}/raw",
+        "manifest": True,
+        "locations": lambda: list(config["demo"]["locations"]),
+    },
+    "craigslist": {"folder": f"{R}/raw", "manifest": True, "locations": craigslist_locations},
+    "folder": {
+        "folder": config["folder"]["path"],
+        "manifest": False,
+        "locations": lambda: list_locations(config["folder"]["path"]),
+    },
+}
+SOURCE = SOURCES[config["source"]]
+
+
+def location_dir(wildcards):
+    """The folder of one location's image files."""
+    return os.path.join(SOURCE["folder"], wildcards.location)
+
+
+def location_input(wildcards):
+    """What the inventory of a location reads: the source's manifest, or the folder itself."""
+    folder = location_dir(wildcards)
+    return os.path.join(folder, "manifest.csv") if SOURCE["manifest"] else folder
+
+
 def locations(wildcards=None):
     """Every location of this run. With ``craigslist.locations: all`` the list is read from the
-    cached sites page, which the ``sites`` checkpoint writes first."""
+    cached sites list, which the ``sites`` checkpoint writes first."""
     if LOCATIONS is not None:
+        if not LOCATIONS:  # only a scrape gets here: the probe needs no location
+            raise WorkflowError(
+                "config: craigslist.locations is empty: name the sites to scrape, or all "
+                "(the craigslist_probe target alone runs without)"
+            )
         return LOCATIONS
     craigslist = config["craigslist"]
     sites = read_csv(checkpoints.sites.get().output[0])
     return select_sites(sites, "all", craigslist["start"], craigslist["count"])
+
+
+def triage_scale():
+    """The triage value the report plots and sorts by, and its two thresholds: the ONE place to
+    switch the report from the entropy to another triage column (a model's score)."""
+    triage = config["triage"]
+    return {"column": "entropy", "label": "entropy (nats)",
+            "low": triage["graphic_below"], "high": triage["photo_above"]}
+
+
+def curator_file(key):
+    """An input function: the curator's exclude or include file (``key``), if the config names
+    one. As an input, editing it reruns select and what follows (the exclude file also dedup,
+    which never keeps an excluded image), nothing upstream."""
+    return lambda wildcards: [config[key]] if config.get(key) else []
 
 
 def per_location(pattern, **extra):
@@ -58,14 +104,15 @@ def check_config():
             f"config: triage.graphic_below ({triage['graphic_below']}) must not exceed "
             f"triage.photo_above ({triage['photo_above']})"
         )
-    exclude = config.get("exclude_file")
-    if exclude and not Path(exclude).is_file():
-        raise WorkflowError(f"config: exclude_file {exclude!r} does not exist")
+    for key in ("exclude_file", "include_file"):
+        named = config.get(key)
+        if named and not Path(named).is_file():
+            raise WorkflowError(f"config: {key} {named!r} does not exist")
 
 
 check_config()
-LOCATIONS = configured_locations()
-if LOCATIONS is not None and not LOCATIONS:
+LOCATIONS = SOURCE["locations"]()
+if LOCATIONS is not None and not LOCATIONS and config["source"] != "craigslist":
     raise WorkflowError(f"config: source {config['source']!r} has no locations")
 
 

@@ -35,19 +35,13 @@ rule prepare:
         "../scripts/prepare.py"
 
 
-def exclude_input(wildcards):
-    """The curator's exclude file is an input of dedup and select, so editing it reruns them and
-    what follows (dedup never keeps an excluded image)."""
-    return [config["exclude_file"]] if config.get("exclude_file") else []
-
-
 rule dedup:
     """Group copies among the images that can reach the map; keep the largest of each group."""
     input:
         hashes=per_location(f"{R}/hashes/{{location}}.csv"),
         triage=per_location(f"{R}/triage/{{location}}.csv"),
         features=per_location(f"{R}/features/{{location}}.h5"),
-        exclude=exclude_input,
+        exclude=curator_file("exclude_file"),
     output:
         f"{R}/duplicates.csv",
     params:
@@ -73,19 +67,22 @@ rule dedup:
 
 
 rule select:
-    """Photos (and maybe), minus copies, minus rejects, minus the curator's exclude file."""
+    """Photos (and maybe, all or those the include file names), minus copies, minus rejects,
+    minus the curator's exclude file."""
     input:
         inventories=per_location(f"{R}/inventory/{{location}}.csv"),
         triage=per_location(f"{R}/triage/{{location}}.csv"),
         rejects=per_location(f"{R}/prepare/{{location}}.rejects.csv"),
         duplicates=f"{R}/duplicates.csv",
-        exclude=exclude_input,
+        exclude=curator_file("exclude_file"),
+        include=curator_file("include_file"),
     output:
         selected=f"{R}/selected.csv",
         rejects=f"{R}/rejects.csv",
     params:
         keep_maybe=config["triage"]["keep_maybe"],
         exclude_file=config.get("exclude_file") or "",
+        include_file=config.get("include_file") or "",
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),

@@ -1,4 +1,6 @@
 # Sources: each ends in results/raw/<location>/ (or the user's folder) and an inventory table.
+# Where each source keeps its files is the SOURCES registry in common.smk; the rules that make
+# those files (a generated demo, a scrape) exist only for their own source.
 
 
 if config["source"] == "demo":
@@ -9,7 +11,8 @@ if config["source"] == "demo":
             manifests=expand(f"{R}/raw/{{location}}/manifest.csv", location=LOCATIONS),
             truth=f"{R}/demo/truth.csv",
         params:
-            raw_dir=f"{R}/raw",
+            # results/raw, from the outputs (lint: a path prefix is derived, not written twice)
+            raw_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifests[0])),
             locations=LOCATIONS,
             n_images=config["demo"]["n_images"],
             seed=config["demo"]["seed"],
@@ -25,19 +28,28 @@ if config["source"] == "demo":
         script:
             "../scripts/demo.py"
 
-    def location_input(wildcards):
-        return f"{R}/raw/{wildcards.location}/manifest.csv"
-
-    def location_dir(wildcards):
-        return f"{R}/raw/{wildcards.location}"
-
-elif config["source"] == "craigslist":
+if config["source"] == "craigslist":
 
     localrules:
         sites,
+        craigslist_probe,
+
+    rule craigslist_probe:
+        """About five polite requests to check the live formats; prints a table, writes no raw data."""
+        params:
+            site=(config["craigslist"]["locations"] or ["sfbay"])[0]
+            if isinstance(config["craigslist"]["locations"], list)
+            else "sfbay",
+            settings={**config["craigslist"]},
+        log:
+            f"{R}/logs/craigslist_probe.log",
+        conda:
+            f"{ENVS}/scrape.yaml"
+        script:
+            "../scripts/probe.py"
 
     checkpoint sites:
-        """The US section of the sites page, cached with each site's state."""
+        """The US sites (Areas JSON, else the sites page), cached with state, area id and position."""
         output:
             f"{R}/raw/sites.csv",
         params:
@@ -70,21 +82,6 @@ elif config["source"] == "craigslist":
             f"{ENVS}/scrape.yaml"
         script:
             "../scripts/scrape.py"
-
-    def location_input(wildcards):
-        return f"{R}/raw/{wildcards.location}/manifest.csv"
-
-    def location_dir(wildcards):
-        return f"{R}/raw/{wildcards.location}"
-
-else:
-
-    def location_input(wildcards):
-        return str(Path(config["folder"]["path"]) / wildcards.location)
-
-    def location_dir(wildcards):
-        return str(Path(config["folder"]["path"]) / wildcards.location)
-
 
 localrules:
     inventory,

@@ -12,4 +12,5 @@ from vacancy.select import select_images  # noqa: E402
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 select_images(list(i.inventories), list(i.triage), i.duplicates, list(i.rejects), o.selected,
-              o.rejects, keep_maybe=p.keep_maybe, exclude_file=p.exclude_file or None)
+              o.rejects, keep_maybe=p.keep_maybe, exclude_file=p.exclude_file or None,
+              include_file=p.include_file or None)

@@ -8,8 +8,15 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
+import logging  # noqa: E402
+
 from vacancy.scrape import list_sites  # noqa: E402
+from vacancy.scrape.sites import SitesError  # noqa: E402
 
 settings = dict(snakemake.params.settings)
-list_sites(settings["sites_url"], settings, cache=snakemake.output[0],
-           lock_dir=Path(snakemake.output[0]).parent / ".scrape-locks")
+try:
+    list_sites(settings["sites_url"], settings, cache=snakemake.output[0],
+               lock_dir=Path(snakemake.output[0]).parent / ".scrape-locks")
+except SitesError as exc:  # one clear message instead of a MissingOutputException
+    logging.getLogger("vacancy.scrape").error("%s", exc)
+    sys.exit(f"sites: {exc}")

@@ -1,7 +1,7 @@
 """Stage ``select``: decide which images go on the map, and gather everything known about them.
 
-An image is selected when its triage class is ``photo`` (or ``maybe`` with ``keep_maybe``) and
-it is none of: a non-kept copy in ``duplicates.csv``, an id in the curator's exclude file, an id in
+An image is selected when its triage class is ``photo`` (or ``maybe`` with ``keep_maybe``, or a
+``maybe`` named in the curator's include file) and it is none of: a non-kept copy in ``duplicates.csv``, an id in the curator's exclude file, an id in
 any rejects CSV (prepare). The result, ``selected.csv``, joins the inventory (listing data)
 with the triage measurements, so later stages need no other table. All reject CSVs are merged into
 one ``rejects.csv`` so a curator has one place to look for what went wrong.
@@ -17,6 +17,12 @@ Exclude file format (a person's manual culling; the viewer exports the same form
       nyc/IMG 0001.jpg
 
 Ids not in the inventory are logged as warnings (a typo, or an image since removed), not errors.
+
+The include file (``include_file``) has the same format and is the mirror: the ``maybe`` images it
+names go on the map (the report's ``maybe-include-template.txt`` lists them all, commented out).
+Only ``maybe`` images can be included: a graphic has no features or thumbnail (move
+``triage.graphic_below`` instead), a photo is on the map already; such ids are logged. An id in
+both files stays off the map (excluding is the later, more specific decision).
 """
 
 from __future__ import annotations
@@ -38,18 +44,19 @@ REJECT_COLUMNS = ["id", "stage", "reason"]
 TRIAGE_FIELDS = ("class", "entropy", "width", "height")
 
 
-def read_exclude_file(path) -> set[str]:
-    """Ids listed in a curator's exclude file (format in the module docstring).
+def read_exclude_file(path, what: str = "exclude") -> set[str]:
+    """Ids listed in a curator's exclude (or include: ``what``) file (format in the module
+    docstring).
 
     A missing file is an error: the config named it, so silently excluding nothing would be wrong.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"exclude file named in the config does not exist: {path}")
+        raise FileNotFoundError(f"{what} file named in the config does not exist: {path}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"exclude file {path} is not UTF-8 text: {exc}") from exc
+        raise ValueError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
     ids = set()
     for line in text.splitlines():
         line = line.strip()
@@ -76,14 +83,33 @@ def _merged_rejects(reject_csvs) -> list[dict]:
     return sorted(rows, key=lambda row: (row["id"], row["stage"], row["reason"]))
 
 
-def _warn_unknown(excluded: set[str], inventory: dict) -> set[str]:
-    """Log exclude-file ids that are not in the inventory; return those that are."""
+def _warn_unknown(excluded: set[str], inventory: dict, what: str = "exclude") -> set[str]:
+    """Log exclude-file (or include-file) ids that are not in the inventory; return those that are."""
     unknown = sorted(excluded - inventory.keys())
     for image in unknown[:20]:
-        log.warning("exclude file names an unknown id: %r", image)
+        log.warning("%s file names an unknown id: %r", what, image)
     if len(unknown) > 20:
-        log.warning("... and %d more unknown ids in the exclude file", len(unknown) - 20)
+        log.warning("... and %d more unknown ids in the %s file", len(unknown) - 20, what)
     return excluded & inventory.keys()
+
+
+def _check_included(included: set[str], triage: dict, excluded: set[str]) -> set[str]:
+    """The include-file ids that can go on the map (``maybe`` images); the others are logged
+    with what to do instead."""
+    usable = set()
+    for image in sorted(included):
+        klass = triage.get(image, {}).get("class", "")
+        if image in excluded:
+            log.warning("include file names %r, which the exclude file also names: left off", image)
+        elif klass == "maybe":
+            usable.add(image)
+        elif klass == "photo":
+            log.info("include file names %r, a photo: it is a candidate anyway", image)
+        else:
+            log.warning("include file names %r, which is %s: only maybe images can be included "
+                        "(a graphic has no features; lower triage.graphic_below instead)",
+                        image, klass or "not triaged (rejected)")
+    return usable
 
 
 def _selected_row(row: dict, triage_row: dict) -> dict:
@@ -100,6 +126,7 @@ def select_images(
     out_rejects,
     keep_maybe: bool = False,
     exclude_file: str | os.PathLike | None = None,
+    include_file: str | os.PathLike | None = None,
 ) -> dict:
     """Write ``selected.csv`` and the merged ``rejects.csv``; return (and log) the curator's counts.
 
@@ -107,7 +134,8 @@ def select_images(
     copies); ``excluded`` (exclude-file ids present in the inventory); ``rejected`` (distinct ids in
     any rejects CSV); ``selected``; plus ``candidates`` (photo, and maybe if kept),
     ``untriaged`` (neither triaged nor rejected: a sign of a broken upstream stage) and
-    ``exclude_unknown`` (exclude-file ids not in the inventory).
+    ``exclude_unknown`` (exclude-file ids not in the inventory), ``included`` (maybe images the
+    include file adds to the candidates) and ``include_unknown``.
     """
     inventory = _rows_by_id(inventory_csvs, "inventory")
     triage = _rows_by_id(triage_csvs, "triage")
@@ -116,6 +144,8 @@ def select_images(
     rejected = {row["id"] for row in rejects}
     listed = read_exclude_file(exclude_file) if exclude_file else set()
     excluded = _warn_unknown(listed, inventory)
+    asked = read_exclude_file(include_file, "include") if include_file else set()
+    included = _check_included(_warn_unknown(asked, inventory, "include"), triage, excluded)
     wanted = {"photo", "maybe"} if keep_maybe else {"photo"}
 
     counts = {key: 0 for key in ("photo", "maybe", "graphic", "candidates", "untriaged")}
@@ -128,7 +158,7 @@ def select_images(
         klass = triage_row.get("class", "")
         if klass in ("photo", "maybe", "graphic"):
             counts[klass] += 1
-        if klass not in wanted:
+        if klass not in wanted and image not in included:
             continue
         counts["candidates"] += 1
         if image in duplicates or image in excluded or image in rejected:
@@ -139,12 +169,14 @@ def select_images(
     if counts["untriaged"]:
         log.warning("%d inventory images have neither a triage row nor a reject", counts["untriaged"])
     params = {"keep_maybe": keep_maybe, "exclude_file": str(exclude_file) if exclude_file else None,
-              "classes": sorted(wanted)}
+              "include_file": str(include_file) if include_file else None,
+              "classes": sorted(wanted), "included": len(included)}
     write_csv(out_selected, selected, SELECTED_COLUMNS, prov=provenance(STAGE, params))
     write_csv(out_rejects, rejects, REJECT_COLUMNS, prov=provenance(STAGE, params))
     counts.update(
         inventory=len(inventory), duplicates=len(duplicates), excluded=len(excluded),
         rejected=len(rejected), selected=len(selected), exclude_unknown=len(listed - excluded),
+        included=len(included), include_unknown=len(asked - inventory.keys()),
     )
     log.info("select: %d inventory = %d photo + %d maybe + %d graphic (+ %d rejected/untriaged); "
              "%d candidates; removed: %d duplicates, %d excluded, %d rejected; %d selected",

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 #: Columns of a location's manifest, as the demo generator and the scraper write them.
 MANIFEST_COLUMNS = [
     "filename", "image_url", "listing_url", "listing_id", "title", "price", "posted",
-    "state", "bytes", "sha256", "fetched_at",
+    "state", "bytes", "sha256", "fetched_at", "latitude", "longitude",
 ]
 
 #: Columns of ``results/inventory/<location>.csv``.

@@ -1,39 +1,24 @@
-"""Every ``craigslist.*`` config key with its default, in one place.
+"""Every ``craigslist.*`` config key with its default, for the scraper's own modules.
 
-Why a module of its own: the fetcher, the parsers and the per-location driver all read these,
-and the workflow's config schema mirrors them (``craigslist`` in ``workflow/schemas/config.schema.yaml``).
+The defaults live in the workflow's config schema (``craigslist`` in
+``workflow/schemas/config.schema.yaml``), the one place for every default; the commented copy is
+``config.yaml``. The fetcher, the parsers, the probe and the per-location driver read them from
+here when they run outside the workflow (tests, the probe command).
 """
 
 from __future__ import annotations
 
-#: Defaults of the ``craigslist:`` config section. The first keys are the names of the issue.
-DEFAULTS: dict = {
-    # what to scrape
-    "locations": [],            # site names (sfbay, newyork, ...) or "all"
-    "start": 0,                 # slice of the site list: first index ...
-    "count": None,              # ... and how many (None: to the end)
-    "pages": 1,                 # result pages per location
-    "max_rent": None,           # None, a monthly rent, or "census"
-    # where (tests and mirrors point these elsewhere; nothing else is hard-coded)
-    "sites_url": "https://www.craigslist.org/about/sites",
-    "site_url": "https://{site}.craigslist.org",
-    "image_url": "https://images.craigslist.org/{image_id}_1200x900.jpg",
-    "allowed_hosts": ["craigslist.org"],
-    # politeness
-    "delay_s": 2.0,             # pause between two requests to one host, across all jobs
-    "jitter": 0.5,              # the pause is delay_s * (1 + uniform(0, jitter))
-    "timeout_s": 30.0,          # whole-response deadline (connect + headers + body)
-    "retries": 3,               # extra attempts after a timeout, a 5xx or a 429
-    "user_agent": "vacancy-scraper/0.1 (+https://github.com/vacancy-map/vacancy)",
-    "max_bytes": 20_000_000,    # response size cap
-    "max_forbidden": 3,         # this many 403s in a row stop the location
-    "max_retry_after_s": 600.0, # longest Retry-After honoured (longer ones are clamped)
-}
+from ..common import config_defaults
 
+#: Defaults of the ``craigslist:`` config section, as the schema states them.
+DEFAULTS: dict = config_defaults()["craigslist"]
+
+#: The photo size every Craigslist photo has (the fall back of ``image_size``).
+BASE_SIZE = "600x450"
 #: Redirect hops followed (each hop is checked against allowed_hosts and robots.txt).
 MAX_REDIRECTS = 5
 #: Pixels above which a downloaded image is rejected (the workflow's ``max_pixels``).
-MAX_PIXELS = 50_000_000
+MAX_PIXELS: int = config_defaults()["max_pixels"]
 
 
 def resolve(settings: dict | None) -> dict:

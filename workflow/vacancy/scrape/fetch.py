@@ -183,7 +183,12 @@ class Fetcher:
             raise NotAllowed(url, "disallowed by robots.txt (not fetched)")
 
     def _load_robots(self, root: str) -> urllib.robotparser.RobotFileParser | None:
-        """robots.txt of a host; None (= disallow all) when it is 401/403, 5xx or unreachable."""
+        """robots.txt of a host, read as RFC 9309 says (section 2.3.1).
+
+        Any 4xx (401 and 403 included) means the host has no rules: everything is allowed, which
+        matters for image hosts that forbid robots.txt itself. 5xx or unreachable means the host
+        is fully disallowed (None) until a later run finds it working.
+        """
         url = f"{root}/robots.txt"
         parser = urllib.robotparser.RobotFileParser(url)
         try:
@@ -196,10 +201,11 @@ class Fetcher:
         except FetchError as exc:
             self.log.warning("robots.txt of %s unavailable (%s): host treated as disallowed", root, exc.reason)
             return None
-        if response.status in (401, 403) or response.status >= 500:
+        if response.status >= 500 or response.status in REDIRECTS:
             self.log.warning("robots.txt of %s: HTTP %d, host treated as disallowed", root, response.status)
             return None
-        if response.status >= 400:  # no robots.txt: everything allowed
+        if response.status >= 400:  # "unavailable" in RFC 9309: no rules, everything allowed
+            self.log.info("robots.txt of %s: HTTP %d, no rules (RFC 9309)", root, response.status)
             parser.parse([])
             return parser
         parser.parse(response.body.decode("utf-8", "replace").splitlines())

@@ -1,4 +1,10 @@
-"""Scrape one location: result pages -> listings -> photos, resumably, into ``raw/<location>/``.
+"""Scrape one location: listings (search API or result pages) -> photos, resumably, into ``raw/<location>/``.
+
+Two ways to the listings (``craigslist.method``): the JSON search API (``api``: one request per
+360 listings, photo ids included) or the HTML result pages plus one posting page per listing
+(``html``); ``auto`` uses the API and falls back to HTML when the API's first batch fails or its
+format is unknown. The path taken and the reason are journaled, logged and written to
+``scrape_state.json``.
 
 Why a journal: a kill -9 may come at any moment. Every finished step (a parsed result page, a
 parsed posting, a photo renamed into place) is appended as one JSON line to
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -34,14 +41,17 @@ from PIL import Image
 
 from ..common import provenance, write_csv, write_json
 from ..sources import MANIFEST_COLUMNS
-from .defaults import MAX_PIXELS, resolve
+from .api import ApiError, check_area, decode_batch, search_url
+from .defaults import BASE_SIZE, MAX_PIXELS, resolve
 from .fetch import Blocked, FetchError, Fetcher, NotAllowed
-from .parse import image_key, parse_posting, parse_results, url_filename
-from .sites import list_sites, max_rent_for, state_code
+from .parse import image_key, largest_images, parse_posting, parse_results, url_filename
+from .sites import SitesError, list_sites, max_rent_for, state_code
 
 log = logging.getLogger("vacancy.scrape")
 
 JOURNAL = ".scrape-journal.jsonl"
+#: Manifest columns that come from the listing (the rest describe the photo file).
+LISTING_FIELDS = ("listing_url", "listing_id", "title", "price", "posted", "latitude", "longitude")
 STATE = "scrape_state.json"
 #: Image formats accepted (what the later stages decode).
 FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"}
@@ -99,6 +109,12 @@ class Names:
             name = f"{stem}_{n}{dot}{suffix}"
         self.keep(key, name)
         return name
+
+    def release(self, key: str) -> None:
+        """Forget the name of ``key`` (its download came under another name)."""
+        name = self.by_key.pop(key, None)
+        if name:
+            self.taken.discard(name.lower())
 
 
 class SharedIndex:
@@ -177,9 +193,11 @@ def _link_or_copy(src: Path, dest: Path) -> str:
 class LocationScrape:
     """State of one location's scrape; methods are the steps, each journaled when finished."""
 
-    def __init__(self, location, out_dir, settings, lock_dir, logger, state):
+    def __init__(self, location, out_dir, settings, lock_dir, logger, state, site=None):
         self.location, self.out, self.s, self.log = location, Path(out_dir), settings, logger
-        self.state = state
+        self.state, self.site = state, site or {}
+        self.method: str | None = None     # "api" or "html" once decided (journaled)
+        self.method_reason = ""
         self.out.mkdir(parents=True, exist_ok=True)
         for stale in self.out.glob(".*.part"):
             stale.unlink()
@@ -187,6 +205,7 @@ class LocationScrape:
         self.fetcher = Fetcher(settings, lock_dir, logger)
         self.index = SharedIndex(Path(lock_dir) / "images.sqlite")
         self.pages: dict[int, list[dict]] = {}
+        self.batches: dict[int, dict] = {}  # API batch offset -> total, cacheId, item count
         self.postings: dict[str, dict] = {}
         self.images: dict[str, dict] = {}
         self.names = Names()
@@ -200,6 +219,10 @@ class LocationScrape:
         for entry in self.journal.entries:
             if entry["kind"] == "page":
                 self.pages[entry["offset"]] = entry["listings"]
+                if entry.get("source") == "api":
+                    self.batches[entry["offset"]] = entry
+            elif entry["kind"] == "method":
+                self.method, self.method_reason = entry["method"], entry.get("reason", "")
             elif entry["kind"] == "posting":
                 self.postings[entry["listing_url"]] = entry
             elif entry["kind"] == "image" and (self.out / entry["filename"]).exists():
@@ -232,11 +255,21 @@ class LocationScrape:
             self.pages[offset] = listings
         return self.pages[offset]
 
+    def image_urls(self, ids) -> list[str]:
+        """Photo URLs of image ids at ``image_size`` (templates without ``{size}`` ignore it)."""
+        return [self.s["image_url"].format(image_id=i, size=self.s["image_size"]) for i in ids]
+
+    def fallback_url(self, url: str) -> str | None:
+        """The 600x450 URL of a photo asked for at a larger ``image_size`` (every photo has 600x450)."""
+        size = str(self.s["image_size"])
+        if size == BASE_SIZE or f"_{size}." not in url:
+            return None
+        return url.replace(f"_{size}.", f"_{BASE_SIZE}.")
+
     def posting(self, listing: dict) -> dict:
         """Title, price, date and image URLs of a listing (posting page read if needed)."""
         if listing.get("image_ids") is not None:
-            urls = [self.s["image_url"].format(image_id=i) for i in listing["image_ids"]]
-            return {**listing, "images": urls}
+            return {**listing, "images": self.image_urls(listing["image_ids"])}
         url = listing["listing_url"]
         if url not in self.postings:
             parsed = parse_posting(self.fetcher.get(url).body, url)
@@ -244,8 +277,9 @@ class LocationScrape:
             self.journal.add(entry)
             self.postings[url] = entry
         found = self.postings[url]
-        return {**listing, **{k: found[k] or listing.get(k, "") for k in ("title", "price", "posted")},
-                "images": found["images"]}
+        images = largest_images(self.image_urls(found.get("image_ids") or []) + found["images"])
+        fields = ("title", "price", "posted", "listing_id", "latitude", "longitude")
+        return {**listing, **{k: found.get(k) or listing.get(k, "") for k in fields}, "images": images}
 
     def photo(self, url: str) -> None:
         """Make sure the photo at ``url`` is in the folder (download, link or already there)."""
@@ -261,13 +295,28 @@ class LocationScrape:
             rec["source"] = shared["path"]
             self.count[how] += 1
         else:
-            rec = {"image_url": url, **self.download(url, dest)}
+            url, dest, fetched = self._download_sized(key, url, dest)
+            rec = {"image_url": url, **fetched}
             self.count["downloaded"] += 1
             self.count["bytes"] += rec["bytes"]
-        rec = {"kind": "image", "key": key, "filename": name, **rec}
+        rec = {"kind": "image", "key": key, "filename": dest.name, **rec}
         self.journal.add(rec)
         self.images[key] = rec
         self.index.add(key, {**rec, "path": str(dest.resolve())})
+
+    def _download_sized(self, key: str, url: str, dest: Path) -> tuple[str, Path, dict]:
+        """Download ``url``; on a 404 of a larger size, the 600x450 one under its own name."""
+        try:
+            return url, dest, self.download(url, dest)
+        except FetchError as exc:
+            small = self.fallback_url(url)
+            if exc.status != 404 or not small:
+                raise
+        self.log.info("%s: %s missing, taking %s", self.location, url, small)
+        self.count["size_fallback"] += 1
+        self.names.release(key)
+        dest = self.out / self.names.assign(key, url_filename(small))
+        return small, dest, self.download(small, dest)
 
     def _shared(self, key: str) -> dict | None:
         """Another location's finished file of this photo, if it is still there intact."""
@@ -314,6 +363,7 @@ class LocationScrape:
         except Blocked:
             raise
         except FetchError as exc:
+            self.count["listing_failed"] += 1
             self.skip("listing", exc.url, exc.reason)
             return
         self.count["listings"] += 1
@@ -328,9 +378,97 @@ class LocationScrape:
             self.progress()
 
     def run(self, max_rent: float | None) -> tuple[bool, str]:
-        """Walk the result pages; returns (complete, reason if not)."""
+        """Collect the listings by the configured method; returns (complete, reason if not)."""
+        if self.method is None and self.s["method"] == "html":
+            self.decide("html", "method: html in the config")
+        if self.method in (None, "api"):
+            try:
+                return self.run_api(max_rent)
+            except ApiError as exc:
+                if self.s["method"] == "api":
+                    self.method_reason = f"search API unusable: {exc}"
+                    return False, f"search API: {exc} (method: api, so no HTML fall back)"
+                self.log.warning("%s: search API unusable (%s): falling back to HTML", self.location, exc)
+                self.decide("html", f"search API unusable: {exc}")
+        return self.run_html(max_rent)
+
+    def decide(self, method: str, reason: str) -> None:
+        """Fix the path of this location for this and every resumed run (journaled)."""
+        self.method, self.method_reason = method, reason
+        self.journal.add({"kind": "method", "method": method, "reason": reason})
+        self.log.info("%s: listings from %s (%s)", self.location,
+                      "the search API" if method == "api" else "HTML pages", reason)
+
+    def limits(self):
+        """Page/batch numbers allowed by ``pages`` (None: no limit)."""
+        return range(int(self.s["pages"])) if self.s.get("pages") else itertools.count()
+
+    def full(self) -> bool:
+        """True once ``max_listings`` listings are done."""
+        cap = self.s.get("max_listings")
+        return bool(cap) and self.count["listings"] + self.count["listing_failed"] >= int(cap)
+
+    def batch(self, offset: int, max_rent, cache_id: str) -> dict:
+        """The API batch at ``offset`` (journaled); ApiError when it is unusable."""
+        if offset in self.batches:
+            return self.batches[offset]
+        area, host = self.site.get("area_id"), self.site.get("hostname") or self.location
+        if not str(area or "").isdigit():
+            raise ApiError(f"no area id for {self.location} in the site list (the sites page has "
+                           "none; the Areas JSON has)")
+        url = search_url(self.s["api_url"], int(area), offset, max_rent, cache_id)
+        try:
+            body = self.fetcher.get(url).body
+        except Blocked:
+            raise
+        except FetchError as exc:
+            raise ApiError(f"{exc.reason} ({exc.url})") from None
+        site_base = self.s["site_url"].format(site=self.location)
+        found = decode_batch(body, site_base)
+        check_area(found, int(area), host)
+        if found.skipped:
+            self.log.warning("%s: %d of %d API items not decodable, skipped", self.location,
+                             found.skipped, found.items)
+        entry = {"kind": "page", "source": "api", "offset": offset, "url": url, "listings": found.listings,
+                 "total": found.total, "cache_id": found.cache_id, "items": found.items,
+                 "skipped": found.skipped}
+        self.journal.add(entry)
+        self.pages[offset], self.batches[offset] = found.listings, entry
+        return entry
+
+    def run_api(self, max_rent: float | None) -> tuple[bool, str]:
+        """Walk the API batches: the first from ``/full``, then ``/batch`` ones with its cacheId."""
+        offset, cache_id, seen = 0, "", set()
+        for number in self.limits():
+            try:
+                entry = self.batch(offset, max_rent, cache_id)
+            except ApiError as exc:
+                if offset == 0:
+                    raise
+                return False, f"search API batch from {offset} failed: {exc}"
+            if self.method is None:
+                self.decide("api", "the search API answered; HTML not needed")
+            cache_id = cache_id or entry["cache_id"]
+            self.count["pages"] += 1
+            self.count["api_items_skipped"] += entry["skipped"]
+            new = [x for x in entry["listings"] if x["listing_url"] not in seen]
+            self.log.info("%s: API batch %d (from %d): %d listings, %d new, %d of %d in all", self.location,
+                          number + 1, offset, len(entry["listings"]), len(new), offset + entry["items"],
+                          entry["total"])
+            for listing in new:
+                if self.full():
+                    return True, ""
+                seen.add(listing["listing_url"])
+                self.listing(listing)
+            offset += entry["items"]
+            if not new or not entry["items"] or offset >= entry["total"] or self.full():
+                break
+        return True, ""
+
+    def run_html(self, max_rent: float | None) -> tuple[bool, str]:
+        """Walk the result pages until one brings no new listing (the static list has no paging)."""
         offset, seen = 0, set()
-        for number in range(int(self.s["pages"])):
+        for number in self.limits():
             try:
                 listings = self.page(offset, max_rent)
             except Blocked:
@@ -339,23 +477,25 @@ class LocationScrape:
                 self.skip("result page", exc.url, exc.reason)
                 return False, f"result page s={offset} failed: {exc.reason}"
             self.count["pages"] += 1
-            self.log.info("%s: result page %d (s=%d): %d listings", self.location, number + 1, offset,
-                          len(listings))
-            if not listings:
+            new = [x for x in listings if x["listing_url"] not in seen]
+            self.log.info("%s: result page %d (s=%d): %d listings, %d new", self.location, number + 1,
+                          offset, len(listings), len(new))
+            for listing in new:
+                if self.full():
+                    return True, ""
+                seen.add(listing["listing_url"])
+                self.listing(listing)
+            if not new or self.full():
                 break
-            for listing in listings:
-                if listing["listing_url"] not in seen:
-                    seen.add(listing["listing_url"])
-                    self.listing(listing)
             offset += len(listings)
         return True, ""
 
     def manifest_rows(self) -> list[dict]:
         """One row per photo occurrence, in page/listing/photo order, from what is complete."""
-        rows, seen = [], set()
+        rows, seen, cap = [], set(), self.s.get("max_listings")
         for offset in sorted(self.pages):
             for listing in self.pages[offset]:
-                if listing["listing_url"] in seen:
+                if listing["listing_url"] in seen or (cap and len(seen) >= int(cap)):
                     continue
                 seen.add(listing["listing_url"])
                 if listing.get("image_ids") is None and listing["listing_url"] not in self.postings:
@@ -364,8 +504,7 @@ class LocationScrape:
                 for url in full["images"]:
                     rec = self.images.get(image_key(url))
                     if rec:
-                        rows.append({**{k: full.get(k, "") for k in ("listing_url", "listing_id", "title",
-                                                                      "price", "posted")},
+                        rows.append({**{k: full.get(k, "") for k in LISTING_FIELDS},
                                      "filename": rec["filename"], "image_url": rec["image_url"],
                                      "state": self.state,
                                      "bytes": rec["bytes"], "sha256": rec["sha256"],
@@ -373,18 +512,20 @@ class LocationScrape:
         return rows
 
 
-def _site_state(location: str, settings: dict, sites_cache: Path, lock_dir: Path, logger) -> str:
-    """The state of a site, from the cached sites list (fetched once if missing)."""
+def _site_row(location: str, settings: dict, sites_cache: Path, lock_dir: Path, logger) -> dict:
+    """The site's row of the cached site list (state, area id, ...), fetched once if missing."""
     try:
         sites = list_sites(settings["sites_url"], settings, cache=sites_cache, lock_dir=lock_dir)
-    except FetchError as exc:
-        logger.warning("%s: sites page unavailable (%s): state unknown", location, exc.reason)
-        return ""
+    except (FetchError, SitesError) as exc:
+        logger.warning("%s: site list unavailable (%s): state and area id unknown", location,
+                       getattr(exc, "reason", exc))
+        return {}
     for site in sites:
         if site["site"] == location:
-            return state_code(site.get("state", ""))
-    logger.warning("%s: not among the US sites of %s: state unknown", location, settings["sites_url"])
-    return ""
+            return site
+    logger.warning("%s: not among the US sites of %s / %s: state and area id unknown", location,
+                   settings["areas_url"], settings["sites_url"])
+    return {}
 
 
 def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=None,
@@ -402,12 +543,10 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
     settings = resolve(settings)
     out_dir = Path(out_dir)
     lock_dir = Path(lock_dir) if lock_dir else out_dir.parent / ".scrape-locks"
-    if state is None:
-        state = _site_state(location, settings, Path(sites_cache or out_dir.parent / "sites.csv"),
-                            lock_dir, logger)
-    state = state_code(state)
+    site = _site_row(location, settings, Path(sites_cache or out_dir.parent / "sites.csv"), lock_dir, logger)
+    state = state_code(site.get("state", "") if state is None else state)
     max_rent = max_rent_for(state, settings["max_rent"])
-    job = LocationScrape(location, out_dir, settings, lock_dir, logger, state)
+    job = LocationScrape(location, out_dir, settings, lock_dir, logger, state, site)
     try:
         try:
             complete, reason = job.run(max_rent)
@@ -415,12 +554,15 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
             complete, reason = False, f"blocked: {exc.reason} (last {exc.url}); rerun to resume"
             logger.error("%s: stopped, %s", location, reason)
         rows = job.manifest_rows()
-        params = {k: settings[k] for k in ("pages", "site_url", "image_url", "max_rent", "delay_s")}
+        params = {k: settings[k] for k in ("method", "pages", "max_listings", "site_url", "api_url",
+                                           "image_url", "image_size", "max_rent", "delay_s")}
         write_csv(out_dir / "manifest.csv", rows, MANIFEST_COLUMNS,
                   prov=provenance("scrape", {"location": location, **params}))
         result = {
             "location": location, "state": state, "max_rent": max_rent, "complete": complete,
-            "reason": reason, "pages": job.count["pages"], "listings": job.count["listings"],
+            "reason": reason, "method": job.method, "method_reason": job.method_reason,
+            "pages": job.count["pages"], "listings": job.count["listings"],
+            "api_items_skipped": job.count["api_items_skipped"], "size_fallback": job.count["size_fallback"],
             "rows": len(rows), "files": len({r["filename"] for r in rows}),
             "downloaded": job.count["downloaded"], "linked": job.count["linked"] + job.count["copied"],
             "bytes_downloaded": job.count["bytes"], "skipped": job.count["skipped"],

@@ -23,6 +23,8 @@ log = logging.getLogger("vacancy.scrape")
 SIZE_RE = re.compile(r"_(\d{1,5})x(\d{1,5})c?$")
 #: The posting id in a listing URL: ``.../d/some-title/7512345678.html``.
 LISTING_ID_RE = re.compile(r"(\d{5,})\.html?$")
+#: The posting id a posting page shows ("post id: 7512345678"), needed for ``/view/d/<slug>/<token>``.
+POST_ID_RE = re.compile(r"post\s+id:\s*(\d{5,})", re.I)
 #: The ``var imgList = [...];`` script of posting pages.
 IMGLIST_RE = re.compile(r"imgList\s*=\s*(\[.*?\])\s*;", re.S)
 #: Longest file name written (the filesystem limit is 255 bytes; leave room for ``.x.part``).
@@ -63,39 +65,78 @@ def site_pattern(site_url: str) -> re.Pattern:
     return re.compile(rf"^(?:[a-z]+:)?//{body}/?$", re.I)
 
 
+#: A link of the current sites page: ``https://www.craigslist.org/area/<site>``.
+AREA_LINK_RE = re.compile(r"^(?:[a-z]+:)?//[^/]+/area/(?P<site>[A-Za-z0-9_-]+)/?$", re.I)
+
+
+def _us_heading(soup):
+    """The heading that opens the US section: ``<h1><a name="US">`` (older) or an ``h2`` (2026)."""
+    for heading in soup.find_all(["h1", "h2"]):
+        anchor = heading.find("a", attrs={"name": True})
+        name = anchor["name"].upper() if anchor else (heading.get("id") or "").upper()
+        if name == "US" or _text(heading).upper() in ("US", "USA", "UNITED STATES"):
+            return heading
+    return None
+
+
 def parse_sites(html: str | bytes, page_url: str, site_url: str) -> list[dict]:
     """The US section of the sites page: ``[{site, name, state, url}]`` in page order.
 
-    The page has one ``<h1>`` per country (``<a name="US">``), then ``<h4>`` per state and
-    ``<li><a href=...>`` per site. Everything after the next ``<h1>`` (Canada, ...) is ignored.
+    Two forms are read. Older: one ``<h1><a name="US">`` per country, ``<h4>`` per state,
+    ``<li><a href="https://<site>.craigslist.org">``. Current (reported 2026): ``<h2>`` per country,
+    ``<h4>`` per state, links ``https://www.craigslist.org/area/<site>``. The section ends at the
+    next heading of the same level (Canada, ...).
     """
     soup = _soup(html)
     pattern = site_pattern(site_url)
-    heading = None
-    for h1 in soup.find_all("h1"):
-        anchor = h1.find("a", attrs={"name": True})
-        if (anchor and anchor["name"].upper() == "US") or _text(h1).upper() in ("US", "UNITED STATES"):
-            heading = h1
-            break
+    heading = _us_heading(soup)
     if heading is None:
         log.warning("sites page %s: no US section found", page_url)
         return []
     sites, seen, state = [], set(), ""
-    for node in heading.find_all_next(["h1", "h4", "a"]):
-        if node.name == "h1":
+    for node in heading.find_all_next([heading.name, "h1", "h4", "a"]):
+        if node.name in ("h1", heading.name):
             break
         if node.name == "h4":
             state = _text(node)
         elif node.parent is not None and node.parent.name == "li":
             url = _http_url(page_url, node.get("href"))
-            match = pattern.match(url.split(":", 1)[1]) if url else None
+            rest = url.split(":", 1)[1] if url else ""
+            match = pattern.match(rest) or AREA_LINK_RE.match(rest)
             if not match:
-                log.info("sites page: link %r does not match site_url, skipped", node.get("href"))
+                log.info("sites page: link %r matches neither site_url nor /area/<site>, skipped", node.get("href"))
                 continue
             site = match.group("site").lower()
             if site not in seen:
                 seen.add(site)
                 sites.append({"site": site, "name": _text(node), "state": state, "url": url})
+    return sites
+
+
+def parse_areas(body: str | bytes, site_url: str) -> list[dict]:
+    """The US areas of the Areas JSON (``reference.craigslist.org/Areas``), in its order.
+
+    Each is ``{site, name, state, url, area_id, hostname, region, latitude, longitude}``; the site
+    name is the ``Hostname`` (what ``locations`` names), the state the ``Region``. ValueError when
+    the body is not a JSON array of area records.
+    """
+    areas = json.loads(body)
+    if not isinstance(areas, list) or not all(isinstance(a, dict) for a in areas):
+        raise ValueError("not a JSON array of area records")
+    sites, seen = [], set()
+    for area in areas:
+        host = str(area.get("Hostname") or "").strip().lower()
+        if str(area.get("Country", "")).upper() != "US" or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", host):
+            continue
+        if host in seen or not isinstance(area.get("AreaID"), int):
+            continue
+        seen.add(host)
+        sites.append({
+            "site": host, "name": " ".join(str(area.get("Description") or host).split()),
+            "state": str(area.get("Region") or ""), "url": site_url.format(site=host),
+            "area_id": area["AreaID"], "hostname": host, "region": str(area.get("Region") or ""),
+            "latitude": area.get("Latitude", ""), "longitude": area.get("Longitude", ""),
+        })
     return sites
 
 
@@ -154,11 +195,48 @@ def _static_row(li, page_url: str) -> dict | None:
     }
 
 
+def search_ld(soup) -> list[dict]:
+    """Items of the ``<script type="application/ld+json" id="ld_searchpage_results">`` block.
+
+    Each is ``{name, images, latitude, longitude}`` in list order; the block names no listing URL,
+    so it is joined to the static rows by position and title (see :func:`parse_results`).
+    """
+    node = soup.select_one('script#ld_searchpage_results[type="application/ld+json"]')
+    try:
+        block = json.loads(node.string or "") if node else {}
+    except ValueError:
+        log.info("result page: ld_searchpage_results is not valid JSON, ignored")
+        return []
+    elements = block.get("itemListElement") if isinstance(block, dict) else None
+    items = []
+    for element in elements if isinstance(elements, list) else []:
+        item = element.get("item") if isinstance(element, dict) else None
+        if not isinstance(item, dict):
+            continue
+        images = item.get("image")
+        images = [images] if isinstance(images, str) else images if isinstance(images, list) else []
+        items.append({"name": " ".join(str(item.get("name") or "").split()),
+                      "images": [u for u in images if isinstance(u, str)],
+                      "latitude": str(item.get("latitude") or ""), "longitude": str(item.get("longitude") or "")})
+    return items
+
+
+def _join_ld(rows: list[dict], items: list[dict]) -> None:
+    """Latitude and longitude from the JSON-LD items onto static rows, when position and title agree."""
+    if len(items) != len(rows):
+        return
+    for row, item in zip(rows, items):
+        if item["name"] and item["name"] == row["title"]:
+            row["latitude"], row["longitude"] = item["latitude"], item["longitude"]
+
+
 def parse_results(html: str | bytes, page_url: str) -> list[dict]:
     """Listings of one result page, either layout, in page order, each listing URL once."""
     soup = _soup(html)
     rows = [_old_row(li, page_url) for li in soup.select("li.result-row")]
-    rows += [_static_row(li, page_url) for li in soup.select("li.cl-static-search-result")]
+    static = [r for r in (_static_row(li, page_url) for li in soup.select("li.cl-static-search-result")) if r]
+    _join_ld(static, search_ld(soup))
+    rows += static
     out, seen = [], set()
     for row in rows:
         if row and row["listing_url"] not in seen:
@@ -191,18 +269,35 @@ def _imglist_urls(soup, page_url: str) -> list[str]:
     return urls
 
 
+def _thumb_ids(soup) -> list[str]:
+    """Photo ids of ``a.thumb`` links (``data-imgid="3:00x0x_abc"``, the ``N:`` prefix dropped)."""
+    ids = []
+    for link in soup.select("a.thumb[data-imgid]"):
+        image_id = str(link["data-imgid"]).strip().split(":", 1)[-1]
+        if re.fullmatch(r"[A-Za-z0-9_-]{3,80}", image_id) and image_id not in ids:
+            ids.append(image_id)
+    return ids
+
+
 def parse_posting(html: str | bytes, page_url: str) -> dict:
-    """Title, price, date and image URLs (largest size of each image) of a posting page."""
+    """Title, price, date, post id, photo ids and image URLs (largest size of each) of a posting.
+
+    Photos: ``a.thumb`` links (``href`` to the 600x450 image, ``data-imgid``; the current form,
+    inside ``#thumbs``), ``#thumbs``/``.gallery`` images and the older ``var imgList`` script.
+    """
     soup = _soup(html)
-    urls = [_http_url(page_url, a.get("href")) for a in soup.select("#thumbs a[href]")]
+    urls = [_http_url(page_url, a.get("href")) for a in soup.select("#thumbs a[href], a.thumb[href]")]
     urls += [_http_url(page_url, img.get("src")) for img in soup.select("#thumbs img[src], .gallery img[src]")]
     urls += _imglist_urls(soup, page_url)
     when = soup.select_one(".postinginfos time[datetime], time.date[datetime], time[datetime]")
     title = _text(soup.select_one("#titletextonly")) or _text(soup.find("title"))
+    post_id = POST_ID_RE.search(_text(soup.select_one(".postinginfos")) or _text(soup.body))
     return {
         "title": title,
         "price": _text(soup.select_one(".postingtitletext .price, .price")),
         "posted": when["datetime"].strip() if when else "",
+        "listing_id": post_id.group(1) if post_id else _listing_id(page_url),
+        "image_ids": _thumb_ids(soup),
         "images": largest_images(u for u in urls if u),
     }
 

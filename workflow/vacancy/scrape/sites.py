@@ -1,8 +1,10 @@
-"""Which Craigslist sites to scrape, their states, and the rent cap of ``max_rent: census``.
+"""Which Craigslist sites to scrape, their states and area ids, and the rent cap of ``max_rent: census``.
 
 Why a cached site list: ``locations: all`` must be known before Snakemake builds its DAG, and
-every scrape job needs its site's state (manifest column, census rent cap). The sites page is
-fetched once and kept as a results CSV with a file lock, so parallel jobs do not refetch it.
+every scrape job needs its site's state (manifest column, census rent cap) and area id (the search
+API asks by area id). The list comes from the Areas JSON (``areas_url``), else from the sites page
+(``sites_url``, current or older form); it is fetched once and kept as a results CSV with a file
+lock, so parallel jobs do not refetch it. An empty list is an error that names what to check.
 """
 
 from __future__ import annotations
@@ -16,70 +18,76 @@ from pathlib import Path
 
 from ..common import provenance, read_csv, write_csv
 from .defaults import resolve
-from .fetch import Fetcher
-from .parse import parse_sites
+from .fetch import FetchError, Fetcher
+from .parse import parse_areas, parse_sites
+from .selection import select_sites  # noqa: F401  (part of this module's interface)
 
 log = logging.getLogger("vacancy.scrape")
 
 #: ACS median household income by state, with year and source columns.
 CENSUS_CSV = Path(__file__).resolve().parents[2] / "data" / "acs_median_income.csv"
-SITES_COLUMNS = ["site", "name", "state", "url"]
+SITES_COLUMNS = ["site", "name", "state", "url", "area_id", "hostname", "region", "latitude", "longitude"]
+#: The command that checks the live formats (named in every "found nothing" message).
+PROBE_HINT = "python -m vacancy.scrape.probe <site> (or: snakemake --cores 1 craigslist_probe)"
+
+
+class SitesError(Exception):
+    """Neither the Areas JSON nor the sites page gave a single US site."""
 #: Share of income a household can afford for rent (the usual 30% rule).
 RENT_SHARE = 0.30
 
 
 def list_sites(sites_url: str, settings: dict, cache: str | os.PathLike | None = None,
                lock_dir: str | os.PathLike | None = None) -> list[dict]:
-    """US sites on the sites page: ``[{site, name, state, url}]`` in page order.
+    """US sites: ``[{site, name, state, url, area_id, ...}]`` from the Areas JSON or the sites page.
 
-    With ``cache`` (a CSV path) the page is fetched only when the cache does not exist yet; the
-    check and the fetch happen under a file lock so concurrent jobs fetch it once.
+    With ``cache`` (a CSV path) nothing is fetched when the cache exists; the check and the fetch
+    happen under a file lock so concurrent jobs fetch once. SitesError when both sources give no
+    site (the message names the URLs, what was expected and found, and the probe to run).
     """
-    settings = resolve(settings)
+    settings = resolve({**settings, "sites_url": sites_url})
     if cache is None:
-        return _fetch_sites(sites_url, settings, lock_dir)
+        return _fetch_sites(settings, lock_dir)
     cache = Path(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache.with_name(cache.name + ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         if cache.exists():
             return read_csv(cache)
-        sites = _fetch_sites(sites_url, settings, lock_dir or cache.parent / ".scrape-locks")
-        if sites:  # an empty list is not cached: the next run tries again
-            write_csv(cache, sites, SITES_COLUMNS,
-                      prov=provenance("scrape-sites", {"sites_url": sites_url}))
+        sites = _fetch_sites(settings, lock_dir or cache.parent / ".scrape-locks")
+        write_csv(cache, sites, SITES_COLUMNS, prov=provenance(
+            "scrape-sites", {k: settings[k] for k in ("areas_url", "sites_url", "site_url")}))
         return sites
 
 
-def _fetch_sites(sites_url: str, settings: dict, lock_dir) -> list[dict]:
+def _fetch_sites(settings: dict, lock_dir) -> list[dict]:
+    """The Areas JSON first; the sites page when it fails or has no US area."""
     fetcher = Fetcher(settings, lock_dir or Path(".scrape-locks"))
+    found = []
     try:
-        page = fetcher.get(sites_url)
+        for url, parse, expected in (
+            (settings["areas_url"], lambda body, _: parse_areas(body, settings["site_url"]),
+             "a JSON array of areas with Country US and a Hostname"),
+            (settings["sites_url"], lambda body, page: parse_sites(body, page, settings["site_url"]),
+             f"a US heading with site links of the form {settings['site_url']} or .../area/<site>"),
+        ):
+            if not url:
+                continue
+            try:
+                page = fetcher.get(url)
+                sites = parse(page.body, page.url)
+            except (FetchError, ValueError) as exc:
+                found.append(f"{url}: {getattr(exc, 'reason', exc)} (expected {expected})")
+                log.warning("site list %s unusable: %s", url, getattr(exc, "reason", exc))
+                continue
+            log.info("site list %s: %d US sites", url, len(sites))
+            if sites:
+                return sites
+            found.append(f"{url}: 0 US sites in {len(page.body)} bytes (expected {expected})")
     finally:
         fetcher.close()
-    sites = parse_sites(page.body, page.url, settings["site_url"])
-    log.info("sites page %s: %d US sites", sites_url, len(sites))
-    return sites
-
-
-def select_sites(sites: list[dict], locations, start: int = 0, count: int | None = None) -> list[str]:
-    """Site names to scrape: ``locations`` (a list, or ``"all"`` = every listed site), sliced.
-
-    ``start``/``count`` take a slice so a huge scrape can be done in parts; names repeat once.
-    """
-    if isinstance(locations, str):
-        if locations != "all":
-            raise ValueError(f"craigslist.locations must be a list of site names or 'all', not {locations!r}")
-        names = [s["site"] for s in sites]
-    else:
-        names = [str(n) for n in locations]
-        known = {s["site"] for s in sites}
-        for name in names:
-            if known and name not in known:
-                log.warning("craigslist location %r is not on the sites page", name)
-    names = list(dict.fromkeys(names))
-    start = max(int(start or 0), 0)
-    return names[start:] if count is None else names[start:start + int(count)]
+    raise SitesError("no US Craigslist site found; " + "; ".join(found)
+                     + f". The site's format may have changed: run {PROBE_HINT}")
 
 
 def state_code(state: str) -> str:
