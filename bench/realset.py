@@ -35,6 +35,7 @@ import argparse
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -45,9 +46,19 @@ LABELS = REPO / "bench" / "realset_labels.csv"
 CACHE = REPO / "bench" / "cache"
 #: The wheel whose ``skimage/data`` photos join the set (pinned: its files are labelled).
 SKIMAGE_WHEEL = "scikit-image==0.22.0"
+INSTALL_SCRIPT = REPO / "tools" / "install-system-deps.sh"
+
+
+def debian_packages(script: Path = INSTALL_SCRIPT) -> tuple[str, ...]:
+    """The set's Debian packages, as the install script names them (its ``realset=(...)`` line)."""
+    match = re.search(r"^realset=\(([^)]*)\)", script.read_text(), re.MULTILINE)
+    if not match:
+        raise ValueError(f"{script} has no realset=(...) package list")
+    return tuple(match.group(1).split())
+
+
 #: Debian packages the set reads (tools/install-system-deps.sh realset installs them).
-DEBIAN_PACKAGES = ("opencv-doc", "mate-backgrounds", "gimp-help-en", "marble-data",
-                   "openclipart-png", "gnuplot-doc", "fonts-dejavu-core")
+DEBIAN_PACKAGES = debian_packages()
 WATERMARK_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 #: How copies are made (name -> what a re-post does to a photo).
 COPY_RECIPES = ("reencode", "resize", "crop2", "border", "bright", "watermark")

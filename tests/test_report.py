@@ -274,7 +274,7 @@ def test_report_values_match_the_run(demo_run):
     assert 0.5 < dpq <= 1.0
     overview = Image.open(out / "map-overview.jpg")
     meta = json.loads((demo_run / "results/tiles/meta.json").read_text())
-    assert overview.size == (meta["width_px"], meta["height_px"])  # the small map fits 2048 px
+    assert overview.size == (meta["width_px"], meta["height_px"])  # the small map fits 1024 px
     sheet = Image.open(out / "triage-near-graphic-threshold.jpg")
     near = SMALL_DEMO.get("report", {}).get("near", 16)
     assert sheet.width == sheets.GAP + build.sheets_columns(near) * (128 + sheets.GAP)

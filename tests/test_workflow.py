@@ -172,6 +172,10 @@ def test_bad_config_value_is_reported_with_its_key(tmp_path):
     write_config(tmp_path, {**SMALL_DEMO, "triage": {"graphic_below": 4.8, "photo_above": 4.4}})
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
     assert result.returncode != 0 and "triage.graphic_below" in result.stdout + result.stderr
+    write_config(tmp_path, {**SMALL_DEMO, "triage": {"score_graphic_below": 0.7,
+                                                      "score_photo_above": 0.5}})
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0 and "triage.score_graphic_below" in result.stdout + result.stderr
 
 
 def test_exclude_file_reruns_dedup_select_and_what_follows(demo_run):

@@ -14,6 +14,9 @@ rule prepare:
     params:
         graphic_below=config["triage"]["graphic_below"],
         photo_above=config["triage"]["photo_above"],
+        method=config["triage"]["method"],
+        score_graphic_below=config["triage"]["score_graphic_below"],
+        score_photo_above=config["triage"]["score_photo_above"],
         hash_size=config["dedup"]["hash_size"],
         color=config["features"]["color"],
         batch_size=config["features"]["batch_size"],

@@ -505,9 +505,9 @@ def read_exclusions(exclude_file) -> set[str]:
     return read_exclude_file(exclude_file)
 
 
-def dedup(hash_csvs: list, out_csv, max_distance: int = 0, triage_csvs=None, feature_h5s=None,
-          keep_maybe: bool = False, exclude_file=None, check: str = "none",
-          inner_distance: int = 0, min_correlation: float = 0.99) -> dict:
+def dedup(hash_csvs: list, out_csv, *, max_distance: int, check: str, inner_distance: int,
+          min_correlation: float, triage_csvs=None, feature_h5s=None, keep_maybe: bool = False,
+          exclude_file=None) -> dict:
     """Read every location's hash CSV, write ``duplicates.csv``; return counts.
 
     With ``triage_csvs`` only images that can reach the map take part (:func:`eligible_ids`);
