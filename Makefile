@@ -20,12 +20,13 @@ report: setup
 	$(BIN)/snakemake --report results/report.html
 	@echo "Report ready: open results/report.html in a browser (no server needed)."
 
-# The tests need more than the demo: Chromium for the viewer, a one-node SLURM for the profile.
+# The tests need more than the demo: Chromium for the viewer, a one-node SLURM for the profile,
+# the Debian packages of the real-image set (bench/realset.py).
 # (the SLURM daemons are started and stopped by tests/test_slurm.py itself).
 test: setup
 	@bash tools/install-system-deps.sh test
 	@bash tools/slurm-test-cluster.sh install
-	VACANCY_REQUIRE_BROWSER=1 VACANCY_REQUIRE_SLURM=1 $(BIN)/pytest -q
+	VACANCY_REQUIRE_BROWSER=1 VACANCY_REQUIRE_SLURM=1 VACANCY_REQUIRE_REALSET=1 $(BIN)/pytest -q
 
 serve:
 	@echo "Serving results/ at http://127.0.0.1:$(PORT)/site/ (Ctrl-C to stop)"

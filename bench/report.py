@@ -12,6 +12,7 @@ report's size, and the report's cost against the whole pipeline's (sum of job wa
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -56,6 +57,7 @@ def main() -> None:
                    if not r["rule"].startswith("report_"))
 
     mark = time.time()
+    load_before = os.getloadavg()[0]
     figures = run(workdir, "--cores", str(args.cores), "report_figures", "--forcerun", *REPORT_RULES)
     html = run(workdir, "--report", "report.html")
     per_rule = {r["rule"]: r for r in read_benchmarks(results / "benchmarks")}
@@ -73,7 +75,9 @@ def main() -> None:
     size = (workdir / "report.html").stat().st_size / 1e6
     print(f"\nreport.html: {size:.1f} MB; the pipeline's jobs took {pipeline:.0f} s (sum of wall "
           f"times), the report {figures + html:.0f} s: {(figures + html) / pipeline:.2f}x of it "
-          f"(benchmark files written after {time.strftime('%H:%M:%S', time.localtime(mark))})")
+          f"(benchmark files written after {time.strftime('%H:%M:%S', time.localtime(mark))}); "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+          f"{os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -27,3 +27,22 @@ def test_a_rerun_removes_what_a_killed_writer_left(tmp_path):
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(["0", "grid.csv", "pca.h5", *(p.name for p in kept)])
     assert (tmp_path / "0" / "tile.jpg").read_bytes() == b"new"
+
+
+def test_atomic_outputs_get_the_modes_the_umask_gives_new_files(tmp_path):
+    """A published site is read by a web server or a colleague: not 0600/0700 temp modes."""
+    import os
+    import stat
+
+    from vacancy.common import atomic_dir, atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "table.csv") as tmp:
+            tmp.write_text("id\n")
+        with atomic_dir(tmp_path / "site") as tmp:
+            (tmp / "index.html").write_text("<p>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "site").stat().st_mode) == 0o755

@@ -24,6 +24,7 @@ from test_triage import (jpeg_bytes, photo_like, png_claiming, read_rows, save, 
 from vacancy.imaging import Rejected
 from vacancy.pca import FeatureShards
 from vacancy.prepare import measure_image, prepare_location
+from vacancy.triage import OUT_COLUMNS as TRIAGE_COLUMNS
 
 OUTPUTS = ("triage.csv", "hashes.csv", "features.h5", "thumbs.h5", "rejects.csv")
 
@@ -139,7 +140,7 @@ def test_hostile_file_names_are_read_as_the_bytes_they_contain(tmp_path, monkeyp
 def test_empty_location_writes_valid_empty_outputs(tmp_path):
     counts, paths = run(tmp_path, write_inventory(tmp_path / "inv.csv", []))
     assert counts == {"images": 0, "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
-    assert paths["triage"].read_text().strip() == "id,entropy,class,width,height"
+    assert paths["triage"].read_text().strip() == ",".join(TRIAGE_COLUMNS)
     assert paths["rejects"].read_text().strip() == "id,stage,reason"
     with h5py.File(paths["features"]) as h5:
         assert h5["ids"].shape == (0,) and h5["features"].shape == (0, 12288)

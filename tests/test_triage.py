@@ -5,6 +5,7 @@ The one-pass stage that uses them is tested in test_prepare.py (it imports helpe
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 import struct
@@ -18,10 +19,13 @@ from PIL import Image as PILImage
 from wand.image import Image as WandImage
 
 from conftest import imagemagick_cli
+from vacancy.common import config_defaults
 
 from vacancy.imaging import Rejected, decode, sniff_format
 from reference import gray_entropy
 from vacancy.triage import classify
+
+TRIAGE = config_defaults()["triage"]
 
 IM_CONVERT = imagemagick_cli()  # the real ImageMagick CLI, as an independent reference
 INVENTORY_COLUMNS = ["id", "location", "filename", "path", "image_url", "listing_url",
@@ -132,7 +136,7 @@ def test_entropy_of_wand_image_leaves_it_unchanged(tmp_path):
     (4.400001, "photo"), (math.log(256), "photo"),
 ])
 def test_classify_boundaries(entropy, expected):
-    assert classify(entropy) == expected
+    assert classify(entropy, TRIAGE["graphic_below"], TRIAGE["photo_above"]) == expected
 
 
 def test_classify_custom_and_invalid_thresholds():
@@ -143,7 +147,7 @@ def test_classify_custom_and_invalid_thresholds():
     with pytest.raises(ValueError):
         classify(3.0, graphic_below=4.5, photo_above=4.4)
     with pytest.raises(ValueError):
-        classify(float("nan"))
+        classify(float("nan"), 3.9, 4.4)
 
 
 # --- the safe reader -----------------------------------------------------------------------
@@ -180,3 +184,74 @@ def test_only_the_first_frame_of_an_animation_is_decoded(tmp_path):
     with decode(path.read_bytes()) as img:
         assert len(img.sequence) == 1 and img.size == (30, 20)
     assert gray_entropy(path.read_bytes()) == 0.0  # one flat frame, not three levels
+
+
+# --- the signals and the model (method: model) ------------------------------------------------
+
+
+def drawing(width=240, height=180) -> np.ndarray:
+    """A floor-plan-like drawing: white ground, dark walls, one grey fill, anti-aliased text."""
+    img = PILImage.new("RGB", (width, height), "white")
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([10, 10, width - 10, height - 10], outline="black", width=4)
+    draw.rectangle([20, 20, width // 2, height // 2], fill=(200, 200, 200), outline="black")
+    draw.line([width // 2, 10, width // 2, height - 10], fill="black", width=3)
+    draw.text((30, height - 40), "BEDROOM 12x14  CALL NOW", fill="black")
+    return np.asarray(img)
+
+
+def measured(blob: bytes, method: str, **thresholds) -> dict:
+    """The triage row prepare writes for one image (default config thresholds unless given)."""
+    from vacancy.common import config_defaults
+    from vacancy.prepare import decode_options, measure_image
+
+    c = config_defaults()
+    t = {**c["triage"], **thresholds}
+    return measure_image(blob, decode_options(True, 64), t["graphic_below"], t["photo_above"], 8,
+                         "gray", 64, (24, 24, 24), method=method,
+                         score_graphic_below=t["score_graphic_below"],
+                         score_photo_above=t["score_photo_above"])["triage"]
+
+
+def test_signals_tell_a_drawing_from_a_photo():
+    photo = measured(jpeg_bytes(photo_like(seed=3)), "model")
+    plan = measured(jpeg_bytes(drawing()), "model")
+    # identical neighbours and a dominant grey level are what drawn images have
+    assert float(plan["same"]) > 0.5 > float(photo["same"])
+    assert float(plan["peak"]) > 0.3 > float(photo["peak"])
+    assert float(plan["colors"]) < float(photo["colors"])
+    assert float(photo["score"]) > 0.5 > float(plan["score"])
+    assert (photo["class"], plan["class"]) == ("photo", "graphic")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_method_entropy_gives_exactly_the_original_classes(seed):
+    for blob in (jpeg_bytes(photo_like(seed=seed)), jpeg_bytes(drawing(200 + seed * 10))):
+        row = measured(blob, "entropy")
+        assert row["class"] == classify(float(row["entropy"]), 3.9, 4.4)
+        assert row["score"] == ""  # no score: nothing pretends the model ran
+        assert float(row["same"]) >= 0.0  # the signals are written either way
+
+
+def test_score_thresholds_move_the_classes():
+    blob = jpeg_bytes(photo_like(seed=5))
+    score = float(measured(blob, "model")["score"])
+    assert measured(blob, "model", score_graphic_below=min(1.0, score + 0.01),
+                    score_photo_above=1.0)["class"] == "graphic"
+    assert measured(blob, "model", score_graphic_below=0.0,
+                    score_photo_above=1.0)["class"] == "maybe"
+
+
+def test_unknown_method_and_mismatched_model_are_refused_by_name(tmp_path):
+    from vacancy.triage import MODEL_PATH, SIGNALS, load_model, triage_class
+
+    with pytest.raises(ValueError, match="triage.method 'magic'"):
+        triage_class(dict.fromkeys(SIGNALS, 0.0), "magic", 3.9, 4.4, 0.2, 0.5)
+    model = json.loads(MODEL_PATH.read_text())
+    model["signals"] = model["signals"][:-1]
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps(model))
+    with pytest.raises(ValueError, match=re.escape(str(bad))):
+        load_model(bad)

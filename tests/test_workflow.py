@@ -204,10 +204,15 @@ def test_bad_config_value_is_reported_with_its_key(tmp_path):
     write_config(tmp_path, {**SMALL_DEMO, "triage": {"graphic_below": 4.8, "photo_above": 4.4}})
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
     assert result.returncode != 0 and "triage.graphic_below" in result.stdout + result.stderr
+    write_config(tmp_path, {**SMALL_DEMO, "triage": {"score_graphic_below": 0.7,
+                                                      "score_photo_above": 0.5}})
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0 and "triage.score_graphic_below" in result.stdout + result.stderr
 
 
-def test_exclude_file_reruns_select_and_what_follows(demo_run):
-    """A curator's exclude file (the viewer exports this format) is an input of select only."""
+def test_exclude_file_reruns_dedup_select_and_what_follows(demo_run):
+    """A curator's exclude file (the viewer exports this format) is an input of dedup (an
+    excluded image never keeps a copy off the map) and select; nothing upstream reruns."""
     ids = [r["id"] for r in read_csv(results(demo_run) / "grid.csv")[:5]]
     exclude = demo_run / "exclude.txt"
     exclude.write_text("# exported by the viewer\n" + "\n".join(ids) + "\n")
@@ -215,7 +220,8 @@ def test_exclude_file_reruns_select_and_what_follows(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "exclude_file": str(exclude)})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "regions": 1, "viewer": 1,
+        assert jobs == {"dedup": 1, "select": 1, "pca": 1, "tsne": 1, "grid": 1, "regions": 1,
+                        "viewer": 1,
                         "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)

@@ -6,6 +6,8 @@
 #   Debian 12 and Ubuntu 24.04 ship 6 (libmagickwand-6.q16-6), Debian 13 ships 7 (libmagickwand-7.q16-10).
 # With the argument "test", also what the tests need:
 #   chromium: the viewer's tests drive Debian's headless Chromium (no browser downloads).
+# With "realset" (and with "test"), also the packages whose images make up the real-image test set
+#   (bench/realset.py: photos, screenshots, maps, clip art, plots, and the watermark font).
 set -euo pipefail
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -42,9 +44,11 @@ if ! wand_package=$(magickwand); then  # a fresh machine may have empty package 
   }
 fi
 packages=(imagemagick "$wand_package")
-if [ "${1:-}" = "test" ]; then
-  packages+=(chromium)
-fi
+realset=(opencv-doc mate-backgrounds gimp-help-en marble-data openclipart-png gnuplot-doc fonts-dejavu-core)
+case "${1:-}" in
+  test) packages+=(chromium "${realset[@]}") ;;
+  realset) packages+=("${realset[@]}") ;;
+esac
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

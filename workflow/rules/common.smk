@@ -80,13 +80,17 @@ def triage_scale():
     """The triage value the report plots and sorts by, and its two thresholds: the ONE place to
     switch the report from the entropy to another triage column (a model's score)."""
     triage = config["triage"]
+    if triage["method"] == "model":
+        return {"column": "score", "label": "triage score (probability of a photo)",
+                "low": triage["score_graphic_below"], "high": triage["score_photo_above"]}
     return {"column": "entropy", "label": "entropy (nats)",
             "low": triage["graphic_below"], "high": triage["photo_above"]}
 
 
 def curator_file(key):
     """An input function: the curator's exclude or include file (``key``), if the config names
-    one. As an input, editing it reruns select and what follows, nothing upstream."""
+    one. As an input, editing it reruns select and what follows (the exclude file also dedup,
+    which never keeps an excluded image), nothing upstream."""
     return lambda wildcards: [config[key]] if config.get(key) else []
 
 
@@ -102,6 +106,11 @@ def check_config():
         raise WorkflowError(
             f"config: triage.graphic_below ({triage['graphic_below']}) must not exceed "
             f"triage.photo_above ({triage['photo_above']})"
+        )
+    if triage["score_graphic_below"] > triage["score_photo_above"]:
+        raise WorkflowError(
+            f"config: triage.score_graphic_below ({triage['score_graphic_below']}) must not "
+            f"exceed triage.score_photo_above ({triage['score_photo_above']})"
         )
     for key in ("exclude_file", "include_file"):
         named = config.get(key)

@@ -126,6 +126,14 @@ def remove_stale_temps(path: str | os.PathLike, suffix: str | None = None) -> li
     return removed
 
 
+def _umask_mode(mode: int) -> int:
+    """``mode`` as the user's umask lets a newly created file have it (mkstemp and mkdtemp
+    create 0600 and 0700, which a web server or a colleague could not read)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
@@ -137,6 +145,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path, suffix)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".part", dir=path.parent)
+    os.fchmod(fd, _umask_mode(0o666))
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -159,7 +168,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the site is served to others
+    os.chmod(tmp, _umask_mode(0o777))
     try:
         yield tmp
         old = None

@@ -5,7 +5,9 @@ Why one stage: decoding a listing JPEG is most of the per-image cost, and the or
 is read once, decoded once by ImageMagick (through Wand, with :mod:`vacancy.imaging`'s defences:
 content sniffing, pixel limits, damage checks) at reduced scale, and that one decode gives:
 
-* triage: entropy of the 8-bit grey histogram and the class (:mod:`vacancy.triage`);
+* triage: entropy of the 8-bit grey histogram, the cheap signals of :func:`vacancy.triage.signals`
+  (from the same histogram, the 64x64 grey image and a strided colour sample), the model's
+  score and the class (:mod:`vacancy.triage`);
 * hashes: the dHash for dedup (:mod:`vacancy.hashes`) of the features' 64x64 grey image (the
   hash only needs 9x8, and resizing 64x64 instead of the decode is 6x cheaper), plus stored size
   and file size;
@@ -48,7 +50,7 @@ from .hashes import HASH_COLUMNS, check_hash_size, dhash_of_gray, gray8_of_unit
 from .imaging import DEFAULT_MAX_PIXELS, Rejected, decode_sized, export_pixels, read_blob
 from .thumbs import thumb_from_rgb
 from .triage import OUT_COLUMNS as TRIAGE_COLUMNS
-from .triage import classify, entropy_nats, gray_q16, histogram_of_q16
+from .triage import SIGNALS, classify, gray_q16, histogram_of_q16, signals, triage_class
 
 log = logging.getLogger("vacancy.prepare")
 
@@ -104,23 +106,31 @@ def _flat_rgb8(img, background) -> np.ndarray:
 
 def measure_image(blob: bytes, options: dict | None, graphic_below: float, photo_above: float,
                   hash_size: int, color: str, cell_px: int, background,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, method: str = "entropy",
+                  score_graphic_below: float = 0.5, score_photo_above: float = 0.5) -> dict:
     """Triage row, hash row, and (not for graphics) feature vector and thumbnail of one image.
 
-    Raises :class:`Rejected` with the reason for an image that cannot be used.
+    ``method`` "entropy" classes by the entropy thresholds alone (the original rule); "model" by
+    the score of :func:`vacancy.triage.score` against the ``score_*`` thresholds. Every signal is
+    measured and written either way, so a curator can compare. Raises :class:`Rejected` with
+    the reason for an image that cannot be used.
     """
     with decode_sized(blob, max_pixels, options) as (img, (width, height)):
         q16, rgb16 = gray_and_rgb(img)
-        entropy = entropy_nats(histogram_of_q16(q16))
-        klass = classify(entropy, graphic_below, photo_above)
+        counts = histogram_of_q16(q16)
         if max(img.width, img.height) > MAX_WORK_SIDE:
             # a big PNG or TIFF (or draft off): shrink once, so resize matrices stay small
             img.transform(resize=f"{MAX_WORK_SIDE}x{MAX_WORK_SIDE}>")
             q16, rgb16 = gray_and_rgb(img)
         small = resize_gray(q16 * np.float32(1 / 65535))  # the 64x64 of the feature recipe
+        values = signals(counts, small, q16, rgb16)
+        klass, value = triage_class(values, method, graphic_below, photo_above,
+                                    score_graphic_below, score_photo_above)
         result = {
-            "triage": {"entropy": f"{entropy:.6f}", "class": klass,
-                       "width": width, "height": height},
+            "triage": {"entropy": f"{values['entropy']:.6f}", "class": klass,
+                       "width": width, "height": height,
+                       "score": "" if np.isnan(value) else f"{value:.6f}",
+                       **{name: f"{values[name]:.6f}" for name in SIGNALS[1:]}},
             "hash": {"dhash": dhash_of_gray(gray8_of_unit(small), hash_size),
                      "width": width, "height": height, "bytes": len(blob)},
             "features": None,
@@ -191,22 +201,28 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
                      graphic_below: float = 3.9, photo_above: float = 4.4, hash_size: int = 8,
                      color: str = "gray", cell_px: int = 64, background=(24, 24, 24),
                      draft: bool = True, batch_size: int = 256,
-                     max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+                     max_pixels: int = DEFAULT_MAX_PIXELS, method: str = "entropy",
+                     score_graphic_below: float = 0.5, score_photo_above: float = 0.5) -> dict:
     """Decode every image of one location's inventory once; write the five outputs; return counts.
 
-    ``triage_csv``: id, entropy, class, width, height. ``hashes_csv``: id, dhash, width, height,
+    ``triage_csv``: :data:`vacancy.triage.OUT_COLUMNS` (id, entropy, class, width, height, score,
+    then the other signals). ``method`` and the thresholds: see :func:`measure_image`. ``hashes_csv``: id, dhash, width, height,
     bytes. ``features_h5``: ``ids``, ``features`` (n x 12,288 float32, chunks of 64 rows,
     bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x
     cell_px x 3 uint8). ``rejects_csv``: id, stage, reason. Rows keep inventory
     order. Configuration errors (thresholds, hash size, colour) are raised before any image.
     """
     classify(0.0, graphic_below, photo_above)
+    triage_class(dict.fromkeys(SIGNALS, 0.0), method, graphic_below, photo_above,
+                 score_graphic_below, score_photo_above)  # bad method or thresholds: fail now
     check_hash_size(hash_size)
     check_color(color)
     background = tuple(int(v) for v in background)
     params = {"graphic_below": graphic_below, "photo_above": photo_above,
               "hash_size": hash_size, "color": color, "cell_px": cell_px,
-              "background": list(background), "draft": draft, "max_pixels": max_pixels}
+              "background": list(background), "draft": draft, "max_pixels": max_pixels,
+              "method": method, "score_graphic_below": score_graphic_below,
+              "score_photo_above": score_photo_above}
     options = decode_options(draft, cell_px)
     total = sum(1 for _ in iter_csv(inventory_csv))
     counts = {"images": total, "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
@@ -223,7 +239,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
             try:
                 result = measure_image(read_blob(row["path"]), options, graphic_below,
                                        photo_above, hash_size, color, cell_px, background,
-                                       max_pixels)
+                                       max_pixels, method, score_graphic_below,
+                                       score_photo_above)
             except Rejected as exc:
                 log.warning("reject %s (%s): %s", row["id"], row["path"], exc)
                 out["rejects"].add({"id": row["id"], "stage": STAGE, "reason": str(exc)})

@@ -1,4 +1,14 @@
-"""Triage: sort each image into graphic / maybe / photo by the entropy of its grey levels.
+"""Triage: sort each image into graphic / maybe / photo.
+
+Two methods (config ``triage.method``). ``entropy``, the original rule: the entropy of the grey
+levels against two thresholds (below). ``model``, the default: on real images the entropies of
+photos and graphics overlap (maps and dialogs near 4 nats, the moon or a dark stage below 3.9), so
+:func:`signals` adds cheap measurements of the same decode (dominant grey levels, identical
+neighbours, colour count, flat area, chroma, gradients, noise) and :func:`score` combines them
+with the entropy in a logistic model whose parameters ship in ``triage_model.json`` (fitted on
+the real-image set by ``bench/fit_triage.py``); the score, the probability of a photo, is cut at
+``triage.score_graphic_below`` and ``triage.score_photo_above``. README: "Triage: signals and
+model".
 
 Why entropy: floor plans, logos, "call now" banners and screenshots use few, flat grey levels;
 photos of rooms spread over most of the 256. The original scripts measured the Shannon entropy
@@ -36,7 +46,10 @@ images. The full-decode definition is kept as the tests' reference (``tests/refe
 
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from wand.image import Image
@@ -44,7 +57,9 @@ from wand.image import Image
 from .imaging import export_pixels
 
 CLASSES = ("graphic", "maybe", "photo")
-OUT_COLUMNS = ("id", "entropy", "class", "width", "height")
+#: ``method: model`` scores the signals below with this fitted model (bench/fit_triage.py).
+MODEL_PATH = Path(__file__).with_name("triage_model.json")
+METHODS = ("model", "entropy")
 
 
 def gray_q16(img: Image) -> np.ndarray:
@@ -70,7 +85,7 @@ def entropy_nats(counts: np.ndarray) -> float:
     return float(-np.sum(p * np.log(p))) + 0.0  # "+ 0.0" turns -0.0 into 0.0
 
 
-def classify(entropy: float, graphic_below: float = 3.9, photo_above: float = 4.4) -> str:
+def classify(entropy: float, graphic_below: float, photo_above: float) -> str:
     """'graphic' below ``graphic_below``, 'photo' above ``photo_above``, else 'maybe'."""
     if graphic_below > photo_above:
         raise ValueError(f"graphic_below {graphic_below} > photo_above {photo_above}")
@@ -81,3 +96,112 @@ def classify(entropy: float, graphic_below: float = 3.9, photo_above: float = 4.
     if entropy > photo_above:
         return "photo"
     return "maybe"
+
+
+#: The triage signals (one list: the model JSON, the triage CSV, bench/fit_triage.py and the
+#: README's table all follow it). The entropy comes first and keeps its own column.
+SIGNALS = ("entropy", "peak", "top4", "colors", "same", "same_mid", "flat", "sat", "gray", "edge",
+           "sharp", "noise")
+#: The triage CSV: the original five columns, then the score and the other signals.
+OUT_COLUMNS = ("id", "entropy", "class", "width", "height", "score", *SIGNALS[1:])
+#: Side of the colour sample taken from the decode by striding (no resampling: cheap).
+SAMPLE_SIDE = 64
+
+
+def _sample_channels(rgb16: np.ndarray | None, q16: np.ndarray) -> tuple[np.ndarray, ...]:
+    """At most SAMPLE_SIDE x SAMPLE_SIDE pixels of the decode, by striding: 8-bit R, G, B planes."""
+    h, w = q16.shape[:2]
+    step_y, step_x = -(-h // SAMPLE_SIDE), -(-w // SAMPLE_SIDE)  # ceil: at most SAMPLE_SIDE
+    if rgb16 is None:
+        gray = (q16[::step_y, ::step_x] >> 8).astype(np.int32)
+        return gray, gray, gray
+    sample = rgb16[::step_y, ::step_x] >> 8  # the high byte: 8 bits, no division
+    return tuple(sample[..., c].astype(np.int32) for c in range(3))
+
+
+def _identical_neighbours(packed: np.ndarray, clipped: np.ndarray) -> tuple[float, float]:
+    """Share of right and lower neighbours with identical RGB: of all pairs, and of the pairs
+    not both clipped to white or black (a blown-out window or a black night sky is a photo's
+    only source of identical runs; a drawing's fills are identical in any colour)."""
+    equal = [packed[:, 1:] == packed[:, :-1], packed[1:] == packed[:-1]]
+    open_ = [~(clipped[:, 1:] & clipped[:, :-1]), ~(clipped[1:] & clipped[:-1])]
+    pairs = sum(e.size for e in equal)
+    unclipped = sum(int(np.count_nonzero(o)) for o in open_)
+    same = sum(int(np.count_nonzero(e)) for e in equal) / max(1, pairs)
+    same_mid = (sum(int(np.count_nonzero(e & o)) for e, o in zip(equal, open_))
+                / max(1, unclipped))
+    return float(same), float(same_mid)
+
+
+def signals(counts: np.ndarray, small: np.ndarray, q16: np.ndarray,
+            rgb16: np.ndarray | None) -> dict[str, float]:
+    """The cheap measurements triage combines, from what ``prepare`` has decoded anyway.
+
+    ``counts``: the 256-level grey histogram of the decode; ``small``: the features' 64x64 grey
+    image (0..1); ``rgb16``: the decode's Q16 RGB (None for CMYK: colour signals then see grey).
+    What each one catches is in the README ("Triage: signals and model"). All are shares or
+    means in 0..1. Written with per-channel planes and packed integers, not reductions over the
+    colour axis: this runs for every image and must stay a small part of ``prepare``'s cost.
+    """
+    p = np.sort(np.asarray(counts, dtype=np.float64))[::-1] / max(1, counts.sum())
+    r, g, b = _sample_channels(rgb16, q16)
+    packed = r << 16 | g << 8 | b
+    quant = (r >> 4) << 8 | (g >> 4) << 4 | (b >> 4)
+    top, bottom = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    same, same_mid = _identical_neighbours(packed, (bottom >= 250) | (top <= 5))
+    # L1 gradient (|dx| + |dy|): the same ranking as the Euclidean one, without a square root
+    grad = np.abs(np.diff(small, axis=1))[:-1] + np.abs(np.diff(small, axis=0))[:, :-1]
+    return {
+        "entropy": entropy_nats(counts),
+        "peak": float(p[0]),
+        "top4": float(p[:4].sum()),
+        "colors": float(np.count_nonzero(np.bincount(quant.ravel(), minlength=1 << 12))
+                        / quant.size),
+        "same": same,
+        "same_mid": same_mid,
+        "flat": float((grad < 0.004).mean()),
+        "sat": float((top - bottom).mean() / 255),  # chroma: saturation without a division
+        "gray": float(((top - bottom) <= 6).mean()),
+        "edge": float(grad.mean()),
+        "sharp": float((grad > 0.25).mean()),
+        "noise": float(np.abs(np.diff(small, 2, axis=1)).mean()),  # 2nd difference along rows
+    }
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | Path = MODEL_PATH) -> dict:
+    """The shipped logistic model: standardisation and weights per signal, checked against SIGNALS."""
+    model = json.loads(Path(path).read_text())
+    if tuple(model["signals"]) != SIGNALS:
+        raise ValueError(f"{path}: model signals {model['signals']} are not {list(SIGNALS)}; "
+                         "refit with bench/fit_triage.py")
+    for key in ("mean", "scale", "coef"):
+        if len(model[key]) != len(SIGNALS):
+            raise ValueError(f"{path}: {key} has {len(model[key])} values, not {len(SIGNALS)}")
+    return model
+
+
+@lru_cache(maxsize=4)
+def _weights(path: str | Path = MODEL_PATH) -> tuple[np.ndarray, float]:
+    """The model folded into one weight per raw signal and an intercept (same logit, fewer ops)."""
+    model = load_model(path)
+    coef = np.asarray(model["coef"]) / np.asarray(model["scale"])
+    return coef, float(model["intercept"] - coef @ np.asarray(model["mean"]))
+
+
+def score(values: dict[str, float], path: str | Path = MODEL_PATH) -> float:
+    """Probability (0..1) that the image is a photograph, by the shipped logistic model."""
+    coef, intercept = _weights(path)
+    logit = float(sum(values[name] * w for name, w in zip(SIGNALS, coef.tolist())) + intercept)
+    return 1.0 / (1.0 + math.exp(-min(max(logit, -50.0), 50.0)))
+
+
+def triage_class(values: dict[str, float], method: str, graphic_below: float, photo_above: float,
+                 score_graphic_below: float, score_photo_above: float) -> tuple[str, float]:
+    """(class, score): by the model's score, or by the entropy alone as before (score is then "")."""
+    if method == "entropy":
+        return classify(values["entropy"], graphic_below, photo_above), float("nan")
+    if method != "model":
+        raise ValueError(f"triage.method {method!r} is not one of {METHODS}")
+    value = score(values)
+    return classify(value, score_graphic_below, score_photo_above), value
