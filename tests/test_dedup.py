@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vacancy.common import read_csv, write_csv
 from vacancy.dedup import dedup, find_duplicates, near_pairs
+
+# dHash alone decides: the settings of the tests that write hash tables by hand
+HASH_ONLY = {"check": "none", "inner_distance": 0, "min_correlation": 0.99}
 
 
 def rec(image: str, value: int, width: int = 100, height: int = 100) -> dict:
@@ -25,8 +29,8 @@ def test_empty_input_gives_no_rows(tmp_path):
     empty = tmp_path / "empty.csv"
     write_csv(empty, [], ["id", "dhash", "width", "height", "bytes"])
     out = tmp_path / "duplicates.csv"
-    assert dedup([empty], out, max_distance=2)["duplicates"] == 0
-    assert out.read_text().strip() == "id,kept_id,distance"
+    assert dedup([empty], out, **HASH_ONLY, max_distance=2)["duplicates"] == 0
+    assert out.read_text().strip() == "id,kept_id,distance,correlation"
 
 
 def test_exact_copies_keep_the_largest_image():
@@ -129,10 +133,10 @@ def test_dedup_reads_location_csvs_and_writes_sorted_rows(tmp_path):
     write_csv(tmp_path / "nyc.csv", [rec("nyc/b.jpg", 0b01, 10, 10), rec("nyc/a.jpg", 0b11)], columns)
     write_csv(tmp_path / "sf.csv", [rec("sf/z.jpg", 0b01, 20, 20), rec("sf/a.jpg", 3 << 40)], columns)
     out = tmp_path / "results" / "duplicates.csv"
-    counts = dedup([tmp_path / "nyc.csv", tmp_path / "sf.csv"], out, max_distance=1)
+    counts = dedup([tmp_path / "nyc.csv", tmp_path / "sf.csv"], out, **HASH_ONLY, max_distance=1)
     assert read_csv(out) == [
-        {"id": "nyc/b.jpg", "kept_id": "nyc/a.jpg", "distance": "1"},
-        {"id": "sf/z.jpg", "kept_id": "nyc/a.jpg", "distance": "1"},
+        {"id": "nyc/b.jpg", "kept_id": "nyc/a.jpg", "distance": "1", "correlation": ""},
+        {"id": "sf/z.jpg", "kept_id": "nyc/a.jpg", "distance": "1", "correlation": ""},
     ]
     assert counts == {"images": 4, "duplicates": 2, "exact": 0, "groups": 1, "kept": 2}
     meta = json.loads((out.parent / "duplicates.csv.meta.json").read_text())
@@ -159,3 +163,131 @@ def test_scales_to_125000_hashes_with_planted_copies_and_a_giant_bucket():
     print(f"find_duplicates: {len(records)} hashes, max_distance {max_distance}: "
           f"{time.perf_counter() - start:.2f} s")
     assert removed(rows) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# The second check and who takes part, on real photographs through the real prepare stage
+
+
+def wand_copy(path, action) -> bytes:
+    """A re-post of a real photo made by ImageMagick (through Wand), as JPEG bytes."""
+    from wand.image import Image as WandImage
+
+    with WandImage(filename=str(path)) as img:
+        action(img)
+        img.format = "jpeg"
+        img.compression_quality = 88
+        return img.make_blob()
+
+
+def crop2(img):
+    dx, dy = round(img.width * 0.02), round(img.height * 0.02)
+    img.crop(dx, dy, width=img.width - 2 * dx, height=img.height - 2 * dy)
+
+
+def thin_border(img):
+    from wand.color import Color
+
+    side = max(2, round(min(img.width, img.height) * 0.01))
+    img.border(Color("white"), side, side)
+
+
+def moved(img):
+    """The same scene with something moved: a quarter-size patch copied elsewhere."""
+    w, h = img.width, img.height
+    with img.clone() as patch:
+        patch.crop(w // 10, h // 2, width=w // 4, height=h // 4)
+        img.composite(patch, left=w - w // 4 - w // 10, top=h // 8)
+
+
+def bigger_graphic(img):
+    """A larger, posterised copy: four grey levels make it a graphic to triage."""
+    img.resize(img.width * 5 // 4, img.height * 5 // 4)
+    img.transform_colorspace("gray")
+    img.posterize(4)
+
+
+@pytest.fixture(scope="module")
+def real_prepared(tmp_path_factory):
+    """sklearn's two real JPEG photos, copies made by Wand, run through the real prepare."""
+    import sklearn.datasets
+
+    from test_triage import write_inventory
+    from vacancy.prepare import prepare_location
+
+    photos = Path(sklearn.datasets.__file__).parent / "images"
+    china, flower = photos / "china.jpg", photos / "flower.jpg"
+    root = tmp_path_factory.mktemp("real")
+    files = {"china.jpg": china.read_bytes(), "flower.jpg": flower.read_bytes(),
+             "china-crop2.jpg": wand_copy(china, crop2),
+             "china-border.jpg": wand_copy(china, thin_border),
+             "flower-moved.jpg": wand_copy(flower, moved),
+             "flower-graphic.jpg": wand_copy(flower, bigger_graphic)}
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    inventory = write_inventory(root / "inv.csv", [(n, str(root / n)) for n in files], "real")
+    out = {name: root / "out" / name for name in
+           ("triage.csv", "hashes.csv", "features.h5", "thumbs.h5", "rejects.csv")}
+    prepare_location(inventory, *out.values())
+    return out
+
+
+def run_dedup(prepared, tmp_path, **params) -> dict[str, str]:
+    out = tmp_path / "duplicates.csv"
+    settings = {"max_distance": 7, "check": "features", "inner_distance": 8, "min_correlation": 0.99,
+                **params}
+    dedup([prepared["hashes.csv"]], out, triage_csvs=[prepared["triage.csv"]],
+          feature_h5s=[prepared["features.h5"]], **settings)
+    return {row["id"]: row["kept_id"] for row in read_csv(out)}
+
+
+def test_real_crop_and_border_copies_are_found_and_a_moved_scene_is_kept(real_prepared, tmp_path):
+    classes = {r["id"]: r["class"] for r in read_csv(real_prepared["triage.csv"])}
+    assert classes["real/flower-graphic.jpg"] == "graphic"  # the premise of the next test
+    removed = run_dedup(real_prepared, tmp_path)
+    # the border copy is the largest, so it is kept; the original and the 2% crop go to it
+    assert removed == {"real/china.jpg": "real/china-border.jpg",
+                       "real/china-crop2.jpg": "real/china-border.jpg"}
+    # flower and flower-moved (a quarter-size patch moved) are distinct and both stay
+    hashes = {r["id"]: int(r["dhash"], 16) for r in read_csv(real_prepared["hashes.csv"])}
+    assert (hashes["real/flower.jpg"] ^ hashes["real/flower-moved.jpg"]).bit_count() <= 7  # a candidate
+
+
+def test_a_photo_is_never_removed_for_a_graphic_or_an_excluded_image(real_prepared, tmp_path):
+    # by the dHash alone over every image, the bigger graphic copy keeps and the photo goes
+    records = read_csv(real_prepared["hashes.csv"])
+    old = removed(find_duplicates(records, 7))
+    assert old.get("real/flower.jpg", ("",))[0] == "real/flower-graphic.jpg"
+    # only images that can reach the map take part: the graphic is never compared
+    assert "real/flower.jpg" not in run_dedup(real_prepared, tmp_path)
+    # an excluded image never keeps: excluding the border copy, the original keeps the crop
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("real/china-border.jpg\n")
+    assert run_dedup(real_prepared, tmp_path, exclude_file=exclude) == {
+        "real/china-crop2.jpg": "real/china.jpg"}
+
+
+def test_check_none_is_the_dhash_alone_and_an_unknown_check_is_refused(real_prepared, tmp_path):
+    by_hash = run_dedup(real_prepared, tmp_path, check="none", max_distance=4)
+    expected = {row["id"]: row["kept_id"] for row in find_duplicates(
+        [r for r in read_csv(real_prepared["hashes.csv"])
+         if r["id"] != "real/flower-graphic.jpg"], 4)}
+    assert by_hash == expected
+    with pytest.raises(ValueError, match="dedup.check"):
+        run_dedup(real_prepared, tmp_path, check="pixels")
+
+
+def test_profiles_see_a_zoomed_copy_and_not_a_shifted_scene():
+    from vacancy.dedup import aligned_correlation, inner_dhash, profiles, window_matrix
+
+    rng = np.random.default_rng(3)
+    scene = rng.random((80, 80)).astype(np.float32)
+    scene = np.cumsum(np.cumsum(scene, 0), 1)  # smooth, photo-like ramps
+    base = scene[8:72, 8:72]
+    zoom = window_matrix(1.04, 64, 0).astype(np.float32)  # the centre zoomed by 4%: a crop
+    cropped = zoom @ base @ zoom.T
+    shifted = scene[0:64, 14:78]  # the camera moved by 6 px
+    p = profiles(np.stack([base, cropped, shifted]))
+    corr = aligned_correlation(p[[0, 0]], p[[1, 2]])
+    assert corr[0] > 0.999 and corr[1] < corr[0]
+    assert inner_dhash(base[None]).dtype == np.uint64

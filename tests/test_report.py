@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import SMALL_DEMO, snakemake, write_config
@@ -248,9 +249,12 @@ def test_snakemake_report_shows_every_section_with_its_images(demo_run):
             with Image.open(io.BytesIO(data)) as img:
                 assert img.width >= 300 and img.height >= 100, path
         assert record["caption"], f"{path} has no caption"
-    # captions are rendered with the run's values
-    histogram = results["results/report/triage-histogram.png"]
-    assert "3.9" in histogram["caption"] and "4.4" in histogram["caption"]
+    # captions are rendered with the run's values: the thresholds of the run's triage method
+    triage = yaml.safe_load((demo_run / "config.yaml").read_text())["triage"]
+    low, high = ((triage["score_graphic_below"], triage["score_photo_above"])
+                 if triage["method"] == "model" else (triage["graphic_below"], triage["photo_above"]))
+    caption = results["results/report/triage-histogram.png"]["caption"]
+    assert f">{low}<" in caption and f">{high}<" in caption, caption
 
 
 @pytest.mark.slow

@@ -19,10 +19,13 @@ from PIL import Image as PILImage
 from wand.image import Image as WandImage
 
 from conftest import imagemagick_cli
+from vacancy.common import config_defaults
 
 from vacancy.imaging import Rejected, decode, sniff_format
 from reference import gray_entropy
 from vacancy.triage import classify
+
+TRIAGE = config_defaults()["triage"]
 
 IM_CONVERT = imagemagick_cli()  # the real ImageMagick CLI, as an independent reference
 INVENTORY_COLUMNS = ["id", "location", "filename", "path", "image_url", "listing_url",
@@ -133,7 +136,7 @@ def test_entropy_of_wand_image_leaves_it_unchanged(tmp_path):
     (4.400001, "photo"), (math.log(256), "photo"),
 ])
 def test_classify_boundaries(entropy, expected):
-    assert classify(entropy) == expected
+    assert classify(entropy, TRIAGE["graphic_below"], TRIAGE["photo_above"]) == expected
 
 
 def test_classify_custom_and_invalid_thresholds():
@@ -144,7 +147,7 @@ def test_classify_custom_and_invalid_thresholds():
     with pytest.raises(ValueError):
         classify(3.0, graphic_below=4.5, photo_above=4.4)
     with pytest.raises(ValueError):
-        classify(float("nan"))
+        classify(float("nan"), 3.9, 4.4)
 
 
 # --- the safe reader -----------------------------------------------------------------------

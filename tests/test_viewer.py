@@ -118,9 +118,9 @@ def test_shards_hold_every_cell_once(built):
     for k in range(70):
         record = seen[f"{k % 10},{k // 10}"]
         assert record["id"] == f"sf/{k:03d}.jpg"
-        assert set(record) == {"id", "location", "title", "price", "posted", "listing_url",
-                               "listing_id", "class"}
-    assert seen["5,2"] == {"id": "sf/025.jpg", "location": "sf", "title": "Room 25",
+        assert set(record) == {"id", "location", "state", "title", "price", "posted",
+                               "listing_url", "listing_id", "class"}
+    assert seen["5,2"] == {"id": "sf/025.jpg", "location": "sf", "state": "", "title": "Room 25",
                            "price": "$1025", "posted": "2024-05-01",
                            "listing_url": "https://sf.example/25.html", "listing_id": "L24",
                            "class": "photo"}
@@ -331,3 +331,165 @@ def test_server_answers_byte_ranges(tmp_path):
         server.server_close()
     assert parse_range("bytes=0-0", 1) == (0, 0)
     assert parse_range("bytes=5-", 5) is None
+
+
+# --------------------------------------------------------------------------- field arrays, filter
+
+
+def read_field(site: Path, desc: dict):
+    import numpy as np
+    return np.frombuffer((site / desc["url"]).read_bytes(), dtype=np.dtype(desc["dtype"]).newbyteorder("<"))
+
+
+def test_field_arrays_hold_each_cells_value_from_selected_csv(built):
+    import csv as csvlib
+    from datetime import date
+    site, meta = built
+    fields = {d["name"]: d for d in meta["fields"]}
+    assert sorted(fields) == ["class", "location", "posted", "price"]   # no record has a state
+    with open(site.parent / "selected.csv", newline="", encoding="utf-8") as handle:
+        rows = {r["id"]: r for r in csvlib.DictReader(handle)}
+    price, posted = read_field(site, fields["price"]), read_field(site, fields["posted"])
+    location, cls = read_field(site, fields["location"]), read_field(site, fields["class"])
+    assert len(price) == len(posted) == len(location) == 10 * 8
+    for k in range(70):
+        row = rows[f"sf/{k:03d}.jpg"]
+        assert price[k] == int(row["price"].lstrip("$"))
+        assert posted[k] == (date.fromisoformat(row["posted"]) - date(1970, 1, 1)).days
+        assert fields["location"]["names"][location[k]] == row["location"]
+        assert fields["class"]["names"][cls[k]] == row["class"]
+    assert list(price[70:]) == [-1] * 10 and list(location[70:]) == [0xFFFF] * 10   # empty cells
+    assert (fields["price"]["min"], fields["price"]["max"]) == (1000, 1069)
+    assert fields["location"]["counts"] == [70]
+
+
+def test_price_and_posted_parsing():
+    from vacancy.viewer import parse_posted, parse_price
+    assert [parse_price(t) for t in ("$1,150", "1150", "$2,400/mo", "call", "", "$99.50",
+                                     "$99,999,999,999")] == [1150, 1150, 2400, None, None, 99, None]
+    assert [parse_posted(t) for t in ("2024-05-01T09:30:00-07:00", "2024-05-01", "soon", "")] == \
+        [19844, 19844, None, None]
+
+
+def test_filter_mask_stats_and_permalink_in_node():
+    """matchMask against the same rule written here in Python, on mixed data with gaps."""
+    import random
+    rnd = random.Random(3)
+    n, names = 200, ["austin", "boston", "miami"]
+    price = [rnd.choice([-1, rnd.randint(500, 4000)]) for _ in range(n)]
+    posted = [rnd.choice([0, rnd.randint(19700, 19900)]) for _ in range(n)]
+    loc = [rnd.choice([0xFFFF, 0, 1, 2, 2]) for _ in range(n)]
+    fields = {"price": {"desc": {"name": "price", "kind": "number", "missing": -1}, "values": price},
+              "posted": {"desc": {"name": "posted", "kind": "date", "missing": 0}, "values": posted},
+              "location": {"desc": {"name": "location", "kind": "category", "missing": 0xFFFF,
+                                    "names": names}, "values": loc}}
+    flt = {"price": [800, 1500], "posted": [19750, 19850], "location": ["austin", "miami"]}
+    out = run_node(f"""
+        const f = {json.dumps(fields)}; const flt = {json.dumps(flt)};
+        const m = api.matchMask(f, flt, {n});
+        const lit = []; m.mask.forEach((v, k) => {{ if (v) lit.push(k); }});
+        const text = api.formatFilter(flt);
+        out = {{lit, count: m.lit, none: api.matchMask(f, {{}}, {n}).lit, text,
+               back: api.parseFilter("#z=1&x=2&y=3&" + text, ["price", "posted", "location"]),
+               stats: api.cellStats(f, lit, 2), q: api.quartiles([1, 2, 3, 4, 5]),
+               hist: api.histogram([1, 2, 2, 9, -1, 10], -1, 0, 10, 5)}};""")
+    want = [k for k in range(n) if loc[k] in (0, 2) and 800 <= price[k] <= 1500
+            and 19750 <= posted[k] <= 19850]
+    assert out["lit"] == want and out["count"] == len(want) > 0
+    assert out["none"] == sum(v != 0xFFFF for v in loc)
+    from datetime import date, timedelta
+    day = [(date(1970, 1, 1) + timedelta(days=d)).isoformat() for d in flt["posted"]]
+    assert out["text"] == f"location=austin&location=miami&posted={day[0]}..{day[1]}&price=800-1500"
+    assert out["back"] == flt
+    prices = sorted(price[k] for k in want)
+    assert out["stats"]["count"] == len(want)
+    assert out["stats"]["price"][1] == pytest.approx(
+        (prices[(len(prices) - 1) // 2] + prices[len(prices) // 2]) / 2)
+    top = sorted({names[loc[k]] for k in want}, key=lambda s: -sum(names[loc[k]] == s for k in want))
+    assert [t[0] for t in out["stats"]["top"]] == top[:2]
+    assert out["q"] == [2, 3, 4]
+    assert out["hist"] == [1, 2, 0, 0, 2]
+
+
+def test_lasso_cells_and_selection_csv_in_node(tmp_path):
+    import csv as csvlib
+    out = run_node(f"""
+        const m = {{cols: 6, rows: 5, cell_px: 10}};
+        // a triangle over the grid's top-left half; no cell centre lies on its edges
+        const tri = [[2, 2], [58, 2], [2, 48]];
+        out = {{tri: api.cellsInPolygon(tri, m).map(c => [c.col, c.row]),
+               csv: api.selectionCsvText([
+                 {{cell: [1, 0], record: {{id: "sf/b.jpg", title: {json.dumps(HOSTILE)}, price: "$900"}}}},
+                 {{cell: [0, 0], record: {{id: "sf/a.jpg", title: "=HYPERLINK(\\"x\\")", location: "sf"}}}}])}};""")
+    def inside(c, r):   # the cell's centre inside the triangle
+        x, y = c * 10 + 5, r * 10 + 5
+        return x > 2 and y > 2 and (x - 2) / 56 + (y - 2) / 46 < 1
+    assert sorted(map(tuple, out["tri"])) == sorted(
+        (c, r) for c in range(6) for r in range(5) if inside(c, r))
+    path = tmp_path / "selection.csv"
+    path.write_text(out["csv"], encoding="utf-8")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csvlib.DictReader(handle))
+    assert [r["id"] for r in rows] == ["sf/a.jpg", "sf/b.jpg"]
+    assert rows[1]["title"] == HOSTILE and rows[1]["price"] == "$900"
+    assert rows[0]["title"] == "'=HYPERLINK(\"x\")"   # a spreadsheet shows it as text
+    assert (rows[0]["col"], rows[0]["row"]) == ("0", "0")
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def test_regions_are_numbered_in_reading_order_with_one_representative_each():
+    """Two well-separated clusters of vectors on the left and right halves of a 6x4 grid."""
+    import numpy as np
+    from vacancy.regions import assign_regions
+    cells = np.array([(c, r) for r in range(4) for c in range(6)])
+    right = cells[:, 0] >= 3
+    vectors = np.where(right[:, None], 10.0, 0.0) + np.random.default_rng(0).normal(0, 0.1, (24, 3))
+    region, reps, anchors = assign_regions(vectors, cells, k=2, dims=3, seed=0)
+    assert set(region[~right]) == {1} and set(region[right]) == {2}   # left's anchor reads first
+    for g in (1, 2):
+        members = region == g
+        assert reps[members].sum() == 1 and anchors[members].sum() == 1
+        centre = vectors[members].mean(axis=0)
+        nearest = np.argmin(((vectors - centre) ** 2).sum(axis=1) + np.where(members, 0, 1e9))
+        assert reps[nearest] == 1
+    assert assign_regions(vectors[:3], cells[:3], k=10, dims=3, seed=0)[0].max() == 3   # k capped
+
+
+def test_site_regions_summarise_their_cells(tmp_path):
+    import csv as csvlib
+    from vacancy.common import write_csv
+    from vacancy.regions import REGION_COLUMNS
+    results, grid, selected, tiles = make_results(tmp_path, cols=5, rows=4, n=20, cell_px=16)
+    # region 1: the first two rows (k 0-9), region 2: the rest; anchors and representatives
+    write_csv(results / "regions.csv", ({"id": f"sf/{k:03d}.jpg", "region": 1 if k < 10 else 2,
+                                         "representative": int(k in (3, 14)),
+                                         "anchor": int(k in (7, 12))} for k in range(20)),
+              REGION_COLUMNS)
+    meta = build_site(json.loads((tiles / "meta.json").read_text()), grid, selected,
+                      results / "site", LEAFLET, regions_csv=results / "regions.csv")
+    with open(selected, newline="", encoding="utf-8") as handle:
+        prices = {r["id"]: int(r["price"].lstrip("$")) for r in csvlib.DictReader(handle)}
+    one, two = meta["regions"]
+    assert (one["region"], one["count"], one["col"], one["row"], one["image"]) == ("1", 10, 2, 1, "sf/003.jpg")
+    assert (two["region"], two["count"], two["col"], two["row"], two["image"]) == ("2", 10, 2, 2, "sf/014.jpg")
+    assert one["median_price"] == sorted(prices[f"sf/{k:03d}.jpg"] for k in range(10))[4] + 0.5
+    assert one["location"] == ["sf", 1.0] and one["state"] is None   # no state in this data
+    assert one["bbox"][1] == 0 and one["bbox"][3] == 1 and two["bbox"][1] == 2
+    region_field = next(f for f in meta["fields"] if f["name"] == "region")
+    assert region_field["names"] == ["1", "2"] and region_field["counts"] == [10, 10]
+    values = read_field(results / "site", region_field)
+    assert list(values[:20]) == [0] * 10 + [1] * 10
+
+
+def test_region_label_text_in_node():
+    regions = [{"region": "12", "count": 1843, "state": ["TX", 0.61], "location": ["austin", 0.4],
+                "median_price": 1149.6},
+               {"region": "3", "count": 1, "state": None, "location": ["sf", 0.3], "median_price": None},
+               {"region": "4", "count": 7, "state": [HOSTILE, 0.9], "location": None,
+                "median_price": 950}]
+    out = run_node(f"out = {json.dumps(regions)}.map(api.regionLabel);")
+    assert out == ["region 12: 1,843 photos, mostly TX, median $1,150",
+                   "region 3: 1 photo, most from sf",
+                   f"region 4: 7 photos, mostly {HOSTILE}, median $950"]

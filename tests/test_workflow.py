@@ -5,12 +5,13 @@ import json
 import math
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import SMALL_DEMO, planned_jobs, snakemake, write_config
+from conftest import REPO, SMALL_DEMO, planned_jobs, snakemake, write_config
 from vacancy.common import read_csv, sidecar_path
 
 pytestmark = pytest.mark.slow
@@ -127,7 +128,8 @@ def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "tsne": {**SMALL_DEMO["tsne"], "perplexity": 12}})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)  # the aggregate target, no work of its own
-        assert jobs == {"tsne": 1, "grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
+        assert jobs == {"tsne": 1, "grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS,
+                        "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -154,9 +156,39 @@ def test_grid_refine_change_reruns_grid_and_what_follows_not_tsne(demo_run, grid
         write_config(demo_run, {**SMALL_DEMO, "grid": grid})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
+        assert jobs == {"grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
+
+
+@pytest.mark.parametrize("regions", [{"k": 5}, {"dims": 8}, {"seed": 3}])
+def test_regions_change_reruns_only_regions_and_the_viewer(demo_run, regions):
+    """regions.* are params of their own rule: the map and its tiles stay, the site is rebuilt
+    (and the tiles job, which only joins the bands, follows the site)."""
+    try:
+        write_config(demo_run, {**SMALL_DEMO, "regions": regions})
+        jobs = planned_jobs(demo_run)
+        jobs.pop("all", None)
+        assert jobs == {"regions": 1, "viewer": 1, "tiles": 1}
+    finally:
+        write_config(demo_run, SMALL_DEMO)
+
+
+def test_the_demo_site_labels_its_regions(demo_run):
+    """Every grid image is in one of regions.k regions, each labelled with its own counts."""
+    res = results(demo_run)
+    rows = read_csv(res / "regions.csv")
+    grid_ids = {r["id"] for r in read_csv(res / "grid.csv")}
+    assert {r["id"] for r in rows} == grid_ids
+    k = yaml.safe_load((REPO / "config.yaml").read_text())["regions"]["k"]
+    sizes = Counter(r["region"] for r in rows)
+    assert sorted(sizes, key=int) == [str(i) for i in range(1, k + 1)]
+    assert sum(r["representative"] == "1" for r in rows) == k
+    meta = json.loads((res / "site" / "map.json").read_text())
+    assert [(g["region"], g["count"]) for g in meta["regions"]] == sorted(sizes.items(), key=lambda t: int(t[0]))
+    by_id = {r["id"]: r["region"] for r in rows}
+    assert all(by_id[g["image"]] == g["region"] for g in meta["regions"])
+    assert {f["name"] for f in meta["fields"]} >= {"price", "posted", "location", "state", "region"}
 
 
 def test_the_demo_grid_records_its_refinement(demo_run):
@@ -173,7 +205,7 @@ def test_triage_threshold_change_reruns_prepare_and_what_follows(demo_run):
         jobs.pop("all", None)
         n = len(SMALL_DEMO["demo"]["locations"])
         assert jobs == {"prepare": n, "dedup": 1, "select": 1, "pca": 1, "tsne": 1,
-                        "grid": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
+                        "grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -192,8 +224,9 @@ def test_bad_config_value_is_reported_with_its_key(tmp_path):
     assert result.returncode != 0 and "triage.score_graphic_below" in result.stdout + result.stderr
 
 
-def test_exclude_file_reruns_select_and_what_follows(demo_run):
-    """A curator's exclude file (the viewer exports this format) is an input of select only."""
+def test_exclude_file_reruns_dedup_select_and_what_follows(demo_run):
+    """A curator's exclude file (the viewer exports this format) is an input of dedup (an
+    excluded image never keeps a copy off the map) and select; nothing upstream reruns."""
     ids = [r["id"] for r in read_csv(results(demo_run) / "grid.csv")[:5]]
     exclude = demo_run / "exclude.txt"
     exclude.write_text("# exported by the viewer\n" + "\n".join(ids) + "\n")
@@ -201,7 +234,8 @@ def test_exclude_file_reruns_select_and_what_follows(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "exclude_file": str(exclude)})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "viewer": 1,
+        assert jobs == {"dedup": 1, "select": 1, "pca": 1, "tsne": 1, "grid": 1, "regions": 1,
+                        "viewer": 1,
                         "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)

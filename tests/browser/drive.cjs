@@ -210,6 +210,152 @@ async function run() {
       await page.screenshot({ path: path.join(out, "loaded.png") });
       await page.close();
     }
+
+    // 6. filter: price and posted ranges and a state; the permalink carries it to a reload
+    if (plan.filter) {
+      const page = await openMap(context, site + plan.views.z1);
+      await page.click("#filter summary");
+      await page.waitForFunction(() => window.vacancyState.fieldsLoaded, null, { timeout: 5000 });
+      results.filterControls = await page.evaluate(() => Array.from(
+        document.querySelectorAll("#filter fieldset")).map((f) => f.id));
+      for (const [id, value] of Object.entries(plan.filter.sliders)) {
+        await page.evaluate(([sel, v]) => {
+          const input = document.getElementById(sel);
+          input.value = String(v);
+          input.dispatchEvent(new Event("input", { bubbles: true }));
+        }, [id, value]);
+      }
+      await page.selectOption("#filter-state-list", plan.filter.states);
+      await page.waitForFunction(() => window.vacancyState.lit !== null &&
+        window.vacancyState.lit !== undefined, null, { timeout: 5000 });
+      await page.waitForTimeout(300);
+      results.filter = await page.evaluate(() => ({
+        lit: window.vacancyState.lit, count: document.getElementById("filter-count").textContent,
+        stats: window.vacancyState.stats,
+        statsText: Array.from(document.querySelectorAll("#stats-fields dd")).map((d) => d.textContent),
+        legend: Array.from(document.querySelectorAll("#legend-marks li")).map((d) => d.textContent),
+        histograms: document.querySelectorAll("#filter canvas.histogram").length,
+        outputs: Array.from(document.querySelectorAll("#filter output")).map((o) => o.textContent),
+      }));
+      results.filterUrl = page.url();
+      await page.screenshot({ path: path.join(out, "filter.png") });
+      await page.close();
+      const again = await openMap(context, results.filterUrl,
+        () => window.vacancyState.lit !== null && window.vacancyState.lit !== undefined);
+      results.filterReloaded = await again.evaluate(() => ({
+        lit: window.vacancyState.lit,
+        sliders: Array.from(document.querySelectorAll("#filter input[type=range]")).map((i) => [i.id, Number(i.value)]),
+        states: Array.from(document.getElementById("filter-state-list").selectedOptions).map((o) => o.value),
+      }));
+      await again.screenshot({ path: path.join(out, "filter-reload.png") });
+      // select matching: every lit cell
+      await again.click("#cull-toggle");
+      await again.click("#cull-matching");
+      await again.waitForFunction(() => window.vacancyState.selection > 0, null, { timeout: 5000 });
+      results.matching = await again.evaluate(() => ({
+        selection: window.vacancyState.selection, stats: window.vacancyState.stats }));
+      await again.screenshot({ path: path.join(out, "select-matching.png") });
+      await again.close();
+    }
+
+    // 7. lasso: a free-hand outline selects the cells whose centre it encloses; alt removes;
+    // the selection's statistics and its CSV export
+    if (plan.lasso) {
+      const page = await openMap(context, site + plan.views.z1);
+      await page.click("#filter summary");
+      await page.waitForFunction(() => window.vacancyState.fieldsLoaded, null, { timeout: 5000 });
+      await page.click("#cull-toggle");
+      await page.selectOption("#cull-shape", "lasso");
+      const draw = async (points, modifier) => {
+        if (modifier) await page.keyboard.down(modifier);
+        await page.mouse.move(points[0][0], points[0][1]);
+        await page.mouse.down();
+        for (const [x, y] of points.slice(1)) {
+          await page.mouse.move(x, y, { steps: 3 });
+        }
+        await page.mouse.move(points[0][0], points[0][1], { steps: 3 });
+        await page.mouse.up();
+        if (modifier) await page.keyboard.up(modifier);
+      };
+      await draw(plan.lasso.add);
+      results.lassoAdded = await page.evaluate(() => ({
+        selection: window.vacancyState.selection, polygon: window.vacancyState.lastLasso }));
+      await page.screenshot({ path: path.join(out, "lasso.png") });
+      await draw(plan.lasso.remove, "Alt");
+      await page.waitForTimeout(200);
+      results.lassoRemoved = await page.evaluate(() => ({
+        selection: window.vacancyState.selection, polygon: window.vacancyState.lastLasso,
+        stats: window.vacancyState.stats,
+        statsText: Array.from(document.querySelectorAll("#stats-fields dd")).map((d) => d.textContent),
+      }));
+      await page.screenshot({ path: path.join(out, "lasso-removed.png") });
+      const [csv] = await Promise.all([page.waitForEvent("download"),
+        page.click("#cull-export-selection")]);
+      await csv.saveAs(path.join(out, "selection.csv"));
+      await page.close();
+    }
+
+    // 8. overview: the minimap's outline follows the main view; a click there moves it
+    {
+      const page = await openMap(context, site + plan.views.z1);
+      const read = () => page.evaluate(() => {
+        const m = window.vacancyState.map;
+        const b = m.getBounds();
+        const nw = m.project(b.getNorthWest(), 1);
+        const se = m.project(b.getSouthEast(), 1);
+        return { minimap: window.vacancyState.minimap, view: { x0: nw.x, y0: nw.y, x1: se.x, y1: se.y },
+          center: m.project(m.getCenter(), 1) };
+      });
+      results.overview = { before: await read() };
+      await page.evaluate(() => window.vacancyState.map.setView(
+        window.vacancyState.map.unproject([320, 256], 1), 3, { animate: false }));
+      await page.waitForTimeout(300);
+      results.overview.moved = await read();
+      const box = await page.locator("#minimap").boundingBox();
+      results.overview.box = box;
+      await page.screenshot({ path: path.join(out, "minimap.png") });
+      await page.locator("#minimap").screenshot({ path: path.join(out, "minimap-only.png") });
+      await page.mouse.click(box.x + box.width * 0.25, box.y + box.height * 0.25);
+      await page.waitForTimeout(600);
+      results.overview.clicked = await read();
+      await page.close();
+    }
+
+    // 9. region labels at low zoom; a click flies to the region and selects it
+    {
+      const regionSite = plan.base + "/site-regions/";
+      const z1 = await openMap(context, regionSite + plan.views.z1);
+      results.regions = { labelsAtZ1: await z1.evaluate(() => window.vacancyState.regionLabels) };
+      await z1.close();
+      const page = await openMap(context, regionSite + plan.views.z0);
+      results.regions.labels = await page.evaluate(() => Array.from(
+        document.querySelectorAll(".region-label span")).map((el) => ({
+        region: el.dataset.region, text: el.textContent, children: el.children.length,
+        shown: el.dataset.shown === "true", rect: el.getBoundingClientRect().toJSON() })));
+      results.regions.hostileOption = await page.evaluate((text) => {
+        const option = Array.from(document.querySelectorAll("#filter-state-list option"))
+          .find((o) => o.value === text);
+        return option ? { text: option.textContent, elements: option.children.length,
+          pwned: window.__pwned === undefined ? null : window.__pwned } : null;
+      }, plan.hostile_state);
+      await page.screenshot({ path: path.join(out, "regions.png") });
+      results.regions.clickedRegion = results.regions.labels.find((l) => l.shown).region;
+      await page.click(`.region-label span[data-region="${results.regions.clickedRegion}"]`);
+      await page.waitForFunction(() => window.vacancyState.region, null, { timeout: 5000 });
+      await page.waitForTimeout(900); // the flight
+      results.regions.clicked = await page.evaluate(() => {
+        const m = window.vacancyState.map;
+        const b = m.getBounds();
+        const nw = m.project(b.getNorthWest(), 1);
+        const se = m.project(b.getSouthEast(), 1);
+        return { region: window.vacancyState.region, stats: window.vacancyState.stats,
+          opened: window.vacancyState.selected,
+          view: { x0: nw.x, y0: nw.y, x1: se.x, y1: se.y }, zoom: m.getZoom(),
+          cells: window.vacancyState.selectionCells };
+      });
+      await page.screenshot({ path: path.join(out, "region-clicked.png") });
+      await page.close();
+    }
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });

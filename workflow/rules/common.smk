@@ -89,7 +89,8 @@ def triage_scale():
 
 def curator_file(key):
     """An input function: the curator's exclude or include file (``key``), if the config names
-    one. As an input, editing it reruns select and what follows, nothing upstream."""
+    one. As an input, editing it reruns select and what follows (the exclude file also dedup,
+    which never keeps an excluded image), nothing upstream."""
     return lambda wildcards: [config[key]] if config.get(key) else []
 
 

@@ -39,17 +39,26 @@ rule prepare:
 
 
 rule dedup:
-    """Group copies across all locations; keep the largest of each group."""
+    """Group copies among the images that can reach the map; keep the largest of each group."""
     input:
-        per_location(f"{R}/hashes/{{location}}.csv"),
+        hashes=per_location(f"{R}/hashes/{{location}}.csv"),
+        triage=per_location(f"{R}/triage/{{location}}.csv"),
+        features=per_location(f"{R}/features/{{location}}.h5"),
+        exclude=curator_file("exclude_file"),
     output:
         f"{R}/duplicates.csv",
     params:
         max_distance=config["dedup"]["max_distance"],
+        check=config["dedup"]["check"],
+        inner_distance=config["dedup"]["inner_distance"],
+        min_correlation=config["dedup"]["min_correlation"],
+        keep_maybe=config["triage"]["keep_maybe"],
+        exclude_file=config.get("exclude_file") or "",
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.5),
+        # the feature files are most of the input (~3 GB at 125,000) and are read once
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.005),
     log:
         f"{R}/logs/dedup.log",
     benchmark:

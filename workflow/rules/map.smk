@@ -80,11 +80,39 @@ rule grid:
         "../scripts/grid.py"
 
 
+rule regions:
+    """Named regions of the map: k-means on the PCA vectors of the grid's images (their own
+    rule, so changing regions.* reruns only it and the viewer)."""
+    input:
+        pca=f"{R}/pca.h5",
+        grid=f"{R}/grid.csv",
+    output:
+        f"{R}/regions.csv",
+    params:
+        k=config["regions"]["k"],
+        dims=config["regions"]["dims"],
+        seed=config["regions"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=2),
+        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
+    log:
+        f"{R}/logs/regions.log",
+    benchmark:
+        f"{R}/benchmarks/regions.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    script:
+        "../scripts/regions.py"
+
+
 rule viewer:
-    """The Leaflet site: page, offline copy of Leaflet, per-block cell metadata."""
+    """The Leaflet site: page, offline copy of Leaflet, per-block cell metadata, per-cell field
+    arrays and the named regions."""
     input:
         grid=f"{R}/grid.csv",
         selected=f"{R}/selected.csv",
+        regions=f"{R}/regions.csv",
         leaflet=repo_path("node_modules/leaflet/dist/leaflet.js"),
         pmtiles_js=repo_path("node_modules/pmtiles/dist/pmtiles.js"),
     output:

@@ -10,4 +10,8 @@ setup_logging(snakemake.log[0])  # noqa: F821
 
 from vacancy.dedup import dedup  # noqa: E402
 
-dedup(list(snakemake.input), snakemake.output[0], max_distance=snakemake.params.max_distance)
+i, p = snakemake.input, snakemake.params  # noqa: F821
+dedup(list(i.hashes), snakemake.output[0], max_distance=p.max_distance,  # noqa: F821
+      triage_csvs=list(i.triage), feature_h5s=list(i.features), keep_maybe=p.keep_maybe,
+      exclude_file=p.exclude_file or None, check=p.check, inner_distance=p.inner_distance,
+      min_correlation=p.min_correlation)

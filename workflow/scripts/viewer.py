@@ -15,4 +15,5 @@ i, p = snakemake.input, snakemake.params
 cols, rows = read_grid_shape(i.grid)
 layout = layout_meta(cols, rows, p.cell_px, p.tile_px, p.background)
 build_site(layout, i.grid, i.selected, snakemake.output[0], Path(i.leaflet).parent,
-           pmtiles_url=p.pmtiles_url, originals_dir=p.originals_dir, pmtiles_js=i.pmtiles_js)
+           pmtiles_url=p.pmtiles_url, originals_dir=p.originals_dir, pmtiles_js=i.pmtiles_js,
+           regions_csv=i.regions)

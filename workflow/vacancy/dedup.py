@@ -1,14 +1,16 @@
 """Stage ``dedup``: find copies of the same photo across all locations, keep one of each.
 
 Listings re-post the same photos (same file, a re-encode, a resized copy), and a map full of
-copies wastes space and hides the variety. Two images are duplicates when their dHashes (from the
-``hashes`` stage) differ in at most ``max_distance`` bits; identical hashes are always duplicates.
+copies wastes space and hides the variety. With ``check: none`` two images are duplicates when
+their dHashes (from the ``hashes`` stage) differ in at most ``max_distance`` bits (identical hashes
+always are); with ``check: features`` (the default) the hashes only propose candidates and a
+second check on the stored grey image decides (below). The grouping is the same for both.
 
 Grouping: a *star around a keeper*, not union-find. Images are taken in keeper-priority order
 (largest ``width * height`` first, then the smallest id in Python string order); an image not yet
-claimed becomes a keeper and claims every unclaimed image within ``max_distance`` bits of it.
-So every removed image is within ``max_distance`` of the image kept in its place (the ``distance``
-column), and chains do not merge: if A~B and B~C but A and C differ by more than
+claimed becomes a keeper and claims every unclaimed image that is a copy of it.
+So every removed image is a copy of the image kept in its place (the ``distance`` and
+``correlation`` columns), and chains do not merge: if A~B and B~C but A and C differ by more than
 ``max_distance``, and A is kept, then B goes to A and C stays (C is kept unless it is within reach
 of another keeper). Union-find would chain A~B~C into one group and could remove C in favour of
 an image it does not resemble; near-uniform images (dark, white, floor plans) form long chains.
@@ -28,6 +30,31 @@ d = 4-6, 3-4 s for d = 8-10, plus ~0.3 s of parsing and sorting. Candidates are 
 bounded chunks, so a big bucket (thousands of distinct but similar hashes, e.g. near-black
 images) costs quadratic time but not memory, and is logged: 5,000 such hashes take ~1 s at d = 2
 and ~5 s at d = 4 (1.1 million near pairs).
+
+Who takes part: only images that can reach the map (triage class ``photo``, and ``maybe`` when
+``triage.keep_maybe`` puts it on the map; never an id of the curator's exclude file). So a
+photo is never removed in favour of a graphic, of a ``maybe`` left off the map or of an excluded
+image, and every keeper is on the map.
+
+The second check (``check: features``, the default). At 125,000 demo images many distinct
+renders of one room family lie within 4 dHash bits (precision 0.44), while real copies cropped by
+2% or given a thin border lie up to 9 bits away: no Hamming radius serves both. So the dHash only
+proposes candidates, and a second, independent measure decides:
+
+* candidates: pairs within ``max_distance`` dHash bits, or within ``inner_distance`` bits of an
+  *inner* dHash, the same 9x8 difference hash taken from the central 56x56 pixels of the stored
+  64x64 grey image (a border or a crop changes the edges, which the inner hash leaves out);
+* check: the correlation of the two grey images' central windows (48x48 of 64x64, averaged into
+  12x12 cells, mean and contrast removed), the best over seven zooms of one image about its
+  centre (1/1.06 .. 1.06, what a 2-3% crop per side or a thin border does). A pair is a copy
+  when it reaches ``min_correlation``. Re-encodes, resizes, brightness changes and watermarks
+  keep it above 0.99; distinct renders of one demo room family and distinct similar real photos
+  (something moved in the scene, stereo pairs) fall below (README "Dedup").
+
+Both descriptors come from the features ``prepare`` already stored (the first 4,096 values of a
+row are the 64x64 grey image): one streamed pass over the feature files, about 2 KB kept per
+image. Grouping is then the same star, over images rather than distinct hashes, since two
+images with one dHash are no longer copies without the check.
 """
 
 from __future__ import annotations
@@ -37,16 +64,35 @@ import logging
 import math
 import string
 import time
+from functools import lru_cache
 from pathlib import Path
 
+import h5py
+import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature files use)
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from .common import provenance, read_csv, write_csv
+from .common import iter_csv, provenance, read_csv, write_csv
 
 log = logging.getLogger("vacancy.dedup")
 
 STAGE = "dedup"
-DUPLICATE_COLUMNS = ["id", "kept_id", "distance"]
+DUPLICATE_COLUMNS = ["id", "kept_id", "distance", "correlation"]
+CHECKS = ("features", "none")
+
+#: The second check's window: this many pixels of the 64x64 grey image are left out on each side
+#: (where a border or a crop acts), the rest averaged into CELLS x CELLS cells.
+MARGIN = 8
+CELLS = 12
+#: Zooms of one image about its centre tried against the other: a 2% crop per side is 1.04, a
+#: thin border about 0.98, and a copy of a copy compounds them.
+ZOOMS = (1 / 1.06, 1 / 1.04, 1 / 1.02, 1.0, 1.02, 1.04, 1.06)
+#: Pixels left out on each side for the inner dHash.
+INNER_MARGIN = 4
+#: Candidate pairs checked at once (each holds two profile sets, 8 KB as float32).
+CHECK_PAIRS = 8192
+#: Feature rows read at once (a multiple of the files' 64-row chunks).
+READ_ROWS = 1024
 
 #: Candidate pairs expanded at once; bounds memory (each pair costs ~40 bytes while verified).
 CHUNK_PAIRS = 4_000_000
@@ -210,72 +256,282 @@ def near_pairs(hashes: np.ndarray, max_distance: int, nbits: int = 64) -> tuple[
     return codes // hashes.size, codes % hashes.size
 
 
-def _assign_keepers(n_unique: int, pairs, priority: np.ndarray) -> np.ndarray:
-    """Star grouping: for each distinct hash, the distinct hash whose best image is kept for it."""
-    keeper = np.arange(n_unique)
+def _assign_keepers(n: int, pairs, priority: np.ndarray) -> np.ndarray:
+    """Star grouping over ``n`` nodes: for each node, the node kept in its place (itself if
+    kept). Nodes are taken in ``priority`` order (lowest first); an unclaimed node becomes a
+    keeper and claims its unclaimed neighbours."""
+    keeper = np.arange(n)
     a, b = pairs
     if a.size == 0:
         return keeper
     src, dst = np.concatenate([a, b]), np.concatenate([b, a])
     by_src = np.argsort(src, kind="stable")
     src, dst = src[by_src], dst[by_src]
-    indptr = np.searchsorted(src, np.arange(n_unique + 1)).tolist()
-    dst = dst.tolist()
-    claimed = bytearray(n_unique)
+    indptr = np.searchsorted(src, np.arange(n + 1))
+    claimed = np.zeros(n, dtype=bool)
     connected = np.unique(src)
     for u in connected[np.argsort(priority[connected])].tolist():
         if claimed[u]:
             continue
-        claimed[u] = 1
-        for v in dst[indptr[u]:indptr[u + 1]]:
-            if not claimed[v]:
-                claimed[v] = 1
-                keeper[v] = u
+        claimed[u] = True
+        near = dst[indptr[u]:indptr[u + 1]]
+        near = near[~claimed[near]]
+        claimed[near] = True
+        keeper[near] = u
     return keeper
 
 
-def find_duplicates(records, max_distance: int) -> list[dict]:
-    """Rows ``{id, kept_id, distance}`` for every image that is not kept, sorted by id.
+# ---------------------------------------------------------------------------------------------
+# The second check: descriptors of the stored 64x64 grey image
 
-    ``records`` are dicts with ``id, dhash, width, height`` (strings or numbers); see the module
-    docstring for the grouping (star around the keeper) and the keeper rule.
+
+@lru_cache(maxsize=None)
+def window_matrix(zoom: float, cells: int = CELLS, margin: int = MARGIN, size: int = 64,
+                  samples: int = 4) -> np.ndarray:
+    """(cells x size) weights: cell means of the window ``[margin, size - margin)`` of an image
+    zoomed by ``zoom`` about its centre (linear interpolation at ``samples`` points per cell,
+    edge pixels repeated), so that a cells x cells descriptor is ``W @ image @ W.T``."""
+    weights = np.zeros((cells, size))
+    width = (size - 2 * margin) / cells
+    for k in range(cells):
+        for t in range(samples):
+            x = margin + (k + (t + 0.5) / samples) * width            # in the zoomed image
+            source = size / 2 + (x - size / 2) / zoom - 0.5            # as a pixel index
+            left = int(np.floor(source))
+            for index, w in ((left, 1 - (source - left)), (left + 1, source - left)):
+                weights[k, min(max(index, 0), size - 1)] += w / samples
+    return weights
+
+
+def _unit_rows(values: np.ndarray) -> np.ndarray:
+    """Rows with their mean removed and scaled to length 1 (a flat row stays 0)."""
+    values = values.reshape(values.shape[0], -1).astype(np.float32)
+    values -= values.mean(axis=1, keepdims=True)
+    return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-6)
+
+
+def _sandwich(left: np.ndarray, images: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ image @ right.T`` for a stack of images, as two large matrix products (a
+    broadcast ``@`` would do one small product per image, ten times slower)."""
+    n, size = images.shape[0], images.shape[1]
+    half = (images.reshape(n * size, size) @ right.T).reshape(n, size, right.shape[0])
+    return np.tensordot(left, half, axes=([1], [1])).transpose(1, 0, 2)
+
+
+def profiles(gray64: np.ndarray) -> np.ndarray:
+    """(n, len(ZOOMS), CELLS**2) float16: each image's central window at every zoom, as unit
+    vectors, so the dot product of two is a Pearson correlation."""
+    gray64 = np.asarray(gray64, dtype=np.float32)
+    out = [_unit_rows(_sandwich(w, gray64, w))
+           for w in (window_matrix(z).astype(np.float32) for z in ZOOMS)]
+    return np.stack(out, axis=1).astype(np.float16)
+
+
+def inner_dhash(gray64: np.ndarray) -> np.ndarray:
+    """uint64 dHash (9x8 cell means, "is the right cell brighter?") of each image's central
+    56x56 pixels: unlike the stored dHash, it does not see a border or the edges a crop cuts."""
+    gray64 = np.asarray(gray64, dtype=np.float32)
+    cols = window_matrix(1.0, 9, INNER_MARGIN).astype(np.float32)
+    rows = window_matrix(1.0, 8, INNER_MARGIN).astype(np.float32)
+    small = _sandwich(rows, gray64, cols)
+    bits = (small[:, :, 1:] > small[:, :, :-1]).reshape(len(gray64), -1)
+    return np.packbits(bits, axis=1).view(">u8")[:, 0].astype(np.uint64)
+
+
+def read_descriptors(feature_h5s, wanted: set[str]) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """Inner dHashes and profiles of the ``wanted`` ids found in the feature files: (row of each
+    id, uint64 hashes, profiles). One streamed pass; only the grey part of each row is kept."""
+    rows: dict[str, int] = {}
+    hashes, parts = [], []
+    for path in feature_h5s:
+        with h5py.File(path, "r") as h5:
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in h5["ids"][:]]
+            features = h5["features"]
+            for start in range(0, len(ids), READ_ROWS):
+                take = [k for k in range(start, min(start + READ_ROWS, len(ids)))
+                        if ids[k] in wanted and ids[k] not in rows]
+                if not take:
+                    continue
+                block = features[start:take[-1] + 1]  # whole rows: faster than a column slice
+                gray = block[np.array(take) - start, :64 * 64].reshape(-1, 64, 64)
+                for k in take:
+                    rows[ids[k]] = len(rows)
+                hashes.append(inner_dhash(gray))
+                parts.append(profiles(gray))
+    if not rows:
+        return rows, np.empty(0, np.uint64), np.empty((0, len(ZOOMS), CELLS * CELLS), np.float16)
+    return rows, np.concatenate(hashes), np.concatenate(parts)
+
+
+def aligned_correlation(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """Per pair of profile sets: the best correlation of one image's window, at any zoom, with
+    the other's unzoomed window (both ways round)."""
+    centre = ZOOMS.index(1.0)
+    pa, pb = pa.astype(np.float32), pb.astype(np.float32)
+    ab = np.matmul(pa, pb[:, centre, :, None])[..., 0].max(axis=1)
+    ba = np.matmul(pb, pa[:, centre, :, None])[..., 0].max(axis=1)
+    return np.maximum(ab, ba)
+
+
+class SecondCheck:
+    """What the second check needs: descriptors by id and the two thresholds."""
+
+    def __init__(self, rows: dict[str, int], inner: np.ndarray, profile: np.ndarray,
+                 inner_distance: int, min_correlation: float):
+        self.rows, self.inner, self.profile = rows, inner, profile
+        self.inner_distance, self.min_correlation = inner_distance, min_correlation
+
+    @classmethod
+    def from_features(cls, feature_h5s, wanted: set[str], inner_distance: int,
+                      min_correlation: float) -> "SecondCheck":
+        return cls(*read_descriptors(feature_h5s, wanted), inner_distance, min_correlation)
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidates and grouping
+
+
+def expand_pairs(pairs, inverse: np.ndarray, n_unique: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image pairs (i < j) from pairs of distinct hashes, plus the pairs within each hash."""
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=n_unique)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    a, b = pairs
+    within = np.flatnonzero(counts > 1)
+    a, b = np.concatenate([a, within]), np.concatenate([b, within])
+    total = counts[a] * counts[b]
+    if total.sum() > 50 * CHUNK_PAIRS:
+        log.warning("%d candidate image pairs (large groups of identical hashes)", int(total.sum()))
+    pair = np.repeat(np.arange(a.size), total)
+    local = np.arange(pair.size) - np.repeat(np.cumsum(total) - total, total)
+    i = order[starts[a[pair]] + local // counts[b[pair]]]
+    j = order[starts[b[pair]] + local % counts[b[pair]]]
+    keep = i != j
+    i, j = i[keep], j[keep]
+    return np.minimum(i, j), np.maximum(i, j)
+
+
+def candidate_pairs(hashes: np.ndarray, max_distance: int, nbits: int = 64):
+    """Image pairs (i < j, unique) whose hashes differ in at most ``max_distance`` bits."""
+    unique, inverse = np.unique(hashes, return_inverse=True)
+    i, j = expand_pairs(near_pairs(unique, max_distance, nbits), inverse.ravel(), unique.size)
+    codes = np.unique(i * hashes.size + j)
+    return codes // hashes.size, codes % hashes.size
+
+
+def _priority(ids: list[str], areas: np.ndarray) -> np.ndarray:
+    """Rank of each image in keeper order: largest area first, then smallest id."""
+    id_order = np.argsort(np.array(ids, dtype=object), kind="stable")
+    id_rank = np.empty(len(ids), dtype=np.int64)
+    id_rank[id_order] = np.arange(len(ids))
+    by_priority = np.lexsort((id_rank, -areas))
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[by_priority] = np.arange(len(ids))
+    return rank
+
+
+def _verified_pairs(ids, hashes, max_distance, nbits, check: SecondCheck):
+    """Candidate pairs (dHash or inner dHash) that pass the correlation: (i, j, correlation)."""
+    row = np.array([check.rows.get(image, -1) for image in ids], dtype=np.int64)
+    missing = int((row < 0).sum())
+    if missing:
+        log.warning("%d images have no feature row: they are compared by nothing and kept", missing)
+    i, j = candidate_pairs(hashes, max_distance, nbits)
+    has = np.flatnonzero(row >= 0)
+    if has.size and check.inner_distance > 0:
+        a, b = candidate_pairs(check.inner[row[has]], check.inner_distance)
+        codes = np.unique(np.concatenate([i * len(ids) + j, has[a] * len(ids) + has[b]]))
+        i, j = codes // len(ids), codes % len(ids)
+    both = (row[i] >= 0) & (row[j] >= 0)
+    i, j = i[both], j[both]
+    corr = np.empty(i.size, dtype=np.float32)
+    for start in range(0, i.size, CHECK_PAIRS):
+        part = slice(start, start + CHECK_PAIRS)
+        corr[part] = aligned_correlation(check.profile[row[i[part]]], check.profile[row[j[part]]])
+    ok = corr >= check.min_correlation
+    log.info("second check: %d candidate pairs, %d pass correlation >= %g",
+             i.size, int(ok.sum()), check.min_correlation)
+    return i[ok], j[ok], corr[ok]
+
+
+def find_duplicates(records, max_distance: int, check: SecondCheck | None = None) -> list[dict]:
+    """Rows ``{id, kept_id, distance, correlation}`` for every image that is not kept, by id.
+
+    ``records`` are dicts with ``id, dhash, width, height`` (strings or numbers). Without
+    ``check`` two images are copies when their dHashes are within ``max_distance`` bits; with it,
+    when they are candidates and pass the correlation (module docstring). Grouping: a star around
+    each keeper (largest area, then smallest id).
     """
     ids, hashes, areas, nbits = _prepare(records)
     if not ids:
         return []
-    id_order = np.argsort(np.array(ids, dtype=object), kind="stable")
-    id_rank = np.empty(len(ids), dtype=np.int64)
-    id_rank[id_order] = np.arange(len(ids))
-    by_priority = np.lexsort((id_rank, -areas))  # largest area first, then smallest id
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[by_priority] = np.arange(len(ids))
-
-    unique, inverse = np.unique(hashes, return_inverse=True)
-    best_rank = np.full(unique.size, len(ids), dtype=np.int64)
-    np.minimum.at(best_rank, inverse, rank)
-    best_image = by_priority[best_rank]
-
-    pairs = near_pairs(unique, max_distance, nbits)
-    keeper = _assign_keepers(unique.size, pairs, best_rank)
-
-    kept_unique = keeper[inverse]
-    kept_image = best_image[kept_unique]
+    rank = _priority(ids, areas)
+    if check is None:
+        kept_image, correlation = _hash_only_keepers(hashes, rank, max_distance, nbits), {}
+    else:
+        i, j, corr = _verified_pairs(ids, hashes, max_distance, nbits, check)
+        kept_image = _assign_keepers(len(ids), (i, j), rank)
+        correlation = {(int(a), int(b)): float(c) for a, b, c in zip(i, j, corr)
+                       if kept_image[a] == b or kept_image[b] == a}
     removed = np.flatnonzero(kept_image != np.arange(len(ids)))
-    distance = np.bitwise_count(unique[inverse[removed]] ^ unique[kept_unique[removed]])
-    rows = [
-        {"id": ids[i], "kept_id": ids[k], "distance": int(d)}
-        for i, k, d in zip(removed.tolist(), kept_image[removed].tolist(), distance.tolist())
-    ]
+    distance = np.bitwise_count(hashes[removed] ^ hashes[kept_image[removed]])
+    rows = []
+    for r, k, d in zip(removed.tolist(), kept_image[removed].tolist(), distance.tolist()):
+        c = correlation.get((min(r, k), max(r, k)))
+        rows.append({"id": ids[r], "kept_id": ids[k], "distance": int(d),
+                     "correlation": "" if c is None else round(c, 4)})
     rows.sort(key=lambda row: row["id"])
     return rows
 
 
-def dedup(hash_csvs: list, out_csv, max_distance: int = 0) -> dict:
-    """Read every location's hash CSV, write ``duplicates.csv`` (id, kept_id, distance); return counts."""
+def _hash_only_keepers(hashes, rank, max_distance, nbits) -> np.ndarray:
+    """The kept image of each image by dHash alone (``check: none``): identical hashes are
+    collapsed first, so thousands of all-black images cost nothing."""
+    unique, inverse = np.unique(hashes, return_inverse=True)
+    inverse = inverse.ravel()
+    best_rank = np.full(unique.size, rank.size, dtype=np.int64)
+    np.minimum.at(best_rank, inverse, rank)
+    best_image = np.argsort(rank)[best_rank]
+    keeper = _assign_keepers(unique.size, near_pairs(unique, max_distance, nbits), best_rank)
+    return best_image[keeper[inverse]]
+
+
+def read_exclusions(exclude_file) -> set[str]:
+    """The curator's excluded ids (select's format and checks), or none."""
+    if not exclude_file:
+        return set()
+    from .select import read_exclude_file
+
+    return read_exclude_file(exclude_file)
+
+
+def dedup(hash_csvs: list, out_csv, *, max_distance: int, check: str, inner_distance: int,
+          min_correlation: float, triage_csvs=None, feature_h5s=None, keep_maybe: bool = False,
+          exclude_file=None) -> dict:
+    """Read every location's hash CSV, write ``duplicates.csv``; return counts.
+
+    With ``triage_csvs`` only images that can reach the map take part (:func:`eligible_ids`);
+    with ``check: features`` the candidates are verified on ``feature_h5s`` (module docstring).
+    """
+    if check not in CHECKS:
+        raise ValueError(f"dedup.check must be one of {CHECKS}, not {check!r}")
     start = time.monotonic()
     records = [row for path in hash_csvs for row in read_csv(path)]
-    rows = find_duplicates(records, max_distance)
-    params = {"max_distance": max_distance, "inputs": [str(p) for p in hash_csvs],
+    excluded = read_exclusions(exclude_file)
+    if triage_csvs is not None:
+        eligible = eligible_ids(triage_csvs, keep_maybe, excluded)
+        records = [row for row in records if row["id"] in eligible]
+    second = None
+    # Small matrix products: BLAS threads only add overhead (and contention on a busy machine).
+    with threadpool_limits(1):
+        if check == "features":
+            second = SecondCheck.from_features(feature_h5s or [], {r["id"] for r in records},
+                                               inner_distance, min_correlation)
+        rows = find_duplicates(records, max_distance, second)
+    params = {"max_distance": max_distance, "check": check, "inner_distance": inner_distance,
+              "min_correlation": min_correlation, "keep_maybe": keep_maybe,
+              "exclude_file": str(exclude_file) if exclude_file else None,
+              "inputs": [str(p) for p in hash_csvs],
               "grouping": "star around keeper (largest area, then smallest id)"}
     write_csv(out_csv, rows, DUPLICATE_COLUMNS, prov=provenance(STAGE, params))
     counts = {
@@ -285,7 +541,20 @@ def dedup(hash_csvs: list, out_csv, max_distance: int = 0) -> dict:
         "groups": len({row["kept_id"] for row in rows}),
         "kept": len(records) - len(rows),
     }
-    log.info("dedup of %s (max_distance %d) in %.1f s: %s",
-             ", ".join(Path(p).stem for p in hash_csvs) or "nothing", max_distance,
+    log.info("dedup of %s (max_distance %d, check %s) in %.1f s: %s",
+             ", ".join(Path(p).stem for p in hash_csvs) or "nothing", max_distance, check,
              time.monotonic() - start, counts)
     return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Which images take part: only those that can reach the map
+
+
+def eligible_ids(triage_csvs, keep_maybe: bool, excluded: set[str]) -> set[str]:
+    """Ids that can reach the map: triage class ``photo`` (and ``maybe`` with ``keep_maybe``),
+    not in the curator's exclude file. Only these are compared, so a photo is never removed in
+    favour of a graphic, of a ``maybe`` left off the map, or of an excluded image."""
+    wanted = {"photo", "maybe"} if keep_maybe else {"photo"}
+    return {row["id"] for path in triage_csvs for row in iter_csv(path)
+            if row.get("class") in wanted and row["id"] not in excluded}

@@ -36,12 +36,15 @@ from wand.api import libmagick, library
 from wand.exceptions import WandException, WandRuntimeError
 from wand.image import STORAGE_TYPES, Image
 
+from .common import config_defaults
+
 # Recognising content and reading files needs no ImageMagick: it lives in vacancy.formats and
 # the stages take it from here, with the decoder.
 from .formats import Rejected, check_blob, read_blob, sniff_format  # noqa: F401
 
-#: Default limit on width x height, checked from the header before decoding.
-DEFAULT_MAX_PIXELS = 50_000_000
+#: Default limit on width x height, checked from the header before decoding: the config's
+#: ``max_pixels`` default, read from the schema (the one place it lives).
+DEFAULT_MAX_PIXELS: int = config_defaults()["max_pixels"]
 
 #: ImageMagick exception severities (exception.h; the same numbers in 6 and 7).
 _CORRUPT_IMAGE_WARNING = 325

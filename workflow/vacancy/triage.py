@@ -85,7 +85,7 @@ def entropy_nats(counts: np.ndarray) -> float:
     return float(-np.sum(p * np.log(p))) + 0.0  # "+ 0.0" turns -0.0 into 0.0
 
 
-def classify(entropy: float, graphic_below: float = 3.9, photo_above: float = 4.4) -> str:
+def classify(entropy: float, graphic_below: float, photo_above: float) -> str:
     """'graphic' below ``graphic_below``, 'photo' above ``photo_above``, else 'maybe'."""
     if graphic_below > photo_above:
         raise ValueError(f"graphic_below {graphic_below} > photo_above {photo_above}")

@@ -11,6 +11,13 @@ demand, so the first load stays well under 1 MB at 125,000 images:
 - ``index/ids/{k}.json``: ``{"id": {id: [col, row]}, "listing": {listing_id: [col, row]}}`` for
   the ids whose FNV-1a hash falls in bucket ``k`` (the page computes the same hash), so a jump
   to an image or listing id fetches one small file.
+- ``fields/{name}.bin``: one compact little-endian typed array per listing field (price, posted
+  date, location, state, triage class, and the region of the regions rule), one value per *cell* in reading order
+  (``row * cols + col``), empty cells holding the field's ``missing`` value. The filter, the
+  selection statistics and "select matching" run on these; they are fetched only when one of
+  those is first used, so the first load carries no per-image data. ``map.json`` lists them
+  under ``fields`` (dtype, missing value, category names, value range); a field no record has
+  is left out, and the page then shows no control for it.
 
 ``results/`` is the web root: the page at ``/site/`` finds the tiles at
 ``../tiles/{z}/{x}/{y}.jpg`` (or one PMTiles archive, see :mod:`vacancy.publish`) and the
@@ -26,11 +33,14 @@ import math
 import os
 import re
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .common import atomic_dir, write_json
+import numpy as np
+
+from .common import atomic_dir
 from .tiles import read_cells
 
 log = logging.getLogger("vacancy.viewer")
@@ -43,11 +53,17 @@ LEAFLET_FILES = ("leaflet.js", "leaflet.css")
 #: The pmtiles reader's browser build (a global ``pmtiles``), from node_modules.
 PMTILES_JS = Path(__file__).resolve().parents[2] / "node_modules" / "pmtiles" / "dist" / "pmtiles.js"
 #: Fields of selected.csv shown when a cell is clicked (the shard record).
-RECORD_FIELDS = ("id", "location", "title", "price", "posted", "listing_url", "listing_id",
-                 "class")
+RECORD_FIELDS = ("id", "location", "state", "title", "price", "posted", "listing_url",
+                 "listing_id", "class")
 SHARDS_URL = "cells/{bx}-{by}.json"
 LOCATION_URL = "index/loc/{i}.json"
 IDS_URL = "index/ids/{k}.json"
+FIELD_URL = "fields/{name}.bin"
+#: The filterable fields: (name, kind, dtype, missing value). Numbers are whole dollars and days
+#: since 1970-01-01 (uint16 lasts until 2149); categories are indexes into the field's ``names``.
+FIELD_SPECS = (("price", "number", "int32", -1), ("posted", "date", "uint16", 0),
+               ("location", "category", "uint16", 0xFFFF), ("state", "category", "uint8", 0xFF),
+               ("class", "category", "uint8", 0xFF), ("region", "category", "uint8", 0xFF))
 #: Ids per hash bucket aimed at (each id file then stays around 20-40 kB).
 IDS_PER_BUCKET = 500
 #: Zoom levels past the pyramid's top are capped: 2**8 x a 64-px cell is 16,384 px.
@@ -151,6 +167,127 @@ def build_indexes(cells_by_row, records) -> tuple[list[dict], dict[str, list[int
     return locations, cells, {"n": n_buckets, "buckets": dict(buckets)}
 
 
+def parse_price(text: str) -> int | None:
+    """Whole dollars from a listing's price text ("$1,150", "1150", "$1,150/mo"), else None
+    (also for a number too large for the int32 array: no real rent is)."""
+    match = re.search(r"\d[\d,]*(?:\.\d+)?", text or "")
+    if not match:
+        return None
+    dollars = int(float(match.group(0).replace(",", "")))
+    return dollars if dollars < 2**31 else None
+
+
+def parse_posted(text: str) -> int | None:
+    """Days since 1970-01-01 of an ISO date or date-time ("2024-05-01T09:30:00"), else None."""
+    try:
+        days = (date.fromisoformat((text or "").strip()[:10]) - date(1970, 1, 1)).days
+    except ValueError:
+        return None
+    return days if 0 < days < 0xFFFF else None
+
+
+def _field_value(name: str, record: dict):
+    """One record's value of a filterable field (None when it has none)."""
+    if name == "price":
+        return parse_price(record.get("price", ""))
+    if name == "posted":
+        return parse_posted(record.get("posted", ""))
+    return (record.get(name) or "").strip() or None
+
+
+def _natural(value: str):
+    """Sort key putting "2" before "10" (region numbers) and text after numbers."""
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+
+def build_fields(cells_by_row, records, cols: int, rows: int,
+                 regions: dict | None = None) -> tuple[list[dict], dict]:
+    """The per-cell field arrays and their descriptions for map.json (``fields``).
+
+    Returns ``(descriptions, {name: numpy array})``; see the module docstring for the layout.
+    Category names are sorted (names of digits only by value, so region "2" comes before "10").
+    ``regions`` (id -> region row of regions.csv) adds the ``region`` field.
+    """
+    regions = regions or {}
+    values: dict[str, dict[int, object]] = {name: {} for name, *_ in FIELD_SPECS}
+    for row, cells in cells_by_row.items():
+        for col, image_id in cells:
+            record = records.get(image_id) or {"location": image_id.partition("/")[0]}
+            if image_id in regions:
+                record = {**record, "region": regions[image_id]["region"]}
+            for name, *_ in FIELD_SPECS:
+                value = _field_value(name, record)
+                if value is not None:
+                    values[name][row * cols + col] = value
+    descriptions, arrays = [], {}
+    for name, kind, dtype, missing in FIELD_SPECS:
+        found = values[name]
+        if not found:
+            log.info("viewer: no record has a %s; the page shows no %s filter", name, name)
+            continue
+        array = np.full(cols * rows, missing, dtype=np.dtype(dtype).newbyteorder("<"))
+        desc = {"name": name, "kind": kind, "dtype": dtype, "missing": missing,
+                "url": FIELD_URL.format(name=name)}
+        if kind == "category":
+            counts = Counter(found.values())
+            names = sorted(counts, key=_natural)
+            if len(names) >= missing:
+                log.warning("viewer: %d distinct %s values, more than a %s holds; no %s filter",
+                            len(names), name, dtype, name)
+                continue
+            code = {n: i for i, n in enumerate(names)}
+            desc.update(names=names, counts=[counts[n] for n in names])
+            found = {k: code[v] for k, v in found.items()}
+        else:
+            desc.update(min=min(found.values()), max=max(found.values()))
+        array[np.fromiter(found, dtype=np.int64)] = np.fromiter(found.values(), dtype=np.int64)
+        descriptions.append(desc)
+        arrays[name] = array
+    return descriptions, arrays
+
+
+def read_regions(regions_csv) -> dict[str, dict]:
+    """``id -> {"region", "representative", "anchor"}`` from the regions rule's CSV."""
+    with open(regions_csv, newline="", encoding="utf-8") as handle:
+        return {r["id"]: r for r in csv.DictReader(handle)}
+
+
+def _top(counter: Counter) -> list | None:
+    """``[most common value, its share]`` of a counter, or None when it is empty."""
+    if not counter:
+        return None
+    value, n = counter.most_common(1)[0]
+    return [value, round(n / sum(counter.values()), 3)]
+
+
+def build_regions(cells_by_row, records, regions: dict) -> list[dict]:
+    """What the page labels each region with: ``[{"region", "count", "col", "row" (anchor),
+    "bbox" [col0, row0, col1, row1] (5th-95th percentiles of its cells), "location", "state"
+    ([most common, share]), "median_price", "image" (representative id)}]``."""
+    members: dict[str, list] = defaultdict(list)
+    for row, cells in cells_by_row.items():
+        for col, image_id in cells:
+            if image_id in regions:
+                members[regions[image_id]["region"]].append((col, row, image_id))
+    out = []
+    for name in sorted(members, key=_natural):
+        cells = members[name]
+        pos = np.array([(c, r) for c, r, _ in cells])
+        lo, hi = np.percentile(pos, 5, axis=0), np.percentile(pos, 95, axis=0)
+        anchor = next(((c, r) for c, r, i in cells if regions[i]["anchor"] == "1"), tuple(pos[0]))
+        recs = [records.get(i) or {} for _, _, i in cells]
+        prices = [p for p in (parse_price(r.get("price", "")) for r in recs) if p is not None]
+        out.append({
+            "region": name, "count": len(cells), "col": int(anchor[0]), "row": int(anchor[1]),
+            "bbox": [int(lo[0]), int(lo[1]), int(np.ceil(hi[0])), int(np.ceil(hi[1]))],
+            "location": _top(Counter(r.get("location") for r in recs if r.get("location"))),
+            "state": _top(Counter(r.get("state") for r in recs if r.get("state"))),
+            "median_price": float(np.median(prices)) if prices else None,
+            "image": next((i for _, _, i in cells if regions[i]["representative"] == "1"), None),
+        })
+    return out
+
+
 def _dump(path: Path, data) -> None:
     """Compact JSON with "<" escaped, so a data file can never be mistaken for markup."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +339,7 @@ def link_originals(dest: Path, originals_dir) -> None:
 def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
                tiles_url: str = "../tiles", shard_cells: int = 32,
                pmtiles_url: str | None = None, originals_url: str = "../raw",
-               originals_dir=None, pmtiles_js=PMTILES_JS) -> dict:
+               originals_dir=None, pmtiles_js=PMTILES_JS, regions_csv=None) -> dict:
     """Write the static viewer site into ``out_dir`` (atomically); return its map.json.
 
     ``layout`` is the pyramid's geometry (:func:`vacancy.tiles.layout_meta`), known from the grid
@@ -211,6 +348,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
     tiles from that one archive instead of the folder. Originals are fetched from
     ``originals_url/<location>/<filename>``; with ``originals_dir`` (a folder source outside
     the web root) the site gets an ``originals`` symlink to it and uses that instead.
+    ``regions_csv`` (the regions rule's output) adds the region labels and the region field.
     """
     if shard_cells < 1:
         raise ValueError(f"shard_cells must be >= 1, got {shard_cells}")
@@ -220,6 +358,8 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
     records, largest = read_records(selected_csv, wanted)
     shards = build_shards(cells_by_row, records, shard_cells)
     locations, loc_cells, ids = build_indexes(cells_by_row, records)
+    regions = read_regions(regions_csv) if regions_csv else {}
+    fields, arrays = build_fields(cells_by_row, records, meta["cols"], meta["rows"], regions)
     tiles_url = tiles_url.rstrip("/")
     if originals_dir is not None:
         originals_url = "originals"
@@ -238,6 +378,8 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
         "location_url": LOCATION_URL,
         "ids_url": IDS_URL,
         "id_buckets": ids["n"],
+        "fields": fields,
+        "regions": build_regions(cells_by_row, records, regions),
     }
     with atomic_dir(out_dir) as tmp:
         copy_templates(tmp, [tiles_url, pmtiles_url, originals_url])
@@ -253,7 +395,10 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
             _dump(tmp / LOCATION_URL.format(i=i), cells)
         for k, bucket in ids["buckets"].items():
             _dump(tmp / IDS_URL.format(k=k), bucket)
-        write_json(tmp / "map.json", site_meta)
+        (tmp / "fields").mkdir()
+        for name, array in arrays.items():
+            (tmp / FIELD_URL.format(name=name)).write_bytes(array.tobytes())
+        _dump(tmp / "map.json", site_meta)   # compact: it is part of every first load
     log.info("viewer: site with %d cells in %d shards, %d locations, %d id buckets written to %s",
              site_meta["count"], len(shards), len(locations), ids["n"], out_dir)
     return site_meta

@@ -11,6 +11,11 @@
  * excluded (dimmed) and exported as the workflow's exclude file (one id per line, # comments)
  * or as a CSV; an existing exclude file can be loaded to show what is already out.
  *
+ * Research: a filter (price and date ranges with histograms, location / state / class / region
+ * lists) dims the cells that do not match, from compact per-cell field arrays fetched on first
+ * use (fields/*.bin); statistics of the selection or the lit cells; a lasso and "select
+ * matching"; export of the selection as CSV; region labels at low zoom; a minimap and legend.
+ *
  * Listing text comes from scraped pages and is untrusted: it is only ever inserted with
  * textContent, and links are only made for http(s) URLs.
  *
@@ -36,6 +41,11 @@
   var EXTRA_ZOOM = 2;
   /** Original photos are overlaid only when at most this many cells are in view. */
   var MAX_ORIGINALS = 64;
+  /** Region labels show only while a cell is at most this many screen pixels wide. */
+  var LABEL_MAX_CELL_PX = 32;
+  /** The pane of the cell marks and the dimming: above the originals laid over the tiles past
+   * the pyramid's top (overlayPane, 400), below the labels (markerPane, 600). */
+  var MARKS_PANE = "vacancy-marks";
 
   // ------------------------------------------------------------------------ pure functions
 
@@ -162,6 +172,9 @@
     if (view.cell) {
       parts.push("cell=" + view.cell.col + "," + view.cell.row);
     }
+    if (view.filter) {
+      parts.push(view.filter); // formatFilter's text
+    }
     return "#" + parts.join("&");
   }
 
@@ -217,6 +230,243 @@
     rows.slice().sort(function (a, b) { return a.id < b.id ? -1 : a.id > b.id ? 1 : 0; })
       .forEach(function (r) {
         lines.push([r.id, r.location, r.listing_url].map(csvField).join(","));
+      });
+    return lines.join("\r\n") + "\r\n";
+  }
+
+
+  // ------------------------------------------------------------------------ fields and filter
+
+  var TYPED = { int32: Int32Array, uint16: Uint16Array, uint8: Uint8Array };
+  var DAY_MS = 86400000;
+
+  /** A field file's bytes as its typed array (little-endian, as vacancy.viewer writes it). */
+  function decodeField(desc, buffer) {
+    return new TYPED[desc.dtype](buffer);
+  }
+
+  /** Days since 1970-01-01 -> "YYYY-MM-DD", and back (NaN for a malformed date). */
+  function dayToIso(day) {
+    return new Date(day * DAY_MS).toISOString().slice(0, 10);
+  }
+  function isoToDay(text) {
+    return /^\d{4}-\d{2}-\d{2}$/.test(String(text)) ? Date.parse(text + "T00:00:00Z") / DAY_MS : NaN;
+  }
+
+  /**
+   * Which cells a filter leaves lit: a Uint8Array over the cells (1 lit), and the count lit.
+   * ``filter`` maps a field name to [lo, hi] (numbers, dates) or to a list of category names;
+   * a field missing from ``filter`` does not filter. A cell with no value fails an active range
+   * or list; empty cells (no location) are never lit.
+   */
+  function matchMask(fields, filter, n) {
+    var mask = new Uint8Array(n);
+    var tests = [];
+    Object.keys(filter || {}).forEach(function (name) {
+      var f = fields[name];
+      var want = filter[name];
+      if (!f || !want) {
+        return;
+      }
+      if (f.desc.kind === "category") {
+        var allowed = new Uint8Array(f.desc.names.length);
+        want.forEach(function (v) {
+          var i = f.desc.names.indexOf(v);
+          if (i >= 0) { allowed[i] = 1; }
+        });
+        tests.push(function (k) { var v = f.values[k]; return v !== f.desc.missing && allowed[v] === 1; });
+      } else {
+        var lo = want[0];
+        var hi = want[1];
+        tests.push(function (k) { var v = f.values[k]; return v !== f.desc.missing && v >= lo && v <= hi; });
+      }
+    });
+    var occupied = fields.location ? fields.location : null;
+    var lit = 0;
+    for (var k = 0; k < n; k++) {
+      if (occupied && occupied.values[k] === occupied.desc.missing) {
+        continue;
+      }
+      var ok = 1;
+      for (var t = 0; t < tests.length; t++) {
+        if (!tests[t](k)) { ok = 0; break; }
+      }
+      mask[k] = ok;
+      lit += ok;
+    }
+    return { mask: mask, lit: lit };
+  }
+
+  /** Counts of a numeric field's values in ``bins`` equal bins over [lo, hi] (missing skipped). */
+  function histogram(values, missing, lo, hi, bins) {
+    var counts = new Array(bins).fill(0);
+    var width = (hi - lo) / bins || 1;
+    for (var k = 0; k < values.length; k++) {
+      var v = values[k];
+      if (v !== missing && v >= lo && v <= hi) {
+        counts[Math.min(bins - 1, Math.floor((v - lo) / width))] += 1;
+      }
+    }
+    return counts;
+  }
+
+  /** [first quartile, median, third quartile] of sorted numbers (linear interpolation), or null. */
+  function quartiles(sorted) {
+    if (!sorted.length) {
+      return null;
+    }
+    function q(p) {
+      var at = (sorted.length - 1) * p;
+      var i = Math.floor(at);
+      return i + 1 < sorted.length ? sorted[i] + (sorted[i + 1] - sorted[i]) * (at - i) : sorted[i];
+    }
+    return [q(0.25), q(0.5), q(0.75)];
+  }
+
+  /**
+   * Statistics of a set of cells (indexes row * cols + col): the photos among them, price
+   * quartiles, first and last posted day, and the ``top`` most frequent locations as [name, count].
+   */
+  function cellStats(fields, indexes, top) {
+    var loc = fields.location;
+    var prices = [];
+    var first = Infinity;
+    var last = -Infinity;
+    var perLoc = new Map();
+    var count = 0;
+    indexes.forEach(function (k) {
+      if (loc && loc.values[k] === loc.desc.missing) {
+        return;
+      }
+      count += 1;
+      if (loc) {
+        var name = loc.desc.names[loc.values[k]];
+        perLoc.set(name, (perLoc.get(name) || 0) + 1);
+      }
+      if (fields.price && fields.price.values[k] !== fields.price.desc.missing) {
+        prices.push(fields.price.values[k]);
+      }
+      if (fields.posted && fields.posted.values[k] !== fields.posted.desc.missing) {
+        first = Math.min(first, fields.posted.values[k]);
+        last = Math.max(last, fields.posted.values[k]);
+      }
+    });
+    prices.sort(function (a, b) { return a - b; });
+    var ranked = Array.from(perLoc.entries()).sort(function (a, b) {
+      return b[1] - a[1] || (a[0] < b[0] ? -1 : 1);
+    });
+    return {
+      count: count, priced: prices.length, price: quartiles(prices),
+      posted: first <= last ? [dayToIso(first), dayToIso(last)] : null,
+      top: ranked.slice(0, top || 5),
+    };
+  }
+
+  /** The filter part of a permalink: price=lo-hi, posted=from..to, and one key per name. */
+  function formatFilter(filter) {
+    var params = new URLSearchParams();
+    Object.keys(filter || {}).sort().forEach(function (name) {
+      var want = filter[name];
+      if (!want) {
+        return;
+      }
+      if (name === "posted") {
+        params.set("posted", dayToIso(want[0]) + ".." + dayToIso(want[1]));
+      } else if (name === "price") {
+        params.set("price", want[0] + "-" + want[1]);
+      } else {
+        want.forEach(function (v) { params.append(name, v); });
+      }
+    });
+    return params.toString();
+  }
+
+  /** Inverse of formatFilter for the fields ``names`` the map has; malformed parts are dropped. */
+  function parseFilter(hash, names) {
+    var params = new URLSearchParams(String(hash || "").replace(/^#/, ""));
+    var filter = {};
+    names.forEach(function (name) {
+      if (!params.has(name)) {
+        return;
+      }
+      var text = params.get(name);
+      var m;
+      if (name === "price" && (m = /^(\d+)-(\d+)$/.exec(text))) {
+        filter.price = [Number(m[1]), Number(m[2])];
+      } else if (name === "posted" && (m = /^(.+)\.\.(.+)$/.exec(text)) &&
+        isFinite(isoToDay(m[1])) && isFinite(isoToDay(m[2]))) {
+        filter.posted = [isoToDay(m[1]), isoToDay(m[2])];
+      } else if (name !== "price" && name !== "posted") {
+        filter[name] = params.getAll(name);
+      }
+    });
+    return filter;
+  }
+
+  /** Whether point (x, y) is inside the polygon [[x, y], ...] (even-odd rule). */
+  function pointInPolygon(x, y, poly) {
+    var inside = false;
+    for (var i = 0, j = poly.length - 1; i < poly.length; j = i++) {
+      var xi = poly[i][0], yi = poly[i][1], xj = poly[j][0], yj = poly[j][1];
+      if ((yi > y) !== (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) {
+        inside = !inside;
+      }
+    }
+    return inside;
+  }
+
+  /** The cells whose centre lies inside a polygon drawn in map pixels (max zoom). */
+  function cellsInPolygon(poly, meta) {
+    if (poly.length < 3) {
+      return [];
+    }
+    var xs = poly.map(function (p) { return p[0]; });
+    var ys = poly.map(function (p) { return p[1]; });
+    var c = meta.cell_px;
+    var out = [];
+    cellsInRect(Math.min.apply(null, xs), Math.min.apply(null, ys), Math.max.apply(null, xs),
+      Math.max.apply(null, ys), meta).forEach(function (cell) {
+      if (pointInPolygon((cell.col + 0.5) * c, (cell.row + 0.5) * c, poly)) {
+        out.push(cell);
+      }
+    });
+    return out;
+  }
+
+  /**
+   * A region's label: "region 12: 1,843 photos, mostly TX, median $1,150" ("mostly" when one
+   * state, or else location, holds half of it, "most from" otherwise).
+   */
+  function regionLabel(region) {
+    var parts = ["region " + region.region + ": " + region.count.toLocaleString("en-US") +
+      (region.count === 1 ? " photo" : " photos")];
+    var top = region.state || region.location;
+    if (top) {
+      parts.push((top[1] >= 0.5 ? "mostly " : "most from ") + top[0]);
+    }
+    if (region.median_price != null) {
+      parts.push("median $" + Math.round(region.median_price).toLocaleString("en-US"));
+    }
+    return parts.join(", ");
+  }
+
+  /** A CSV field that a spreadsheet shows as text: a leading = + - @ or tab gets a quote. */
+  function csvText(value) {
+    var text = value == null ? "" : String(value);
+    return csvField(/^[=+\-@\t\r]/.test(text) ? "'" + text : text);
+  }
+
+  /** Columns of "export selection as CSV": the listing fields, then the cell. */
+  var SELECTION_COLUMNS = ["id", "location", "state", "title", "price", "posted", "class",
+    "listing_id", "listing_url", "col", "row"];
+
+  /** CSV of selected cells' records ({record, cell}), in reading order. */
+  function selectionCsvText(rows) {
+    var lines = [SELECTION_COLUMNS.join(",")];
+    rows.slice().sort(function (a, b) { return a.cell[1] - b.cell[1] || a.cell[0] - b.cell[0]; })
+      .forEach(function (r) {
+        var values = Object.assign({}, r.record, { col: r.cell[0], row: r.cell[1] });
+        lines.push(SELECTION_COLUMNS.map(function (k) { return csvText(values[k]); }).join(","));
       });
     return lines.join("\r\n") + "\r\n";
   }
@@ -327,7 +577,67 @@
         return canvas;
       },
     });
-    return new Layer({ tileSize: meta.tile_size, pane: "overlayPane", noWrap: true });
+    return new Layer({ tileSize: meta.tile_size, pane: MARKS_PANE, noWrap: true });
+  }
+
+
+  /**
+   * A canvas layer dimming the cells a filter leaves out, painted from the lit mask: per tile,
+   * one pixel per cell into a small image scaled up without smoothing, so a repaint costs the
+   * cells in view, not one fillRect each. Repaints its live canvases in place (no fade-in).
+   */
+  function dimLayer(L, meta, getMask) {
+    var live = new Map(); // canvas -> coords
+    function paint(canvas, coords) {
+      var ctx = canvas.getContext("2d");
+      ctx.clearRect(0, 0, canvas.width, canvas.height);
+      var lit = getMask();
+      if (!lit) {
+        return;
+      }
+      var s = Math.pow(2, coords.z - meta.max_zoom) * meta.cell_px; // screen px per cell
+      var c0 = Math.max(0, Math.floor(coords.x * canvas.width / s));
+      var r0 = Math.max(0, Math.floor(coords.y * canvas.height / s));
+      var c1 = Math.min(meta.cols, Math.ceil((coords.x + 1) * canvas.width / s));
+      var r1 = Math.min(meta.rows, Math.ceil((coords.y + 1) * canvas.height / s));
+      if (c1 <= c0 || r1 <= r0) {
+        return;
+      }
+      var w = c1 - c0;
+      var h = r1 - r0;
+      var image = new ImageData(w, h);
+      var px = image.data;
+      for (var r = 0; r < h; r++) {
+        var k = (r0 + r) * meta.cols + c0;
+        for (var q = 0; q < w; q++) {
+          if (!lit.mask[k + q]) {
+            px[(r * w + q) * 4 + 3] = 200; // black at 78%: the photo still shows through
+          }
+        }
+      }
+      var small = document.createElement("canvas");
+      small.width = w;
+      small.height = h;
+      small.getContext("2d").putImageData(image, 0, 0);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(small, c0 * s - coords.x * canvas.width, r0 * s - coords.y * canvas.height,
+        w * s, h * s);
+    }
+    var Layer = L.GridLayer.extend({
+      createTile: function (coords) {
+        var size = this.getTileSize();
+        var canvas = document.createElement("canvas");
+        canvas.width = size.x;
+        canvas.height = size.y;
+        live.set(canvas, coords);
+        paint(canvas, coords);
+        return canvas;
+      },
+    });
+    var layer = new Layer({ tileSize: meta.tile_size, pane: MARKS_PANE, noWrap: true });
+    layer.on("tileunload", function (e) { live.delete(e.tile); });
+    layer.repaint = function () { live.forEach(function (coords, canvas) { paint(canvas, coords); }); };
+    return layer;
   }
 
   // ------------------------------------------------------------------------ feature factories
@@ -365,6 +675,9 @@
       zoomSnap: 1,
       attributionControl: false,
     });
+    var pane = map.createPane(MARKS_PANE);
+    pane.style.zIndex = 450;
+    pane.style.pointerEvents = "none";
     var toLatLng = function (px, py) {
       var ll = pixelToLatLng(px, py, maxZoom);
       return L.latLng(ll[0], ll[1]);
@@ -384,6 +697,10 @@
       selected: null, // createInspect: the cell whose panel is open
       culling: false, // createCullSelection: clicks select cells instead of opening them
       excludedIds: new Map(), // cull and exclude files: id -> {id, location, listing_url}
+      fields: null, // createFields: the per-cell field arrays, fetched on first use
+      lit: null, // createFilter: {mask, lit} of the active filter, null when nothing filters
+      filterText: "", // createFilter: the filter's part of the permalink
+      onChange: [], // features that follow the filter and the selection (stats, legend)
     };
   }
 
@@ -470,7 +787,8 @@
     var map = app.map;
     function write() {
       var centre = app.toPixel(map.getCenter());
-      var hash = formatHash({ z: map.getZoom(), x: centre.x, y: centre.y, cell: app.selected });
+      var hash = formatHash({ z: map.getZoom(), x: centre.x, y: centre.y, cell: app.selected,
+        filter: app.filterText });
       if (hash !== location.hash) {
         history.replaceState(null, "", hash);
       }
@@ -710,6 +1028,7 @@
         }
         app.state.highlighted = highlightSet.cells.size;
         app.marks.layer.redraw();
+        app.onChange.forEach(function (f) { f(); });
         setStatus(loc.count + " photos from " + loc.name + " highlighted");
       });
     }
@@ -718,6 +1037,7 @@
       app.state.highlighted = 0;
       legendButtons.forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
       app.marks.layer.redraw();
+      app.onChange.forEach(function (f) { f(); });
     }
     var legendList = $("legend-list");
     (meta.locations || []).forEach(function (loc, index) {
@@ -782,9 +1102,11 @@
     function updateStatus() {
       app.state.excluded = app.excludedIds.size;
       app.state.selection = selectionSet.cells.size;
+      app.state.selectionCells = Array.from(selectionSet.cells.values());
       $("cull-count").textContent = selectionSet.cells.size + " selected, " +
         app.excludedIds.size + " excluded";
       app.marks.layer.redraw();
+      app.onChange.forEach(function (f) { f(); });
     }
     function setCulling(on) {
       app.culling = on;
@@ -801,15 +1123,18 @@
     }
     $("cull-toggle").addEventListener("click", function () { setCulling(!app.culling); });
 
-    /** Select cells, replacing the selection or (add) adding to it; shift-click toggles one. */
-    function selectCells(cells, add) {
-      if (!add) {
+    /**
+     * Select cells: mode "replace" (the default), "add" (shift) or "remove" (alt); a shift-click
+     * on one selected cell unselects it.
+     */
+    function selectCells(cells, mode) {
+      if (mode !== "add" && mode !== "remove") {
         selectionSet.cells = new Map();
       }
       cells.forEach(function (cell) {
         var key = cell.col + "," + cell.row;
-        if (add && cells.length === 1 && selectionSet.cells.has(key)) {
-          selectionSet.cells.delete(key); // shift-click on a selected cell unselects it
+        if (mode === "remove" || (mode === "add" && cells.length === 1 && selectionSet.cells.has(key))) {
+          selectionSet.cells.delete(key);
         } else {
           selectionSet.cells.set(key, [cell.col, cell.row]);
         }
@@ -820,32 +1145,49 @@
   }
 
   /**
-   * Cull, mouse: in culling mode a click selects a cell and a drag of more than 4 screen pixels
-   * draws a rectangle and selects every cell it touches (shift adds). Owns the drag and its box.
+   * Cull, mouse: in culling mode a click selects a cell; a drag of more than 4 screen pixels
+   * draws a rectangle, or with the lasso tool a free-hand outline, and selects every cell it
+   * touches (rectangle) or whose centre it encloses (lasso); shift adds, alt removes. Owns the
+   * drag and its outline.
    */
   function addDragSelect(app, cull) {
     var map = app.map;
     var drag = null;
+    var style = { color: "#00aaff", weight: 1, dashArray: "4", interactive: false };
+    function modeOf(e) {
+      return e.shiftKey ? "add" : e.altKey ? "remove" : "replace";
+    }
     map.on("mousedown", function (event) {
       if (!app.culling || event.originalEvent.button !== 0) {
         return;
       }
-      drag = { start: app.toPixel(event.latlng), startPoint: event.containerPoint, box: null };
+      var p = app.toPixel(event.latlng);
+      drag = { start: p, startPoint: event.containerPoint, shape: null, points: [[p.x, p.y]],
+        lasso: $("cull-shape").value === "lasso" };
     });
     map.on("mousemove", function (event) {
       if (!drag) {
         return;
       }
       var p = app.toPixel(event.latlng);
-      if (!drag.box && event.containerPoint.distanceTo(drag.startPoint) < 4) {
+      if (!drag.shape && event.containerPoint.distanceTo(drag.startPoint) < 4) {
+        return;
+      }
+      drag.points.push([p.x, p.y]);
+      if (drag.lasso) {
+        var line = drag.points.map(function (q) { return app.toLatLng(q[0], q[1]); });
+        if (drag.shape) {
+          drag.shape.setLatLngs(line);
+        } else {
+          drag.shape = app.L.polygon(line, style).addTo(map);
+        }
         return;
       }
       var b = app.L.latLngBounds(app.toLatLng(drag.start.x, drag.start.y), app.toLatLng(p.x, p.y));
-      if (drag.box) {
-        drag.box.setBounds(b);
+      if (drag.shape) {
+        drag.shape.setBounds(b);
       } else {
-        drag.box = app.L.rectangle(b, { color: "#00aaff", weight: 1, dashArray: "4", interactive: false })
-          .addTo(map);
+        drag.shape = app.L.rectangle(b, style).addTo(map);
       }
     });
     map.on("mouseup", function (event) {
@@ -853,15 +1195,18 @@
         return;
       }
       var p = app.toPixel(event.latlng);
-      var shift = event.originalEvent.shiftKey;
-      if (drag.box) {
-        drag.box.remove();
-        cull.selectCells(cellsInRect(drag.start.x, drag.start.y, p.x, p.y, app.meta)
-          .filter(function (cell) { return cell.col >= 0; }), shift);
+      var mode = modeOf(event.originalEvent);
+      if (drag.shape) {
+        drag.shape.remove();
+        drag.points.push([p.x, p.y]);
+        var cells = drag.lasso ? cellsInPolygon(drag.points, app.meta) :
+          cellsInRect(drag.start.x, drag.start.y, p.x, p.y, app.meta);
+        app.state.lastLasso = drag.lasso ? drag.points : null;
+        cull.selectCells(cells, mode);
       } else {
         var cell = cellAt(p.x, p.y, app.meta);
         if (cell) {
-          cull.selectCells([cell], shift);
+          cull.selectCells([cell], mode);
         }
       }
       drag = null;
@@ -971,8 +1316,481 @@
     });
   }
 
+
+  /**
+   * Data: the per-cell field arrays (price, posted day, location, state, class), all fetched
+   * together the first time a feature needs them (filter, statistics, select matching), so the
+   * first load carries no per-image data. Sets app.fields and state.fieldsLoaded.
+   */
+  function createFields(app) {
+    var pending = null;
+    function load() {
+      if (!pending) {
+        var descs = app.meta.fields || [];
+        pending = Promise.all(descs.map(function (desc) {
+          return fetch(desc.url).then(function (response) {
+            if (!response.ok) {
+              throw new Error(desc.url + ": HTTP " + response.status);
+            }
+            return response.arrayBuffer();
+          }).then(function (buffer) { return { desc: desc, values: decodeField(desc, buffer) }; });
+        })).then(function (list) {
+          var fields = {};
+          list.forEach(function (f) { fields[f.desc.name] = f; });
+          app.fields = fields;
+          app.state.fieldsLoaded = true;
+          return fields;
+        }).catch(function (err) {
+          pending = null;
+          setStatus("Could not load the listing fields: " + err.message);
+          throw err;
+        });
+      }
+      return pending;
+    }
+    return { load: load };
+  }
+
+  /** Text of a numeric field's value: dollars or an ISO date. */
+  function formatValue(desc, v) {
+    return desc.kind === "date" ? dayToIso(v) : "$" + Math.round(v).toLocaleString("en-US");
+  }
+
+  /** Bars of a histogram on a canvas, the bins inside [lo, hi] lit. */
+  function drawHistogram(canvas, counts, desc, lo, hi) {
+    var ctx = canvas.getContext("2d");
+    var top = Math.max.apply(null, counts.concat([1]));
+    var w = canvas.width / counts.length;
+    var span = (desc.max - desc.min) / counts.length || 1;
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    counts.forEach(function (n, i) {
+      var from = desc.min + i * span;
+      ctx.fillStyle = from + span > lo && from <= hi ? "#ffd200" : "#555";
+      var h = Math.round(n / top * (canvas.height - 1));
+      ctx.fillRect(i * w, canvas.height - h, Math.max(1, w - 1), h);
+    });
+  }
+
+  /** One range control (two sliders over the field's range) with its histogram. */
+  function rangeControl(desc, onInput) {
+    var box = document.createElement("fieldset");
+    box.id = "filter-" + desc.name;
+    var legend = document.createElement("legend");
+    legend.textContent = desc.name === "posted" ? "Posted" : "Price";
+    var canvas = document.createElement("canvas");
+    canvas.width = 240;
+    canvas.height = 32;
+    canvas.className = "histogram";
+    var out = document.createElement("output");
+    var sliders = ["lo", "hi"].map(function (end) {
+      var input = document.createElement("input");
+      input.type = "range";
+      input.min = String(desc.min);
+      input.max = String(desc.max);
+      input.step = "1";
+      input.value = String(end === "lo" ? desc.min : desc.max);
+      input.id = "filter-" + desc.name + "-" + end;
+      input.setAttribute("aria-label", legend.textContent + (end === "lo" ? " from" : " to"));
+      input.addEventListener("input", onInput);
+      return input;
+    });
+    box.append(legend, sliders[0], sliders[1], canvas, out); // the histogram under the sliders
+    var counts = null;
+    return {
+      el: box,
+      /** [lo, hi] when narrower than the field's range, else null (does not filter). */
+      get: function () {
+        var lo = Math.min(Number(sliders[0].value), Number(sliders[1].value));
+        var hi = Math.max(Number(sliders[0].value), Number(sliders[1].value));
+        return lo > desc.min || hi < desc.max ? [lo, hi] : null;
+      },
+      set: function (want) {
+        sliders[0].value = String(want ? want[0] : desc.min);
+        sliders[1].value = String(want ? want[1] : desc.max);
+      },
+      show: function (field) {
+        var want = this.get() || [desc.min, desc.max];
+        out.textContent = formatValue(desc, want[0]) + " \u2013 " + formatValue(desc, want[1]);
+        if (field) {
+          counts = counts || histogram(field.values, desc.missing, desc.min, desc.max, 40);
+          drawHistogram(canvas, counts, desc, want[0], want[1]);
+        }
+      },
+    };
+  }
+
+  /** One list control (a multiple select of the field's names, with their counts). */
+  function listControl(desc, onInput) {
+    var box = document.createElement("fieldset");
+    box.id = "filter-" + desc.name;
+    var legend = document.createElement("legend");
+    legend.textContent = { location: "Location", state: "State", "class": "Class",
+      region: "Region" }[desc.name] || desc.name;
+    var select = document.createElement("select");
+    select.multiple = true;
+    select.id = "filter-" + desc.name + "-list";
+    select.size = Math.min(6, desc.names.length);
+    select.setAttribute("aria-label", legend.textContent);
+    desc.names.forEach(function (name, i) {
+      var option = document.createElement("option");
+      option.value = name;
+      option.textContent = name + " (" + desc.counts[i] + ")";
+      select.appendChild(option);
+    });
+    select.addEventListener("change", onInput);
+    box.append(legend, select);
+    return {
+      el: box,
+      get: function () {
+        var chosen = Array.from(select.selectedOptions).map(function (o) { return o.value; });
+        return chosen.length ? chosen : null;
+      },
+      set: function (want) {
+        Array.from(select.options).forEach(function (o) { o.selected = !!want && want.indexOf(o.value) >= 0; });
+      },
+      show: function () {},
+    };
+  }
+
+  /** The filter's controls by field name, added to the page (the box hides when there is none). */
+  function filterControls(descs, onInput) {
+    var controls = {};
+    descs.forEach(function (desc) {
+      if (desc.kind === "category" && desc.names.length < 2) {
+        return; // one value: nothing to choose
+      }
+      var control = desc.kind === "category" ? listControl(desc, onInput) : rangeControl(desc, onInput);
+      controls[desc.name] = control;
+      $("filter-body").insertBefore(control.el, $("filter-reset"));
+    });
+    $("filter").hidden = !Object.keys(controls).length;
+    return controls;
+  }
+
+  /**
+   * Filter: a range control with its histogram per numeric field, a list per category with two
+   * or more names (a field the data lacks has no control). Cells that do not match are dimmed
+   * (the layout stays), the count follows every change, and the filter is in the permalink.
+   * Owns app.lit, app.filterText, the dim layer, state.lit and state.filterMs.
+   */
+  function createFilter(app, fields, permalink) {
+    var meta = app.meta;
+    var n = meta.cols * meta.rows;
+    var layer = dimLayer(app.L, meta, function () { return app.lit; }).addTo(app.map);
+    var controls = filterControls(meta.fields || [], function () { apply(); });
+    var writeTimer = null;
+
+    function current() {
+      var filter = {};
+      Object.keys(controls).forEach(function (name) {
+        var want = controls[name].get();
+        if (want) {
+          filter[name] = want;
+        }
+      });
+      return filter;
+    }
+    /** Read the controls, recompute the mask, repaint, and tell the followers. */
+    function apply() {
+      var filter = current();
+      var active = Object.keys(filter).length > 0;
+      app.filterText = formatFilter(filter);
+      Object.keys(controls).forEach(function (name) { controls[name].show(app.fields && app.fields[name]); });
+      // a dragged slider fires many inputs; Chromium ignores history calls past ~200 in 10 s
+      clearTimeout(writeTimer);
+      writeTimer = setTimeout(permalink.write, 150);
+      if (!active) {
+        app.lit = null;
+        app.state.lit = null;
+        layer.repaint();
+        $("filter-count").textContent = "";
+        app.onChange.forEach(function (f) { f(); });
+        return Promise.resolve();
+      }
+      return fields.load().then(function (loaded) {
+        if (app.filterText !== formatFilter(filter)) {
+          return; // a newer change is on its way
+        }
+        var t0 = performance.now();
+        app.lit = matchMask(loaded, filter, n);
+        layer.repaint();
+        app.state.filterMs = performance.now() - t0;
+        app.state.lit = app.lit.lit;
+        $("filter-count").textContent = app.lit.lit + " of " + meta.count + " lit";
+        app.onChange.forEach(function (f) { f(); });
+      });
+    }
+    $("filter").addEventListener("toggle", function () {
+      if ($("filter").open) {
+        fields.load().then(function () {
+          Object.keys(controls).forEach(function (name) { controls[name].show(app.fields[name]); });
+          app.onChange.forEach(function (f) { f(); }); // the statistics, now that they can be
+        });
+      }
+    });
+    $("filter-reset").addEventListener("click", function () {
+      Object.keys(controls).forEach(function (name) { controls[name].set(null); });
+      apply();
+    });
+    /** The filter the address held at start (``hash``), if any: set the controls, apply it. */
+    function restore(hash) {
+      var filter = parseFilter(hash, Object.keys(controls));
+      if (!Object.keys(filter).length) {
+        return Promise.resolve();
+      }
+      Object.keys(filter).forEach(function (name) { controls[name].set(filter[name]); });
+      $("filter").open = true;
+      return apply();
+    }
+    return { apply: apply, restore: restore, set: function (filter) {
+      Object.keys(controls).forEach(function (name) { controls[name].set(filter[name] || null); });
+      return apply();
+    } };
+  }
+
+  /** Cell indexes (row * cols + col) of the selection, or else of the lit cells, or else all. */
+  function statsScope(app) {
+    var selection = app.marks.selection.cells;
+    if (selection.size) {
+      return { what: "selected", indexes: Array.from(selection.values(), function (c) {
+        return c[1] * app.meta.cols + c[0];
+      }) };
+    }
+    var all = app.meta.cols * app.meta.rows;
+    var out = [];
+    for (var k = 0; k < all; k++) {
+      if (!app.lit || app.lit.mask[k]) {
+        out.push(k);
+      }
+    }
+    return { what: app.lit ? "lit" : "on the map", indexes: out };
+  }
+
+  /**
+   * Statistics: for the selected cells (else the lit ones, else all), the count, price
+   * quartiles, date range and top locations, in the panel under the filter. Follows every
+   * filter and selection change once the fields are loaded; owns #stats and state.stats.
+   */
+  function createStats(app) {
+    function row(list, label, value) {
+      var dt = document.createElement("dt");
+      var dd = document.createElement("dd");
+      dt.textContent = label;
+      dd.textContent = value;
+      dd.dataset.field = label;
+      list.append(dt, dd);
+    }
+    function update() {
+      if (!app.fields) {
+        return;
+      }
+      var scope = statsScope(app);
+      var stats = cellStats(app.fields, scope.indexes, 5);
+      app.state.stats = Object.assign({ what: scope.what }, stats);
+      var list = $("stats-fields");
+      list.replaceChildren();
+      row(list, "Photos", stats.count + " " + scope.what);
+      if (app.fields.price) {
+        row(list, "Price", stats.price ? stats.price.map(function (v) {
+          return formatValue(app.fields.price.desc, v);
+        }).join(" / ") + " (quartiles, " + stats.priced + " priced)" : "-");
+      }
+      if (app.fields.posted) {
+        row(list, "Posted", stats.posted ? stats.posted.join(" to ") : "-");
+      }
+      row(list, "Top locations", stats.top.map(function (t) { return t[0] + " " + t[1]; }).join(", ") || "-");
+      $("stats").hidden = false;
+    }
+    app.onChange.push(update);
+    return { update: update };
+  }
+
+  /**
+   * Cull, research: "Select matching" selects every cell the filter leaves lit (every photo when
+   * nothing filters), and "Export selection as CSV" writes the selected cells' listing fields.
+   */
+  function addSelectionTools(app, fields, cull) {
+    $("cull-matching").addEventListener("click", function () {
+      fields.load().then(function () {
+        var cells = [];
+        var loc = app.fields.location;
+        for (var k = 0; k < app.meta.cols * app.meta.rows; k++) {
+          if (app.lit ? app.lit.mask[k] : loc && loc.values[k] !== loc.desc.missing) {
+            cells.push({ col: k % app.meta.cols, row: Math.floor(k / app.meta.cols) });
+          }
+        }
+        cull.selectCells(cells, "replace");
+      });
+    });
+    $("cull-export-selection").addEventListener("click", function () {
+      var cells = Array.from(app.marks.selection.cells.values());
+      Promise.all(cells.map(function (cell) {
+        return app.records.recordOf({ col: cell[0], row: cell[1] }).then(function (record) {
+          return record ? { cell: cell, record: record } : null;
+        });
+      })).then(function (found) {
+        download("selection.csv", selectionCsvText(found.filter(Boolean)), "text/csv;charset=utf-8");
+      }).catch(function (err) { setStatus("Export failed: " + err.message); });
+    });
+  }
+
+  /**
+   * Overview: a small second map of the whole grid (the pyramid's lowest zoom) with the main
+   * view outlined; a click there centres the main map. Owns #minimap and state.minimap.
+   */
+  function addOverview(app) {
+    var L = app.L;
+    var box = $("minimap");
+    var size = 160;
+    var scale = size / Math.max(app.meta.width_px, app.meta.height_px);
+    var zoom = app.maxZoom + Math.log2(scale);
+    box.style.width = Math.ceil(app.meta.width_px * scale) + "px";
+    box.style.height = Math.ceil(app.meta.height_px * scale) + "px";
+    var mini = L.map(box, {
+      crs: L.CRS.Simple, zoomSnap: 0, zoomControl: false, attributionControl: false,
+      dragging: false, scrollWheelZoom: false, doubleClickZoom: false, boxZoom: false,
+      keyboard: false, touchZoom: false, minZoom: zoom, maxZoom: zoom,
+    });
+    var options = { tileSize: app.meta.tile_size, minNativeZoom: app.meta.min_zoom,
+      maxNativeZoom: app.meta.min_zoom, minZoom: Math.floor(zoom), maxZoom: Math.ceil(zoom) + 1,
+      bounds: app.bounds, noWrap: true };
+    (app.meta.pmtiles_url && window.pmtiles ? pmtilesLayer(L, app.meta.pmtiles_url, options) :
+      L.tileLayer(app.meta.tile_url, options)).addTo(mini);
+    mini.setView(app.bounds.getCenter(), zoom, { animate: false });
+    var frame = L.rectangle(app.map.getBounds(), { color: "#ffd200", weight: 2, fill: false,
+      interactive: false }).addTo(mini);
+    function follow() {
+      var b = app.map.getBounds();
+      frame.setBounds(b);
+      var nw = app.toPixel(b.getNorthWest());
+      var se = app.toPixel(b.getSouthEast());
+      app.state.minimap = { x0: nw.x, y0: nw.y, x1: se.x, y1: se.y };
+    }
+    app.map.on("move zoom", follow);
+    mini.on("click", function (e) { app.map.panTo(e.latlng); });
+    follow();
+  }
+
+  /** Legend: what the marks on the map mean, with their counts; follows every change. */
+  function addMarksLegend(app) {
+    function legend() {
+      var items = [
+        ["lit", app.lit ? app.lit.lit + " match the filter" : app.meta.count + " photos, no filter"],
+        ["dim", app.lit ? (app.meta.count - app.lit.lit) + " dimmed" : null],
+        ["selected", app.marks.selection.cells.size ? app.marks.selection.cells.size + " selected" : null],
+        ["excluded", app.excludedIds.size ? app.excludedIds.size + " excluded" : null],
+        ["highlight", app.state.highlighted ? app.state.highlighted + " highlighted" : null],
+      ];
+      var list = $("legend-marks");
+      list.replaceChildren();
+      items.forEach(function (item) {
+        if (item[1] === null) {
+          return;
+        }
+        var li = document.createElement("li");
+        var swatch = document.createElement("span");
+        swatch.className = "swatch swatch-" + item[0];
+        li.append(swatch, document.createTextNode(item[1]));
+        list.appendChild(li);
+      });
+    }
+    app.onChange.push(legend);
+    legend();
+  }
+
+
+  /** A region's label as a marker at its anchor cell; the text only ever as textContent. */
+  function regionMarker(app, region, onClick) {
+    var c = app.meta.cell_px;
+    var el = document.createElement("span");
+    el.textContent = regionLabel(region);
+    el.dataset.region = String(region.region);
+    var marker = app.L.marker(app.toLatLng((region.col + 0.5) * c, (region.row + 0.5) * c), {
+      icon: app.L.divIcon({ html: el, className: "region-label", iconSize: null }),
+      title: "Fly to region " + region.region + " and select it", riseOnHover: true,
+    });
+    marker.on("click", onClick);
+    return { el: el, marker: marker };
+  }
+
+  /** Hide each label that would overlap a larger region's label; return how many show. */
+  function declutter(spans) {
+    var placed = [];
+    spans.slice().sort(function (a, b) { return b.count - a.count; }).forEach(function (s) {
+      s.el.style.visibility = "";
+      var r = s.el.getBoundingClientRect();
+      var clash = placed.some(function (p) {
+        return r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom;
+      });
+      s.el.style.visibility = clash ? "hidden" : "";
+      s.el.dataset.shown = String(!clash);
+      if (!clash) {
+        placed.push(r);
+      }
+    });
+    return placed.length;
+  }
+
+  /**
+   * Named regions: a label per region (from the regions rule) at its anchor cell, shown while
+   * cells are at most LABEL_MAX_CELL_PX on screen, so labels never cover photos seen up close.
+   * A click flies to the region's cells, selects them (the statistics follow) and opens its
+   * representative photo (the member nearest the cluster's centre) in the panel. Owns the
+   * labels and state.regionLabels / state.region.
+   */
+  function addRegions(app, fields, cull, inspect) {
+    var regions = app.meta.regions || [];
+    if (!regions.length) {
+      return;
+    }
+    var L = app.L;
+    var c = app.meta.cell_px;
+    var group = L.layerGroup();
+    var spans = regions.map(function (region) {
+      var label = regionMarker(app, region, function () { flyTo(region); });
+      group.addLayer(label.marker);
+      return { el: label.el, count: region.count };
+    });
+    function flyTo(region) {
+      var b = region.bbox;
+      app.map.flyToBounds(L.latLngBounds(app.toLatLng(b[0] * c, (b[3] + 1) * c),
+        app.toLatLng((b[2] + 1) * c, b[1] * c)), { duration: 0.5 });
+      return fields.load().then(function (loaded) {
+        var f = loaded.region;
+        var code = f ? f.desc.names.indexOf(String(region.region)) : -1;
+        var cells = [];
+        for (var k = 0; code >= 0 && k < f.values.length; k++) {
+          if (f.values[k] === code) {
+            cells.push({ col: k % app.meta.cols, row: Math.floor(k / app.meta.cols) });
+          }
+        }
+        cull.selectCells(cells, "replace");
+        app.state.region = { region: region.region, selection: cells.length };
+        // what the region looks like: its representative photo in the panel
+        return region.image ? app.records.lookup(region.image) : null;
+      }).then(function (cell) {
+        if (cell) {
+          inspect.openCell(cell, false);
+        }
+      });
+    }
+    function update() {
+      var cellOnScreen = c * Math.pow(2, app.map.getZoom() - app.maxZoom);
+      var show = cellOnScreen <= LABEL_MAX_CELL_PX;
+      if (show && !app.map.hasLayer(group)) {
+        group.addTo(app.map);
+      } else if (!show && app.map.hasLayer(group)) {
+        group.remove();
+      }
+      app.state.regionLabels = show ? declutter(spans) : 0;
+    }
+    app.map.on("zoomend", update);
+    update();
+  }
+
   /** Builds the page: the shared state, then each feature, in the order its map handlers run. */
   function init(meta) {
+    var startHash = location.hash; // restoring the view rewrites it
     var app = createApp(meta);
     addTiles(app);
     app.marks = addCellMarks(app);
@@ -987,8 +1805,17 @@
     addCullActions(app, cull);
     addExports(app);
     addExcludeFileLoad(app, cull);
+    var fields = createFields(app);
+    var filter = createFilter(app, fields, permalink);
+    createStats(app);
+    addSelectionTools(app, fields, cull);
+    addRegions(app, fields, cull, inspect);
 
     permalink.restore(inspect.openCell);
+    addOverview(app); // outlines the view, so after the view is set
+    addMarksLegend(app);
+    filter.restore(startHash);
+    app.state.setFilter = filter.set; // for the tests and the benchmark
     originals.update();
     setStatus(meta.count + " photos");
     app.state.map = app.map;
@@ -1021,6 +1848,20 @@
     writableId: writableId,
     excludeFileText: excludeFileText,
     excludeCsvText: excludeCsvText,
+    decodeField: decodeField,
+    dayToIso: dayToIso,
+    isoToDay: isoToDay,
+    matchMask: matchMask,
+    histogram: histogram,
+    quartiles: quartiles,
+    cellStats: cellStats,
+    formatFilter: formatFilter,
+    parseFilter: parseFilter,
+    pointInPolygon: pointInPolygon,
+    cellsInPolygon: cellsInPolygon,
+    csvText: csvText,
+    regionLabel: regionLabel,
+    selectionCsvText: selectionCsvText,
     start: start,
   };
 });
