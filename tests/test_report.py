@@ -161,12 +161,23 @@ def test_triage_report_writes_sheets_and_an_include_template_select_reads(tmp_pa
 
 
 def test_duplicate_groups_nearest_the_limit_first():
-    rows = [{"id": "x/2", "kept_id": "x/1", "distance": "1"},
-            {"id": "y/2", "kept_id": "y/1", "distance": "4"},
-            {"id": "y/3", "kept_id": "y/1", "distance": "0"},
-            {"id": "z/2", "kept_id": "z/1", "distance": "3"}]
-    assert build.duplicate_groups(rows, 2, 5) == [("y/1", [("y/2", 4), ("y/3", 0)]),
-                                                 ("z/1", [("z/2", 3)])]
+    rows = [{"id": "x/2", "kept_id": "x/1", "distance": "1", "correlation": ""},
+            {"id": "y/2", "kept_id": "y/1", "distance": "4", "correlation": ""},
+            {"id": "y/3", "kept_id": "y/1", "distance": "0", "correlation": ""},
+            {"id": "z/2", "kept_id": "z/1", "distance": "3", "correlation": ""}]
+    assert build.duplicate_groups(rows, 2, 5) == [("y/1", [("y/2", 4, None), ("y/3", 0, None)]),
+                                                 ("z/1", [("z/2", 3, None)])]
+
+
+def test_duplicate_groups_with_the_second_check_lowest_correlation_first():
+    """With dedup.check features the correlation decided, so the copy nearest min_correlation is
+    the doubtful one, whatever its distance."""
+    rows = [{"id": "x/2", "kept_id": "x/1", "distance": "6", "correlation": "0.9990"},
+            {"id": "y/2", "kept_id": "y/1", "distance": "1", "correlation": "0.9912"},
+            {"id": "y/3", "kept_id": "y/1", "distance": "7", "correlation": "0.9950"},
+            {"id": "z/2", "kept_id": "z/1", "distance": "0", "correlation": "0.9930"}]
+    assert build.duplicate_groups(rows, 2, 5) == [
+        ("y/1", [("y/2", 1, 0.9912), ("y/3", 7, 0.995)]), ("z/1", [("z/2", 0, 0.993)])]
 
 
 # --------------------------------------------------------------------------- map, tables
@@ -297,7 +308,7 @@ def test_include_file_reruns_select_and_what_follows(demo_run):
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
         bands = SMALL_DEMO["tiles"]["jobs"]
-        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "viewer": 1,
+        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "regions": 1, "viewer": 1,
                         "tile_band": bands, "tiles": 1}
         everything = planned_jobs(demo_run, "all")
         assert not {"prepare", "dedup", "inventory", "demo"} & set(everything)

@@ -142,7 +142,7 @@ def test_pca_fit_rows_change_reruns_pca_and_what_follows(demo_run, fit_rows):
                                                       "fit_rows": fit_rows}})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"pca": 1, "tsne": 1, "grid": 1, "viewer": 1, "tile_band": BANDS,
+        assert jobs == {"pca": 1, "tsne": 1, "grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS,
                         "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)

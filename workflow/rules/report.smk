@@ -60,6 +60,7 @@ rule report_duplicates:
                      category="2. Duplicates"),
     params:
         max_distance=config["dedup"]["max_distance"],
+        min_correlation=config["dedup"]["min_correlation"],
         groups=REPORT["dedup_groups"],
         sheet_px=REPORT["sheet_px"],
         max_pixels=config["max_pixels"],

@@ -17,8 +17,8 @@ if rule == "report_triage":
                         max_pixels=p.max_pixels)
 elif rule == "report_duplicates":
     build.duplicates_report(i.duplicates, list(i.inventories), list(i.triage), i.selected, o.sheet,
-                            max_distance=p.max_distance, groups=p.groups, sheet_px=p.sheet_px,
-                            max_pixels=p.max_pixels)
+                            max_distance=p.max_distance, min_correlation=p.min_correlation,
+                            groups=p.groups, sheet_px=p.sheet_px, max_pixels=p.max_pixels)
 elif rule == "report_rejects":
     build.rejects_report(i.rejects, o.html, max_rows=p.max_rows)
 elif rule == "report_map":

@@ -145,40 +145,61 @@ def write_maybe_list(path, maybe, on_map: set, label: str) -> None:
 # --------------------------------------------------------------------------- rule report_duplicates
 
 
+def _copy_record(row: dict) -> tuple[str, int, float | None]:
+    """(removed id, dHash distance, correlation or None): ``duplicates.csv``'s correlation is
+    empty where the second check did not run (``dedup.check: none``)."""
+    correlation = row.get("correlation") or ""
+    return row["id"], int(float(row["distance"])), float(correlation) if correlation else None
+
+
+def _doubt(copy: tuple[str, int, float | None]) -> tuple[float, int]:
+    """Sort key, most doubtful copy first: with the second check the lowest correlation (nearest
+    ``dedup.min_correlation``, the limit that decided), without it the largest distance."""
+    _, distance, correlation = copy
+    return (1.0 if correlation is None else correlation, -distance)
+
+
 def duplicate_groups(duplicate_rows: Sequence[dict], groups: int, per_group: int) -> list[tuple[str, list]]:
-    """The ``groups`` groups (keeper, [(removed id, distance), ...]) whose farthest copy is
-    nearest the distance limit, farthest first; each group's copies farthest first, at most
-    ``per_group``. Ties go by id so the sheet is the same on every run."""
-    by_keeper: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    """The ``groups`` groups (keeper, [(removed id, distance, correlation), ...]) whose most
+    doubtful copy is nearest the limit (:func:`_doubt`), most doubtful first; each group's copies
+    in the same order, at most ``per_group``. Ties go by id so the sheet is the same on every run."""
+    by_keeper: dict[str, list[tuple[str, int, float | None]]] = defaultdict(list)
     for row in duplicate_rows:
-        by_keeper[row["kept_id"]].append((row["id"], int(float(row["distance"]))))
+        by_keeper[row["kept_id"]].append(_copy_record(row))
     for copies in by_keeper.values():
-        copies.sort(key=lambda c: (-c[1], c[0]))
-    order = sorted(by_keeper, key=lambda k: (-by_keeper[k][0][1], k))
+        copies.sort(key=lambda c: (_doubt(c), c[0]))
+    order = sorted(by_keeper, key=lambda k: (_doubt(by_keeper[k][0]), k))
     return [(keeper, by_keeper[keeper][:per_group]) for keeper in order[:groups]]
 
 
+def _copy_caption(distance: int, correlation: float | None) -> str:
+    """``4 bits`` or ``4 bits · r 0.994``: what decided that the picture is a copy."""
+    return f"{distance} bits" + ("" if correlation is None else f" · r {correlation:.3f}")
+
+
 def duplicates_report(duplicates_csv, inventory_csvs, triage_csvs, selected_csv, out_sheet, *,
-                      max_distance: int, groups: int, sheet_px: int,
-                      max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+                      max_distance: int, min_correlation: float, groups: int, sheet_px: int,
+                      max_pixels: int) -> int:
     """One row per duplicate group nearest the limit: the keeper, then the copies removed in
-    its favour with their Hamming distance. Returns the number of groups shown."""
+    its favour with their Hamming distance (and correlation). Returns the number of groups shown."""
     rows = read_csv(duplicates_csv)
     paths = image_paths(inventory_csvs)
     classes = {row["id"]: row.get("class", "") for path in triage_csvs for row in iter_csv(path)}
     on_map = selected_ids(selected_csv)
     chosen = duplicate_groups(rows, groups, COLUMNS - 1)
+    limits = f"limits {max_distance} bits, r {min_correlation}"
     sections = []
     for keeper, copies in chosen:
         status = "on map" if keeper in on_map else "NOT on map"
         items = [sheets.Item(_picture(paths, keeper, sheet_px, max_pixels),
                              [keeper, f"kept · {classes.get(keeper, '?')} · {status}"])]
         items += [sheets.Item(_picture(paths, image, sheet_px, max_pixels),
-                              [image, f"removed · {distance} bits · {classes.get(image, '?')}"])
-                  for image, distance in copies]
+                              [image, f"removed · {_copy_caption(distance, correlation)}"
+                                      f" · {classes.get(image, '?')}"])
+                  for image, distance, correlation in copies]
         total = sum(1 for r in rows if r["kept_id"] == keeper)
         more = f" (+{total - len(copies)} more)" if total > len(copies) else ""
-        sections.append((f"{copies[0][1]} bits (limit {max_distance}): 1 kept, {total} removed{more}",
+        sections.append((f"{_copy_caption(*copies[0][1:])} ({limits}): 1 kept, {total} removed{more}",
                          items))
     if not sections:
         sections = [(f"no duplicates within {max_distance} bits", [])]
