@@ -99,30 +99,24 @@ def stage(name: str, out: Path, band: int = 0) -> None:
 
         run_grid(out / "tsne.csv", out / "grid.csv", pca_h5=out / "pca.h5", **DEFAULTS["grid"])
     elif name == "viewer":
-        from vacancy.tiles import layout_meta, read_grid_shape
+        from vacancy.tiles import TileSpec
         from vacancy.viewer import build_site
 
-        cols, rows = read_grid_shape(out / "grid.csv")
-        layout = layout_meta(cols, rows, tiles["cell_px"], tiles["tile_px"], tiles["background"])
+        layout = TileSpec.for_grid(out / "grid.csv", tiles).meta()
         build_site(layout, out / "grid.csv", out / "selected.csv", out / "site",
                    REPO / "node_modules/leaflet/dist",
                    pmtiles_js=REPO / "node_modules/pmtiles/dist/pmtiles.js")
     elif name == "tile_band":
-        from vacancy.tiles import read_grid_shape, render_band
+        from vacancy.tiles import TileSpec, render_band
 
-        cols, rows = read_grid_shape(out / "grid.csv")
-        render_band(out / "grid.csv", out / "tile-bands" / str(band), cols, rows, band,
-                    tiles["jobs"], sorted((out / "thumbs").glob("*.h5")), cell_px=tiles["cell_px"],
-                    tile_px=tiles["tile_px"], quality=tiles["quality"],
-                    background=tiles["background"])
+        render_band(out / "grid.csv", out / "tile-bands" / str(band),
+                    TileSpec.for_grid(out / "grid.csv", tiles), band, tiles["jobs"],
+                    sorted((out / "thumbs").glob("*.h5")))
     elif name == "tiles":
-        from vacancy.tiles import assemble_tiles, read_grid_shape
+        from vacancy.tiles import TileSpec, assemble_tiles
 
-        cols, rows = read_grid_shape(out / "grid.csv")
         bands = [out / "tile-bands" / str(b) for b in range(tiles["jobs"])]
-        assemble_tiles(bands, out / "tiles", cols, rows, cell_px=tiles["cell_px"],
-                       tile_px=tiles["tile_px"], quality=tiles["quality"],
-                       background=tiles["background"])
+        assemble_tiles(bands, out / "tiles", TileSpec.for_grid(out / "grid.csv", tiles))
     print(json.dumps({"max_rss_mb": peak_rss_mb()}))
 
 

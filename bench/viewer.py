@@ -53,7 +53,8 @@ def synthetic_results(n: int, seed: int = 0) -> Path:
     from vacancy.common import write_csv
     from vacancy.regions import REGION_COLUMNS, assign_regions
     from vacancy.select import SELECTED_COLUMNS
-    from vacancy.tiles import layout_meta
+    from vacancy.common import config_defaults
+    from vacancy.tiles import TileSpec
 
     results = REPO / "bench" / "cache" / f"viewer-{n}"
     if (results / "tiles" / "meta.json").is_file():
@@ -87,7 +88,7 @@ def synthetic_results(n: int, seed: int = 0) -> Path:
                                          "region": int(region[k]), "representative": int(reps[k]),
                                          "anchor": int(anchors[k])} for k in range(n)),
               REGION_COLUMNS)
-    layout = layout_meta(cols, rows)
+    layout = TileSpec.from_config(config_defaults()["tiles"], cols, rows).meta()
     tiles = results / "tiles"
     for z in range(min(4, layout["max_zoom"] + 1)):   # what the fitted first view shows
         span = layout["tile_size"] * 2 ** (layout["max_zoom"] - z)

@@ -17,8 +17,8 @@ from vacancy.features import SIZE, check_color, features_of_small, wand_features
 from vacancy.imaging import DEFAULT_MAX_PIXELS, decode
 from vacancy.resample import resize_gray
 from vacancy.thumbs import ThumbStore
-from vacancy.tiles import (_cell_rows, _Pyramid, _stored_thumbs, _strips, layout_meta,
-                           max_zoom_for, read_cells, tile_counts)
+from vacancy.grid import read_cells
+from vacancy.tiles import TileSpec, _cell_rows, _Pyramid, _stored_thumbs, _strips
 from vacancy.triage import entropy_nats, gray_q16, histogram_of_q16
 
 log = logging.getLogger("vacancy.tiles")
@@ -67,15 +67,13 @@ def render_tiles(grid_csv, thumb_files, out_dir, cols: int, rows: int, cell_px: 
     ``prepare`` rule's per-location files): no original is decoded. The tree is built beside
     ``out_dir`` and renamed into place only when complete.
     """
-    if cell_px < 1 or tile_px < 1 or cols < 0 or rows < 0:
-        raise ValueError(f"bad tile geometry: cols={cols} rows={rows} cell_px={cell_px} "
-                         f"tile_px={tile_px}")
-    background = tuple(int(v) for v in background)
+    spec = TileSpec(cols, rows, cell_px, tile_px, background, quality=quality)
+    background = spec.background
     by_row = read_cells(grid_csv, cols, rows)
     count = sum(len(v) for v in by_row.values())
-    width_px, height_px = cols * cell_px, rows * cell_px
-    zmax = max_zoom_for(cols, rows, cell_px, tile_px)
-    strip_w = tile_counts(width_px, height_px, tile_px, zmax, zmax)[0] * tile_px
+    width_px, height_px = spec.width_px, spec.height_px
+    zmax = spec.max_zoom
+    strip_w = spec.counts(zmax)[0] * tile_px
     band_rows = rows if strip_w else 0  # an empty grid gets no tiles; the viewer shows background
     log.info("tiles: %d images on a %dx%d grid, %dx%d px, zoom 0..%d",
              count, cols, rows, width_px, height_px, zmax)
@@ -85,7 +83,7 @@ def render_tiles(grid_csv, thumb_files, out_dir, cols: int, rows: int, cell_px: 
         store = ThumbStore(thumb_files)
         stack.callback(store.close)
         fetch = _stored_thumbs(store, cell_px)
-        pyramid = _Pyramid(tmp, zmax, tile_px, quality, background)
+        pyramid = _Pyramid(tmp, zmax, spec)
         progress = Progress("tiles", count, logger=log)
         failed: list[str] = []
         bands = _cell_rows(by_row, fetch, range(band_rows), cell_px, strip_w, background,
@@ -95,7 +93,7 @@ def render_tiles(grid_csv, thumb_files, out_dir, cols: int, rows: int, cell_px: 
         pyramid.finish()
         progress.finish()
         meta = {
-            **layout_meta(cols, rows, cell_px, tile_px, background),
+            **spec.meta(),
             "count": count, "placeholders": len(failed),
             "tiles_written": {str(z): pyramid.written[z] for z in range(zmax + 1)},
         }

@@ -13,7 +13,13 @@ import pytest
 import vacancy.tiles as tiles_mod
 from vacancy.thumbs import ThumbStore
 from reference import render_tiles
-from vacancy.tiles import assemble_tiles, band_plan, render_band, tile_counts
+from vacancy.tiles import TileSpec, assemble_tiles, band_plan, render_band, tile_counts
+
+
+def spec_of(cols, rows, cell_px, tile_px, quality=85, background=(24, 24, 24)) -> TileSpec:
+    """The tile spec the workflow would build for this grid (the schema's quality and background
+    unless given)."""
+    return TileSpec(cols, rows, cell_px, tile_px, background, quality=quality)
 
 
 def write_thumbs(folder: Path, cols: int, rows: int, cell_px: int, seed: int = 0) -> tuple[Path, Path]:
@@ -52,8 +58,8 @@ def build_both(tmp_path, cols, rows, cell_px, tile_px, jobs):
     render_tiles(grid, [h5_path], tmp_path / "single", cols, rows, **geometry)
     bands = [tmp_path / "bands" / str(b) for b in range(jobs)]
     for b, folder in enumerate(bands):
-        render_band(grid, folder, cols, rows, b, jobs, [h5_path], **geometry)
-    assemble_tiles(bands, tmp_path / "joined", cols, rows, **geometry)
+        render_band(grid, folder, spec_of(cols, rows, **geometry), b, jobs, [h5_path])
+    assemble_tiles(bands, tmp_path / "joined", spec_of(cols, rows, **geometry))
     return tree(tmp_path / "single"), tree(tmp_path / "joined")
 
 
@@ -117,8 +123,8 @@ def test_band_reads_only_its_own_thumbnails_and_no_original(tmp_path, monkeypatc
     seen: set[str] = set()
     for b in range(jobs):
         asked.clear()
-        render_band(grid, tmp_path / str(b), cols, rows, b, jobs, [h5_path], cell_px=cell_px,
-                    tile_px=tile_px)
+        render_band(grid, tmp_path / str(b), spec_of(cols, rows, cell_px, tile_px), b, jobs,
+                    [h5_path])
         first, end = tiles_mod._band_span(plan, b)
         ids = [i for call in asked for i in call]
         assert max(map(len, asked), default=0) <= cols       # one grid row at a time
@@ -134,9 +140,9 @@ def test_join_refuses_bands_of_another_plan(tmp_path):
     h5_path, grid = write_thumbs(tmp_path, cols, rows, cell_px)
     bands = [tmp_path / str(b) for b in range(3)]
     for b, folder in enumerate(bands):
-        render_band(grid, folder, cols, rows, b, 4, [h5_path], cell_px=cell_px, tile_px=tile_px)
+        render_band(grid, folder, spec_of(cols, rows, cell_px, tile_px), b, 4, [h5_path])
     with pytest.raises(ValueError, match="band 0 of"):
-        assemble_tiles(bands, tmp_path / "joined", cols, rows, cell_px=cell_px, tile_px=tile_px)
+        assemble_tiles(bands, tmp_path / "joined", spec_of(cols, rows, cell_px, tile_px))
     assert not (tmp_path / "joined").exists()
 
 
@@ -144,10 +150,10 @@ def test_joined_tiles_are_links_not_copies(tmp_path):
     cols, rows, cell_px, tile_px = 20, 20, 4, 16
     h5_path, grid = write_thumbs(tmp_path, cols, rows, cell_px)
     for b in range(2):
-        render_band(grid, tmp_path / "bands" / str(b), cols, rows, b, 2, [h5_path],
-                    cell_px=cell_px, tile_px=tile_px)
-    assemble_tiles([tmp_path / "bands" / str(b) for b in range(2)], tmp_path / "joined", cols,
-                   rows, cell_px=cell_px, tile_px=tile_px)
+        render_band(grid, tmp_path / "bands" / str(b), spec_of(cols, rows, cell_px, tile_px), b,
+                    2, [h5_path])
+    assemble_tiles([tmp_path / "bands" / str(b) for b in range(2)], tmp_path / "joined",
+                   spec_of(cols, rows, cell_px, tile_px))
     top = band_plan(cols, rows, cell_px, tile_px, 2)["max_zoom"]
     linked = list((tmp_path / "joined" / str(top)).rglob("*.jpg"))
     assert linked and all(p.stat().st_nlink == 2 for p in linked)

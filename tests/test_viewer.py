@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from reference import render_tiles
-from vacancy.tiles import layout_meta
+from vacancy.tiles import TileSpec
 from vacancy.viewer import TEMPLATE_DIR, build_site
 from conftest import store_thumbs, write_map_inputs
 
@@ -194,7 +194,7 @@ def test_rebuild_replaces_site_atomically(tmp_path):
 def test_layout_known_before_tiles_matches_the_rendered_pyramid(tmp_path):
     _, _, _, tiles = make_results(tmp_path, cols=9, rows=5, n=40, cell_px=64)
     rendered = json.loads((tiles / "meta.json").read_text())
-    layout = layout_meta(9, 5, cell_px=64)
+    layout = TileSpec(9, 5, cell_px=64, tile_px=256, background=(24, 24, 24)).meta()
     assert {k: rendered[k] for k in layout} == layout
 
 

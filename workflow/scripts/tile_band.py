@@ -8,10 +8,9 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.tiles import read_grid_shape, render_band  # noqa: E402
+from vacancy.tiles import TileSpec, render_band  # noqa: E402
 
 i, p = snakemake.input, snakemake.params
-cols, rows = read_grid_shape(i.grid)
-render_band(i.grid, snakemake.output[0], cols, rows, int(snakemake.wildcards.band), p.jobs,
-            list(i.thumbs), cell_px=p.cell_px, tile_px=p.tile_px, quality=p.quality,
-            background=p.background)
+spec = TileSpec.for_grid(i.grid, p)
+render_band(i.grid, snakemake.output[0], spec, int(snakemake.wildcards.band), p.jobs,
+            list(i.thumbs))

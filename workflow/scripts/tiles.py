@@ -9,11 +9,9 @@ from vacancy.common import setup_logging  # noqa: E402
 setup_logging(snakemake.log[0])  # noqa: F821
 
 from vacancy.publish import write_pmtiles  # noqa: E402
-from vacancy.tiles import assemble_tiles, read_grid_shape  # noqa: E402
+from vacancy.tiles import TileSpec, assemble_tiles  # noqa: E402
 
 i, p = snakemake.input, snakemake.params
-cols, rows = read_grid_shape(i.grid)
-assemble_tiles(list(i.bands), snakemake.output[0], cols, rows, cell_px=p.cell_px,
-               tile_px=p.tile_px, quality=p.quality, background=p.background)
+assemble_tiles(list(i.bands), snakemake.output[0], TileSpec.for_grid(i.grid, p))
 if len(snakemake.output) > 1:
     write_pmtiles(snakemake.output[0], snakemake.output[1])

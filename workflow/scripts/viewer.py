@@ -8,12 +8,11 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.tiles import layout_meta, read_grid_shape  # noqa: E402
+from vacancy.tiles import TileSpec  # noqa: E402
 from vacancy.viewer import build_site  # noqa: E402
 
 i, p = snakemake.input, snakemake.params
-cols, rows = read_grid_shape(i.grid)
-layout = layout_meta(cols, rows, p.cell_px, p.tile_px, p.background)
+layout = TileSpec.for_grid(i.grid, p).meta()
 build_site(layout, i.grid, i.selected, snakemake.output[0], Path(i.leaflet).parent,
            pmtiles_url=p.pmtiles_url, originals_dir=p.originals_dir, pmtiles_js=i.pmtiles_js,
            regions_csv=i.regions)

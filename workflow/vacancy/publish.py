@@ -22,19 +22,22 @@ from .common import atomic_path
 
 log = logging.getLogger("vacancy.publish")
 
-_TILE = re.compile(r"^(\d+)/(\d+)/(\d+)\.jpg$")
+#: PMTiles' tile type of each tile format the pyramid may record in its meta.json
+#: (``vacancy.tiles.TILE_FORMATS``).
+TILE_TYPES = {"jpg": TileType.JPEG}
 
 
-def list_tiles(tiles_dir) -> list[tuple[int, int, int, Path]]:
-    """Every ``z/x/y.jpg`` under ``tiles_dir`` as ``(z, x, y, path)``, in PMTiles tile-id order.
+def list_tiles(tiles_dir, fmt: str) -> list[tuple[int, int, int, Path]]:
+    """Every ``z/x/y.<fmt>`` under ``tiles_dir`` as ``(z, x, y, path)``, in PMTiles tile-id order.
 
     Writing in tile-id order makes a *clustered* archive, which readers fetch most efficiently.
     Anything else in the folder (meta.json, stray files) is ignored.
     """
     tiles_dir = Path(tiles_dir)
+    pattern = re.compile(r"^(\d+)/(\d+)/(\d+)\." + re.escape(fmt) + "$")
     found = []
-    for path in tiles_dir.rglob("*.jpg"):
-        match = _TILE.match(path.relative_to(tiles_dir).as_posix())
+    for path in tiles_dir.rglob(f"*.{fmt}"):
+        match = pattern.match(path.relative_to(tiles_dir).as_posix())
         if match:
             z, x, y = (int(v) for v in match.groups())
             if x < 2**z and y < 2**z:
@@ -48,17 +51,25 @@ def list_tiles(tiles_dir) -> list[tuple[int, int, int, Path]]:
 def write_pmtiles(tiles_dir, out_path) -> dict:
     """Write every tile of ``tiles_dir`` (and its meta.json as metadata) into ``out_path``.
 
+    The tiles' format is the one their meta.json records (the tiles stage writes it).
+
     Returns ``{"tiles", "bytes", "folder_bytes", "folder_files"}`` so a caller (the benchmark,
     a log line) can compare the archive with the folder. The archive is written to a temporary
     file and renamed, so a reader never sees half an archive.
     """
     tiles_dir = Path(tiles_dir)
-    tiles = list_tiles(tiles_dir)
-    if not tiles:
-        raise ValueError(f"no z/x/y.jpg tiles under {tiles_dir}")
     meta_path = tiles_dir / "meta.json"
-    metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    metadata = {"name": "vacancy", "format": "jpg", "vacancy": metadata}
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} is missing: the tiles stage writes it, with the "
+                                f"tiles' format")
+    tile_meta = json.loads(meta_path.read_text())
+    fmt = tile_meta["format"]
+    if fmt not in TILE_TYPES:
+        raise ValueError(f"{meta_path}: tile format {fmt!r} has no PMTiles tile type")
+    tiles = list_tiles(tiles_dir, fmt)
+    if not tiles:
+        raise ValueError(f"no z/x/y.{fmt} tiles under {tiles_dir}")
+    metadata = {"name": "vacancy", "format": fmt, "vacancy": tile_meta}
     folder_bytes = sum(p.stat().st_size for p in tiles_dir.rglob("*") if p.is_file())
     folder_files = sum(1 for p in tiles_dir.rglob("*") if p.is_file())
     with atomic_path(out_path, suffix=".pmtiles.part") as tmp:
@@ -69,7 +80,7 @@ def write_pmtiles(tiles_dir, out_path) -> dict:
             zooms = [t[0] for t in tiles]
             writer.finalize(
                 {
-                    "tile_type": TileType.JPEG,
+                    "tile_type": TILE_TYPES[fmt],
                     "tile_compression": Compression.NONE,
                     "min_zoom": min(zooms), "max_zoom": max(zooms),
                     # not a geographic map: the bounds are the whole (notional) world

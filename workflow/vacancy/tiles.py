@@ -17,7 +17,6 @@ rendering of the same pyramid (``tests/reference.py``).
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import logging
@@ -25,13 +24,15 @@ import math
 import os
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 from PIL import Image
 
 from .common import Progress, atomic_dir, write_json
+from .grid import read_cells, read_grid_shape
 from .thumbs import ThumbStore
 
 log = logging.getLogger("vacancy.tiles")
@@ -68,53 +69,93 @@ def tile_counts(width_px: int, height_px: int, tile_px: int, max_zoom: int, z: i
     return math.ceil(width_px / (tile_px * scale)), math.ceil(height_px / (tile_px * scale))
 
 
-def layout_meta(cols: int, rows: int, cell_px: int = 64, tile_px: int = 256,
-                background=(24, 24, 24)) -> dict:
-    """The pyramid's geometry, known from the grid alone: what the viewer needs before any tile.
+#: Tile formats the pyramid can be written in: the file suffix (also the value of meta.json's
+#: ``format``, which every reader of the tiles takes) -> Pillow's writer and the MIME type.
+TILE_FORMATS = {"jpg": {"pillow": "JPEG", "mime": "image/jpeg"}}
+#: The format of every pyramid; meta.json records it for the readers (viewer, publish, report).
+TILE_FORMAT = "jpg"
 
-    The viewer rule runs before the tile rule (so the target ``tiles`` makes both), and both
-    use this one definition, so the page and the tiles always agree.
+
+@dataclass(frozen=True)
+class TileSpec:
+    """The pyramid's geometry and format: the one owner of these facts for every writer and reader.
+
+    Built once per job from ``config["tiles"]`` (the rule's params) and the grid's shape
+    (:meth:`for_grid`); the tile bands, the join, the viewer's site and meta.json all take it,
+    so the page, the tiles and the archive cannot disagree about a size, a zoom or a suffix.
     """
-    return {
-        "tile_size": tile_px, "cell_px": cell_px, "cols": cols, "rows": rows,
-        "min_zoom": 0, "max_zoom": max_zoom_for(cols, rows, cell_px, tile_px),
-        "width_px": cols * cell_px, "height_px": rows * cell_px,
-        "background": hex_colour(background), "format": "jpg",
-    }
 
+    cols: int
+    rows: int
+    cell_px: int
+    tile_px: int
+    background: tuple[int, int, int]
+    quality: int | None = None  # only writers of tiles need it; the viewer has none
+    format: str = TILE_FORMAT
+    min_zoom: int = 0
 
-def read_grid_shape(grid_csv) -> tuple[int, int]:
-    """``(cols, rows)`` from the grid's provenance sidecar, for callers such as the Snakefile."""
-    meta = json.loads(Path(str(grid_csv) + ".meta.json").read_text())
-    return int(meta["cols"]), int(meta["rows"])
+    def __post_init__(self):
+        if self.cell_px < 1 or self.tile_px < 1 or self.cols < 0 or self.rows < 0:
+            raise ValueError(f"bad tile geometry: cols={self.cols} rows={self.rows} "
+                             f"cell_px={self.cell_px} tile_px={self.tile_px}")
+        if self.format not in TILE_FORMATS:
+            raise ValueError(f"tile format {self.format!r} is not one of {sorted(TILE_FORMATS)}")
+        object.__setattr__(self, "background", tuple(int(v) for v in self.background))
+
+    @classmethod
+    def from_config(cls, tiles: Mapping, cols: int, rows: int) -> "TileSpec":
+        """From ``config["tiles"]`` (or a rule's params of the same names) and the grid shape."""
+        get = tiles.get if isinstance(tiles, Mapping) else (lambda k, d=None: getattr(tiles, k, d))
+        return cls(cols, rows, int(get("cell_px")), int(get("tile_px")),
+                   tuple(get("background")), quality=get("quality"))
+
+    @classmethod
+    def for_grid(cls, grid_csv, tiles: Mapping) -> "TileSpec":
+        """:meth:`from_config` with the shape of the grid the ``grid`` rule wrote."""
+        return cls.from_config(tiles, *read_grid_shape(grid_csv))
+
+    @property
+    def max_zoom(self) -> int:
+        return max_zoom_for(self.cols, self.rows, self.cell_px, self.tile_px)
+
+    @property
+    def width_px(self) -> int:
+        return self.cols * self.cell_px
+
+    @property
+    def height_px(self) -> int:
+        return self.rows * self.cell_px
+
+    def counts(self, z: int) -> tuple[int, int]:
+        """Tiles across and down at zoom ``z``."""
+        return tile_counts(self.width_px, self.height_px, self.tile_px, self.max_zoom, z)
+
+    def plan(self, jobs: int) -> dict:
+        """How ``jobs`` band jobs split this pyramid (:func:`band_plan`)."""
+        return band_plan(self.cols, self.rows, self.cell_px, self.tile_px, jobs)
+
+    def tile_name(self, y: int) -> str:
+        """File name of tile row ``y`` in its ``z/x`` folder."""
+        return f"{y}.{self.format}"
+
+    def save(self, tile: Image.Image, path: Path) -> None:
+        """Write one tile in this format."""
+        if self.quality is None:
+            raise ValueError("this TileSpec has no quality: it cannot write tiles")
+        tile.save(path, TILE_FORMATS[self.format]["pillow"], quality=self.quality)
+
+    def meta(self) -> dict:
+        """The pyramid's geometry, known from the grid alone: what the viewer needs before any
+        tile, and the head of the tiles' meta.json (so the page and the tiles always agree)."""
+        return {
+            "tile_size": self.tile_px, "cell_px": self.cell_px, "cols": self.cols,
+            "rows": self.rows, "min_zoom": self.min_zoom, "max_zoom": self.max_zoom,
+            "width_px": self.width_px, "height_px": self.height_px,
+            "background": hex_colour(self.background), "format": self.format,
+        }
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def read_cells(grid_csv, cols: int, rows: int) -> dict[int, list[tuple[int, str]]]:
-    """Grid rows grouped by ``row`` as ``[(col, id), ...]``; bad or duplicate cells are logged."""
-    by_row: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    seen: set[tuple[int, int]] = set()
-    with open(grid_csv, newline="", encoding="utf-8") as handle:
-        for line, rec in enumerate(csv.DictReader(handle), start=2):
-            try:
-                col, row = int(rec["col"]), int(rec["row"])
-            except (TypeError, ValueError):
-                log.warning("%s line %d: bad cell %r,%r for %r; skipped",
-                            grid_csv, line, rec.get("col"), rec.get("row"), rec.get("id"))
-                continue
-            if not (0 <= col < cols and 0 <= row < rows):
-                log.warning("%s line %d: cell (%d, %d) of %r is outside the %dx%d grid; skipped",
-                            grid_csv, line, col, row, rec["id"], cols, rows)
-                continue
-            if (col, row) in seen:
-                log.warning("%s line %d: cell (%d, %d) already taken; %r skipped",
-                            grid_csv, line, col, row, rec["id"])
-                continue
-            seen.add((col, row))
-            by_row[row].append((col, rec["id"]))
-    return by_row
 
 
 class _Pyramid:
@@ -128,10 +169,10 @@ class _Pyramid:
     the final job merges those into the zooms below, where strips of different bands pair up.
     """
 
-    def __init__(self, root: Path, top: int, tile_px: int, quality: int, background,
-                 bottom: int = 0, first_row: int = 0, handover=None):
-        self.root, self.top, self.bottom, self.tile_px = root, top, bottom, tile_px
-        self.quality, self.background = quality, tuple(background)
+    def __init__(self, root: Path, top: int, spec: TileSpec, bottom: int = 0,
+                 first_row: int = 0, handover=None):
+        self.root, self.top, self.bottom, self.spec = root, top, bottom, spec
+        self.tile_px, self.background = spec.tile_px, spec.background
         self.first_row, self.handover = first_row, handover
         self.pending: dict[int, np.ndarray] = {}
         self.next_y: dict[int, int] = defaultdict(int)
@@ -178,7 +219,7 @@ class _Pyramid:
             folder = self.root / str(z) / str(x)
             folder.mkdir(parents=True, exist_ok=True)
             tile = Image.fromarray(np.ascontiguousarray(strip[:, x * t:(x + 1) * t]))
-            tile.save(folder / f"{y}.jpg", "JPEG", quality=self.quality)
+            self.spec.save(tile, folder / self.spec.tile_name(y))
             self.written[z] += 1
 
 
@@ -320,16 +361,15 @@ def _band_rows(plan: dict, band: int, rows: int, cell_px: int, tile_px: int):
     return drawn, top_px - drawn.start * cell_px, -(-top_px // cell_px)
 
 
-def render_band(grid_csv, out_dir, cols: int, rows: int, band: int, jobs: int,
-                thumb_files, cell_px: int = 64, tile_px: int = 256, quality: int = 85,
-                background=(24, 24, 24)) -> dict:
+def render_band(grid_csv, out_dir, spec: TileSpec, band: int, jobs: int, thumb_files) -> dict:
     """Render band ``band`` of ``jobs`` into ``out_dir``: its tiles, ``low.npy``, ``band.json``.
 
     Only the stored thumbnails of the band's grid rows are read (never an original), one grid
     row at a time, so memory is a few strips whatever the size of the map.
     """
-    background = tuple(int(v) for v in background)
-    plan = band_plan(cols, rows, cell_px, tile_px, jobs)
+    cols, rows, cell_px, tile_px = spec.cols, spec.rows, spec.cell_px, spec.tile_px
+    background = spec.background
+    plan = spec.plan(jobs)
     if not 0 <= band < plan["jobs"]:
         raise ValueError(f"band {band} is not one of {plan['jobs']}")
     first, end = _band_span(plan, band)
@@ -338,18 +378,16 @@ def render_band(grid_csv, out_dir, cols: int, rows: int, band: int, jobs: int,
     log.info("tile band %d/%d: max-zoom tile rows %d..%d, grid rows %d..%d, zooms %d..%d",
              band, plan["jobs"], first, end, drawn.start, drawn.stop, plan["max_zoom"],
              plan["low_zoom"])
-    strip_w = tile_counts(cols * cell_px, rows * cell_px, tile_px, plan["max_zoom"],
-                          plan["max_zoom"])[0] * tile_px
-    low_w = tile_counts(cols * cell_px, rows * cell_px, tile_px, plan["max_zoom"],
-                        plan["low_zoom"])[0] * tile_px
+    strip_w = spec.counts(plan["max_zoom"])[0] * tile_px
+    low_w = spec.counts(plan["low_zoom"])[0] * tile_px
     owned = sum(len(c) for r, c in by_row.items() if r >= owned_from)
     progress = Progress(f"tile band {band}", owned, logger=log)
     failed: list[str] = []
     with atomic_dir(out_dir) as tmp:
         depth = plan["max_zoom"] - plan["low_zoom"]
         handover = _Handover(tmp / "low.npy", -(-(end - first) // 2**depth), tile_px, low_w)
-        pyramid = _Pyramid(tmp, plan["max_zoom"], tile_px, quality, background,
-                           bottom=plan["low_zoom"], first_row=first, handover=handover)
+        pyramid = _Pyramid(tmp, plan["max_zoom"], spec, bottom=plan["low_zoom"],
+                           first_row=first, handover=handover)
         if end > first:
             cells = functools.partial(_cell_rows, by_row, rows=drawn, cell_px=cell_px,
                                       strip_w=strip_w, background=background,
@@ -383,13 +421,13 @@ def _draw_band(cells, thumb_files, cell_px: int, strip_w: int, pyramid: _Pyramid
         store.close()
 
 
-def _link_tiles(band_dir: Path, out: Path) -> None:
-    """Hard-link a band's ``z/x/y.jpg`` files into ``out`` (copied where links are impossible).
+def _link_tiles(band_dir: Path, out: Path, spec: TileSpec) -> None:
+    """Hard-link a band's ``z/x/y`` tile files into ``out`` (copied where links are impossible).
 
     A link costs no bytes and no copy; it stays valid when the band is remade, because bands
     are replaced by a rename (atomic_dir), never rewritten in place.
     """
-    for path in band_dir.glob("*/*/*.jpg"):
+    for path in band_dir.glob(f"*/*/{spec.tile_name('*')}"):
         target = out / path.relative_to(band_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -407,22 +445,20 @@ def _read_band(band_dir: Path, band: int, plan: dict) -> dict:
     return meta
 
 
-def assemble_tiles(band_dirs, out_dir, cols: int, rows: int, cell_px: int = 64,
-                   tile_px: int = 256, quality: int = 85, background=(24, 24, 24)) -> dict:
+def assemble_tiles(band_dirs, out_dir, spec: TileSpec) -> dict:
     """Join the band folders (in band order) into ``out_dir``: the pyramid and ``meta.json``.
 
     The bands' tiles are linked in; the zooms below the bands' lowest are merged from their
     ``low.npy`` strips, read one at a time. Built beside ``out_dir`` and renamed into place.
     """
     band_dirs = [Path(d) for d in band_dirs]
-    background = tuple(int(v) for v in background)
-    plan = band_plan(cols, rows, cell_px, tile_px, len(band_dirs))
+    plan = spec.plan(len(band_dirs))
     bands = [_read_band(d, b, plan) for b, d in enumerate(band_dirs)]
     written = defaultdict(int)
     with atomic_dir(out_dir) as tmp:
-        pyramid = _Pyramid(tmp, plan["low_zoom"], tile_px, quality, background)
+        pyramid = _Pyramid(tmp, plan["low_zoom"], spec)
         for band_dir, meta in zip(band_dirs, bands):
-            _link_tiles(band_dir, tmp)
+            _link_tiles(band_dir, tmp, spec)
             for z, n in meta["tiles_written"].items():
                 written[int(z)] += n
             for strip in np.load(band_dir / "low.npy", mmap_mode="r"):
@@ -431,7 +467,7 @@ def assemble_tiles(band_dirs, out_dir, cols: int, rows: int, cell_px: int = 64,
         for z, n in pyramid.written.items():
             written[z] += n
         meta = {
-            **layout_meta(cols, rows, cell_px, tile_px, background),
+            **spec.meta(),
             "count": sum(b["count"] for b in bands),
             "placeholders": sum(b["placeholders"] for b in bands),
             "tiles_written": {str(z): written[z] for z in range(plan["max_zoom"] + 1)},

@@ -41,7 +41,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .common import atomic_dir
-from .tiles import read_cells
+from .grid import read_cells
+from .regions import read_regions
 
 log = logging.getLogger("vacancy.viewer")
 
@@ -246,12 +247,6 @@ def build_fields(cells_by_row, records, cols: int, rows: int,
     return descriptions, arrays
 
 
-def read_regions(regions_csv) -> dict[str, dict]:
-    """``id -> {"region", "representative", "anchor"}`` from the regions rule's CSV."""
-    with open(regions_csv, newline="", encoding="utf-8") as handle:
-        return {r["id"]: r for r in csv.DictReader(handle)}
-
-
 def _top(counter: Counter) -> list | None:
     """``[most common value, its share]`` of a counter, or None when it is empty."""
     if not counter:
@@ -342,7 +337,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
                originals_dir=None, pmtiles_js=PMTILES_JS, regions_csv=None) -> dict:
     """Write the static viewer site into ``out_dir`` (atomically); return its map.json.
 
-    ``layout`` is the pyramid's geometry (:func:`vacancy.tiles.layout_meta`), known from the grid
+    ``layout`` is the pyramid's geometry and format (:meth:`vacancy.tiles.TileSpec.meta`), known from the grid
     before any tile is drawn, so the site can be built before (or beside) the tiles.
     ``pmtiles_url`` (relative to the page, e.g. ``"../tiles.pmtiles"``) makes the page read
     tiles from that one archive instead of the folder. Originals are fetched from
@@ -368,7 +363,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
         "count": sum(len(c) for c in cells_by_row.values()),
         "extra_zoom": extra_zoom_for(largest, meta["cell_px"]),
         "tiles_url": tiles_url,
-        "tile_url": tiles_url + "/{z}/{x}/{y}.jpg",
+        "tile_url": tiles_url + "/{z}/{x}/{y}." + meta["format"],
         "pmtiles_url": pmtiles_url,
         "originals_url": originals_url.rstrip("/"),
         "shard_cells": shard_cells,

@@ -250,7 +250,7 @@ def map_overview(tiles_dir, max_px: int):
     picture = Image.new("RGB", (width, height), meta["background"])
     for x in range(math.ceil(width / tile)):
         for y in range(math.ceil(height / tile)):
-            path = tiles_dir / str(z) / str(x) / f"{y}.jpg"
+            path = tiles_dir / str(z) / str(x) / f"{y}.{meta['format']}"
             if path.is_file():
                 with Image.open(path) as img:
                     picture.paste(img.convert("RGB"), (x * tile, y * tile))
