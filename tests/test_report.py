@@ -185,7 +185,7 @@ def test_duplicate_groups_with_the_second_check_lowest_correlation_first():
 
 def test_map_overview_stitches_the_deepest_zoom_that_fits(tmp_path):
     meta = {"tile_size": 256, "max_zoom": 2, "width_px": 600, "height_px": 300,
-            "background": "#181818"}
+            "background": "#181818", "format": "jpg"}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     for z, x, rgb in ((0, 0, (200, 0, 0)), (1, 0, (0, 200, 0)), (1, 1, (0, 0, 200))):
         (tmp_path / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
