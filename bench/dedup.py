@@ -44,7 +44,7 @@ CACHE = REPO / "bench" / "cache"
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {workflow!r})
-from vacancy.dedup import dedup
+from vacancy.images.dedup import dedup
 args = json.loads(sys.argv[1])
 start = time.perf_counter()
 counts = dedup(**args)
@@ -72,7 +72,7 @@ def run_prepare(workdir: Path, folder: Path, cores: int) -> Path:
 
 
 def variants(results: Path, out: Path) -> dict[str, dict]:
-    """Arguments of :func:`vacancy.dedup.dedup` for today's dedup and this config's."""
+    """Arguments of :func:`vacancy.images.dedup.dedup` for today's dedup and this config's."""
     files = {kind: sorted(str(p) for p in (results / kind).glob(f"*.{ext}"))
              for kind, ext in (("hashes", "csv"), ("features", "h5"))}
     files["triage"] = sorted(str(p) for p in (results / "triage").glob("*.csv"))

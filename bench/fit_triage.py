@@ -5,9 +5,9 @@
 Why a fitted model: on real images no single entropy cut keeps 98% of photos while letting
 through at most 5% of graphics (the distributions overlap: maps and screenshots sit around 4 nats,
 the moon and dark stages below). A logistic regression on the standardised signals of
-:func:`vacancy.triage.signals` separates them; its parameters are a few numbers in a JSON file.
+:func:`vacancy.images.triage.signals` separates them; its parameters are a few numbers in a JSON file.
 
-The signals are measured by ``prepare``'s own :func:`vacancy.prepare.measure_image` (reduced-scale
+The signals are measured by ``prepare``'s own :func:`vacancy.images.prepare.measure_image` (reduced-scale
 decode as in the workflow), on the photos and graphics of the set (kind "other" is left out). The synthetic demo (``--demo``
 images: rooms and exteriors as photos, floor plans and ads as graphics) is never fitted on: it is
 a held-out check that the model still does what the entropy rule did there.
@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from realset import CACHE, build, read_labels  # noqa: E402
 from vacancy.common import config_defaults  # noqa: E402
 from vacancy.imaging import Rejected, read_blob  # noqa: E402
-from vacancy.prepare import decode_options, measure_image  # noqa: E402
-from vacancy.triage import MODEL_PATH, SIGNALS  # noqa: E402
+from vacancy.images.prepare import decode_options, measure_image  # noqa: E402
+from vacancy.images.triage import MODEL_PATH, SIGNALS  # noqa: E402
 
 #: Regularisation of the logistic regression (inverse strength). Chosen by the cross-validated
 #: figures printed here (0.3, 1, 3, 10 tried: 1 keeps the most photos at <= 5% graphics).
@@ -112,7 +112,7 @@ def measure_set(root: Path) -> dict[str, list]:
 
 def measure_demo(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The same for ``n`` demo images (generated once into bench/cache/corpus-N)."""
-    from vacancy.demo import generate_corpus
+    from vacancy.sources.demo import generate_corpus
 
     corpus = CACHE / f"corpus-{n}"
     if not (corpus / "truth.csv").is_file():
@@ -148,7 +148,7 @@ def cross_validate(data: dict) -> np.ndarray:
 
 
 def model_json(pipeline) -> dict:
-    """The fitted pipeline as the plain numbers :func:`vacancy.triage.score` reads."""
+    """The fitted pipeline as the plain numbers :func:`vacancy.images.triage.score` reads."""
     scaler, logistic = pipeline[0], pipeline[-1]
     return {"signals": list(SIGNALS), "mean": scaler.mean_.round(6).tolist(),
             "scale": scaler.scale_.round(6).tolist(),

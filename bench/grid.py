@@ -15,7 +15,7 @@ displacement in cell units, their ratio to the exact optimum (scipy's linear_sum
 the dense cost, the same optimum as lapjv, while n <= ``--dense-max``), DPQ16 in the feature space
 (exact up to 1,000 images, else from 1,000 sampled query images) -- all of the assignment alone,
 whose ratio of means is the block method's target (<= 1.05 at 10,000); then the refinement the
-pipeline applies (``--refine``, default auto: FLAS above 4,000 images, ``vacancy.refine``) with
+pipeline applies (``--refine``, default auto: FLAS above 4,000 images, ``vacancy.map.refine``) with
 its time, the final grid's mean displacement and DPQ16; and FLAS (PyPI ``vc_flas``) sorting the
 same features onto the same grid from scratch, with its time and DPQ16.
 """
@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from vacancy.common import config_defaults  # noqa: E402
-from vacancy.grid import (assign, cell_centres, choose_method, displacement,  # noqa: E402
+from vacancy.map.grid import (assign, cell_centres, choose_method, displacement,  # noqa: E402
                           grid_shape, to_grid_units)
-from vacancy.quality import displacement_stats, dpq  # noqa: E402
-from vacancy.refine import choose_refine, refine  # noqa: E402
+from vacancy.map.quality import displacement_stats, dpq  # noqa: E402
+from vacancy.map.refine import choose_refine, refine  # noqa: E402
 
 #: The workflow's grid settings (the schema's defaults); the options below start from them.
 GRID = config_defaults()["grid"]
@@ -60,7 +60,7 @@ def synthetic(n: int, tsne_max: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     spread = rng.uniform(0.5, 1.5, size=k)
     features = (centres[label] + rng.normal(size=(n, d)) * spread[label, None]).astype(np.float32)
     if d > 2:
-        from vacancy.tsne import embed
+        from vacancy.map.tsne import embed
 
         points = embed(features, n_jobs=2)
     else:

@@ -90,30 +90,30 @@ def stage(name: str, out: Path, band: int = 0) -> None:
     setup_logging(str(out / "logs" / f"{name}{band if name == 'tile_band' else ''}.log"))
     tiles = DEFAULTS["tiles"]
     if name == "tsne":
-        from vacancy.tsne import run_tsne
-        from vacancy.tsne_settings import resolve_settings
+        from vacancy.map.tsne import run_tsne
+        from vacancy.map.tsne_settings import resolve_settings
 
         run_tsne(out / "pca.h5", out / "tsne.csv", resolve_settings(**DEFAULTS["tsne"]), n_jobs=2)
     elif name == "grid":
-        from vacancy.grid import run_grid
+        from vacancy.map.grid import run_grid
 
         run_grid(out / "tsne.csv", out / "grid.csv", pca_h5=out / "pca.h5", **DEFAULTS["grid"])
     elif name == "viewer":
-        from vacancy.tiles import TileSpec
-        from vacancy.viewer import build_site
+        from vacancy.map.tiles import TileSpec
+        from vacancy.map.viewer import build_site
 
         layout = TileSpec.for_grid(out / "grid.csv", tiles).meta()
         build_site(layout, out / "grid.csv", out / "selected.csv", out / "site",
                    REPO / "node_modules/leaflet/dist",
                    pmtiles_js=REPO / "node_modules/pmtiles/dist/pmtiles.js")
     elif name == "tile_band":
-        from vacancy.tiles import TileSpec, render_band
+        from vacancy.map.tiles import TileSpec, render_band
 
         render_band(out / "grid.csv", out / "tile-bands" / str(band),
                     TileSpec.for_grid(out / "grid.csv", tiles), band, tiles["jobs"],
                     sorted((out / "thumbs").glob("*.h5")))
     elif name == "tiles":
-        from vacancy.tiles import TileSpec, assemble_tiles
+        from vacancy.map.tiles import TileSpec, assemble_tiles
 
         bands = [out / "tile-bands" / str(b) for b in range(tiles["jobs"])]
         assemble_tiles(bands, out / "tiles", TileSpec.for_grid(out / "grid.csv", tiles))

@@ -11,7 +11,7 @@ t-SNE and grid of the workflow's default settings run on its output, and we prin
 * the share of the variance of ALL selected rows that its components capture (not the share of
   the fitted rows, which a sample overstates), against ``all``;
 * DPQ16 of the final grid, measured in the PCA space of ``all`` for every variant (one common
-  yardstick; 1,000 query images, ``vacancy.quality``), and the neighbour family share of the grid
+  yardstick; 1,000 query images, ``vacancy.map.quality``), and the neighbour family share of the grid
   against the demo's truth (``vacancy.evaluate``).
 """
 
@@ -37,7 +37,7 @@ DEFAULTS = config_defaults()
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {workflow!r})
-from vacancy.pca import run_pca
+from vacancy.map.pca import run_pca
 start = time.perf_counter()
 result = run_pca({features!r}, {out!r}, n_components={k}, batch_size={batch},
                  fit_rows={fit_rows!r}, selected_csv={selected!r})
@@ -61,7 +61,7 @@ def run_variant(results: Path, fit_rows, out: Path) -> dict:
 
 def total_variance(results: Path) -> float:
     """Sum over features of the variance of all selected rows (float64, streamed)."""
-    from vacancy.pca import FeatureShards, batch_bounds
+    from vacancy.map.pca import FeatureShards, batch_bounds
 
     keep = {row["id"] for row in iter_csv(results / "selected.csv")}
     shards = FeatureShards(sorted((results / "features").glob("*.h5")), keep)
@@ -77,9 +77,9 @@ def total_variance(results: Path) -> float:
 
 def map_of(pca_h5: Path, scratch: Path) -> tuple[Path, float, float]:
     """t-SNE and grid of the workflow's default settings on one PCA output; their times."""
-    from vacancy.grid import run_grid
-    from vacancy.tsne import run_tsne
-    from vacancy.tsne_settings import resolve_settings
+    from vacancy.map.grid import run_grid
+    from vacancy.map.tsne import run_tsne
+    from vacancy.map.tsne_settings import resolve_settings
 
     start = time.perf_counter()
     run_tsne(pca_h5, scratch / "tsne.csv", resolve_settings(**DEFAULTS["tsne"]), n_jobs=2)
@@ -92,8 +92,8 @@ def map_of(pca_h5: Path, scratch: Path) -> tuple[Path, float, float]:
 def grid_scores(grid_csv: Path, ref_ids: list[str], ref: np.ndarray, truth: list[dict]) -> dict:
     """DPQ16 of the grid in the reference PCA space, and its neighbour family share."""
     from vacancy.evaluate import map_quality
-    from vacancy.grid import grid_shape
-    from vacancy.quality import dpq
+    from vacancy.map.grid import grid_shape
+    from vacancy.map.quality import dpq
 
     rows = read_csv(grid_csv)
     cols, _ = grid_shape(len(rows))
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--no-map", dest="map", action="store_false",
                         help="PCA only: no t-SNE, grid, DPQ16 or family share")
     args = parser.parse_args()
-    from vacancy.pca import read_pca
+    from vacancy.map.pca import read_pca
 
     results = args.run / "results"
     n_images = int(args.run.name.split("-")[-1])

@@ -47,7 +47,7 @@ MOGRIFY = "/usr/bin/mogrify-im6.q16"
 
 def make_corpus(images: int, seed: int) -> Path:
     """The demo corpus of ``images`` files, generated once and kept in bench/cache."""
-    from vacancy.demo import generate_corpus
+    from vacancy.sources.demo import generate_corpus
 
     corpus = REPO / "bench" / "cache" / f"corpus-{images}-seed{seed}"
     if not (corpus / "truth.csv").exists():
@@ -124,9 +124,9 @@ def grid_report(results: Path, flas: bool) -> None:
     import json
 
     from vacancy.common import sidecar_path
-    from vacancy.grid import assign, assign_dense, grid_shape
-    from vacancy.pca import read_pca
-    from vacancy.quality import grid_quality
+    from vacancy.map.grid import assign, assign_dense, grid_shape
+    from vacancy.map.pca import read_pca
+    from vacancy.map.quality import grid_quality
 
     ids, features = read_pca(results / "pca.h5")
     tsne = {r["id"]: (float(r["x"]), float(r["y"])) for r in read_csv(results / "tsne.csv")}

@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO / "workflow"))
 sys.path.insert(0, str(REPO / "tests"))
 
 from fixture_site import current_settings, serve_fixture_site  # noqa: E402
-from vacancy.scrape import scrape_location  # noqa: E402
-from vacancy.scrape.api import FIRST_BATCH, NEXT_BATCH  # noqa: E402
+from vacancy.sources.scrape import scrape_location  # noqa: E402
+from vacancy.sources.scrape.api import FIRST_BATCH, NEXT_BATCH  # noqa: E402
 
 US_AREAS = 413
 

@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/triage_cost.py [--demo 300] [--real 300] [--repeat 3]
 
-For each image the whole of :func:`vacancy.prepare.measure_image` (decode, triage, hash, features,
+For each image the whole of :func:`vacancy.images.prepare.measure_image` (decode, triage, hash, features,
 thumbnail: what ``prepare`` does per image, at the default config) is timed, and so is the part
-the model adds on the same inputs: :func:`vacancy.triage.signals` without its entropy (which the
-entropy rule computes anyway) plus :func:`vacancy.triage.score`. "Without" is the difference.
+the model adds on the same inputs: :func:`vacancy.images.triage.signals` without its entropy (which the
+entropy rule computes anyway) plus :func:`vacancy.images.triage.score`. "Without" is the difference.
 Best of ``--repeat`` runs per image, single thread (as the rule runs). Printed as a Markdown
 table with the ratio, on demo images (listing-like JPEGs) and on the real set.
 """
@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO / "bench"))
 from realset import CACHE, build, read_labels  # noqa: E402
 from vacancy.common import config_defaults  # noqa: E402
 from vacancy.imaging import Rejected, decode_sized, read_blob  # noqa: E402
-from vacancy.prepare import MAX_WORK_SIDE, decode_options, gray_and_rgb, measure_image  # noqa: E402
-from vacancy.resample import resize_gray  # noqa: E402
-from vacancy.triage import entropy_nats, histogram_of_q16, score, signals  # noqa: E402
+from vacancy.images.prepare import MAX_WORK_SIDE, decode_options, gray_and_rgb, measure_image  # noqa: E402
+from vacancy.images.resample import resize_gray  # noqa: E402
+from vacancy.images.triage import entropy_nats, histogram_of_q16, score, signals  # noqa: E402
 
 
 def settings() -> tuple[dict, dict]:
@@ -90,7 +90,7 @@ def measure(paths: list[Path], repeat: int) -> dict:
 
 def demo_paths(n: int) -> list[Path]:
     """``n`` demo images (generated once into bench/cache/corpus-N, as bench/scale.py does)."""
-    from vacancy.demo import generate_corpus
+    from vacancy.sources.demo import generate_corpus
     corpus = CACHE / f"corpus-{n}"
     if not (corpus / "truth.csv").is_file():
         generate_corpus(corpus / "raw", corpus / "truth.csv.part", ["sfbay", "boston"], n, 1)

@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from vacancy.publish import write_pmtiles  # noqa: E402
+from vacancy.map.publish import write_pmtiles  # noqa: E402
 from vacancy.serve import serve_in_thread  # noqa: E402
-from vacancy.viewer import build_site  # noqa: E402
+from vacancy.map.viewer import build_site  # noqa: E402
 
 DRIVER = REPO / "tests" / "browser" / "first_load.cjs"
 FILTER_DRIVER = REPO / "tests" / "browser" / "filter_bench.cjs"
@@ -51,10 +51,10 @@ def synthetic_results(n: int, seed: int = 0) -> Path:
     from PIL import Image
 
     from vacancy.common import write_csv
-    from vacancy.regions import REGION_COLUMNS, assign_regions
-    from vacancy.select import SELECTED_COLUMNS
+    from vacancy.map.regions import REGION_COLUMNS, assign_regions
+    from vacancy.images.select import SELECTED_COLUMNS
     from vacancy.common import config_defaults
-    from vacancy.tiles import TileSpec
+    from vacancy.map.tiles import TileSpec
 
     results = REPO / "bench" / "cache" / f"viewer-{n}"
     if (results / "tiles" / "meta.json").is_file():

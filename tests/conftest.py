@@ -119,7 +119,7 @@ def store_thumbs(folder: Path, rows, cell_px: int) -> Path:
     makes it, since tiles never decode originals; flat test colours count as photos here (both
     triage thresholds 0). Returns the thumbs HDF5 path in ``folder/prepared``."""
     from vacancy.common import write_csv
-    from vacancy.prepare import prepare_location
+    from vacancy.images.prepare import prepare_location
 
     out = folder / "prepared"
     write_csv(out / "inventory.csv", rows, ["id", "path"])
@@ -133,7 +133,7 @@ def write_map_inputs(folder: Path, entries) -> tuple[Path, Path]:
     """``grid.csv`` and ``selected.csv`` in ``folder`` for ``entries`` of (selected row, col, row):
     the inputs of the tiles and viewer stages, for tests that place known images on known cells."""
     from vacancy.common import write_csv
-    from vacancy.select import SELECTED_COLUMNS
+    from vacancy.images.select import SELECTED_COLUMNS
 
     entries = list(entries)
     grid, selected = folder / "grid.csv", folder / "selected.csv"

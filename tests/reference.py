@@ -13,15 +13,15 @@ import numpy as np
 from wand.image import Image
 
 from vacancy.common import Progress, atomic_dir, write_json
-from vacancy.features import SIZE, check_color, features_of_small, wand_features
+from vacancy.images.features import SIZE, check_color, features_of_small, wand_features
 from vacancy.imaging import DEFAULT_MAX_PIXELS, decode
-from vacancy.resample import resize_gray
-from vacancy.thumbs import ThumbStore
-from vacancy.grid import read_cells
-from vacancy.tiles import TileSpec, _cell_rows, _Pyramid, _stored_thumbs, _strips
-from vacancy.triage import entropy_nats, gray_q16, histogram_of_q16
+from vacancy.images.resample import resize_gray
+from vacancy.images.thumbs import ThumbStore
+from vacancy.map.grid import read_cells
+from vacancy.map.tiles import TileSpec, _cell_rows, _Pyramid, _stored_thumbs, _strips
+from vacancy.images.triage import entropy_nats, gray_q16, histogram_of_q16
 
-log = logging.getLogger("vacancy.tiles")
+log = logging.getLogger("vacancy.map.tiles")
 
 
 def gray_histogram(img: Image) -> np.ndarray:

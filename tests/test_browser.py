@@ -20,13 +20,13 @@ import pytest
 from PIL import Image
 
 from vacancy.common import write_csv
-from vacancy.publish import write_pmtiles
-from vacancy.regions import REGION_COLUMNS, assign_regions
-from vacancy.select import read_exclude_file
+from vacancy.map.publish import write_pmtiles
+from vacancy.map.regions import REGION_COLUMNS, assign_regions
+from vacancy.images.select import read_exclude_file
 from vacancy.serve import serve_in_thread
-from vacancy.thumbs import ThumbStore
+from vacancy.images.thumbs import ThumbStore
 from reference import render_tiles
-from vacancy.viewer import build_site
+from vacancy.map.viewer import build_site
 from conftest import store_thumbs, write_map_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,7 +295,7 @@ def selected_rows(results: Path) -> dict[str, dict]:
 def filter_matches(results: Path, lo_day: int) -> list[int]:
     """The ks that FILTER leaves lit, from selected.csv (the posted slider cannot go below the
     earliest day, ``lo_day``, which the browser clamps it to)."""
-    from vacancy.viewer import parse_posted, parse_price
+    from vacancy.map.viewer import parse_posted, parse_price
     rows = selected_rows(results)
     s = FILTER["sliders"]
     out = []

@@ -56,7 +56,7 @@ def test_a_config_with_only_one_key_gets_every_default_from_the_schema(tmp_path)
 def test_the_schema_and_the_demo_accept_the_same_location_names(name, safe):
     import jsonschema
 
-    from vacancy.demo import _check_locations
+    from vacancy.sources.demo import _check_locations
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     config = {"demo": {"locations": [name]}}

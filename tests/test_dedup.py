@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vacancy.common import read_csv, write_csv
-from vacancy.dedup import dedup, find_duplicates, near_pairs
+from vacancy.images.dedup import dedup, find_duplicates, near_pairs
 
 # dHash alone decides: the settings of the tests that write hash tables by hand
 HASH_ONLY = {"check": "none", "inner_distance": 0, "min_correlation": 0.99}
@@ -213,7 +213,7 @@ def real_prepared(tmp_path_factory):
     import sklearn.datasets
 
     from test_triage import write_inventory
-    from vacancy.prepare import prepare_location
+    from vacancy.images.prepare import prepare_location
 
     photos = Path(sklearn.datasets.__file__).parent / "images"
     china, flower = photos / "china.jpg", photos / "flower.jpg"
@@ -278,7 +278,7 @@ def test_check_none_is_the_dhash_alone_and_an_unknown_check_is_refused(real_prep
 
 
 def test_profiles_see_a_zoomed_copy_and_not_a_shifted_scene():
-    from vacancy.dedup import aligned_correlation, inner_dhash, profiles, window_matrix
+    from vacancy.images.dedup import aligned_correlation, inner_dhash, profiles, window_matrix
 
     rng = np.random.default_rng(3)
     scene = rng.random((80, 80)).astype(np.float32)

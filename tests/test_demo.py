@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vacancy import demo
+from vacancy.sources import demo
 
 N = 120
 SEED = 11
@@ -312,7 +312,7 @@ def test_tiny_and_empty_corpora_and_bad_locations(tmp_path):
 
 
 def test_command_line(tmp_path):
-    cmd = [sys.executable, "-m", "vacancy.demo", "--raw-dir", str(tmp_path / "raw"),
+    cmd = [sys.executable, "-m", "vacancy.sources.demo", "--raw-dir", str(tmp_path / "raw"),
            "--truth", str(tmp_path / "truth.csv"), "--n", "12", "--seed", "3",
            "--locations", "boston", "austin"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60)

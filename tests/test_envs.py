@@ -207,7 +207,7 @@ def test_env_pins_agree_with_pyproject_for_every_package_they_share():
 
 
 def test_import_scan_follows_vacancy_modules_and_skips_optional_imports(tmp_path):
-    """The scanner itself: grid's script reaches lapjv and scipy only through vacancy.grid, and
+    """The scanner itself: grid's script reaches lapjv and scipy only through vacancy.map.grid, and
     the guarded wand import of vacancy.common (provenance only) is not a requirement."""
     grid = third_party_imports(REPO / "workflow/scripts/grid.py")
     assert {"numpy", "lapjv", "scipy"} <= grid and "wand" not in grid

@@ -14,9 +14,9 @@ from wand.version import MAGICK_VERSION_NUMBER
 from conftest import imagemagick_cli
 
 from reference import gray_features, image_features
-from vacancy.features import wand_features
+from vacancy.images.features import wand_features
 from vacancy.imaging import decode
-from vacancy.triage import gray_q16
+from vacancy.images.triage import gray_q16
 
 IM_CONVERT = imagemagick_cli()  # the real ImageMagick CLI, as an independent reference
 #: Same library, same operations: only float32 rounding may differ (measured max 3e-8).

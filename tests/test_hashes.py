@@ -14,7 +14,7 @@ import pytest
 import sklearn.datasets
 from PIL import Image
 
-from vacancy.hashes import dhash_of_gray, gray8_of_unit
+from vacancy.images.hashes import dhash_of_gray, gray8_of_unit
 
 PHOTOS = Path(sklearn.datasets.__file__).parent / "images"
 

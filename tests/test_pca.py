@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from vacancy.pca import FeatureShards, batch_bounds, read_pca, run_pca, sample_positions
+from vacancy.map.pca import FeatureShards, batch_bounds, read_pca, run_pca, sample_positions
 
 
 def write_shard(path, ids, features):

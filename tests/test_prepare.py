@@ -22,9 +22,9 @@ from reference import gray_entropy, image_features
 from test_triage import (jpeg_bytes, photo_like, png_claiming, read_rows, save, two_level,
                          write_inventory)
 from vacancy.imaging import Rejected
-from vacancy.pca import FeatureShards
-from vacancy.prepare import measure_image, prepare_location
-from vacancy.triage import OUT_COLUMNS as TRIAGE_COLUMNS
+from vacancy.map.pca import FeatureShards
+from vacancy.images.prepare import measure_image, prepare_location
+from vacancy.images.triage import OUT_COLUMNS as TRIAGE_COLUMNS
 
 OUTPUTS = ("triage.csv", "hashes.csv", "features.h5", "thumbs.h5", "rejects.csv")
 

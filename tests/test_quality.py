@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from vacancy.grid import grid_shape
-from vacancy.quality import displacement_stats, dpq, grid_quality, neighbour_curves
+from vacancy.map.grid import grid_shape
+from vacancy.map.quality import displacement_stats, dpq, grid_quality, neighbour_curves
 
 
 def _row_major(cols: int, rows: int) -> np.ndarray:

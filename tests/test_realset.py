@@ -79,7 +79,7 @@ def test_default_triage_keeps_real_photos_and_drops_listing_graphics(realset, re
 
 def test_triage_csv_keeps_the_entropy_and_adds_score_and_signals(realset_run):
     from vacancy.common import config_defaults
-    from vacancy.triage import OUT_COLUMNS
+    from vacancy.images.triage import OUT_COLUMNS
 
     above = config_defaults()["triage"]["score_photo_above"]
     rows = read_rows(realset_run / "triage" / "skimage.csv")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from vacancy.common import read_csv, sidecar_path, write_csv
-from vacancy.grid import assign, assign_blocks, displacement, grid_shape, run_grid
-from vacancy.quality import dpq
+from vacancy.map.grid import assign, assign_blocks, displacement, grid_shape, run_grid
+from vacancy.map.quality import dpq
 from vacancy.common import config_defaults
-from vacancy.refine import choose_refine, refine, refine_flas
+from vacancy.map.refine import choose_refine, refine, refine_flas
 
 GRID = config_defaults()["grid"]
 RADIUS_DECAY = GRID["radius_decay"]

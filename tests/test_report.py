@@ -130,7 +130,7 @@ def test_triage_report_writes_sheets_and_an_include_template_select_reads(tmp_pa
     """On real JPEGs: the maybe template lists every maybe, highest value first, commented out
     unless on the map; as an include file it names exactly the maybe images on the map, and with
     its comment marks removed it names them all."""
-    from vacancy.select import read_exclude_file
+    from vacancy.images.select import read_exclude_file
 
     rows, triage = [], []
     for k, (image, value, klass) in enumerate(VALUES):

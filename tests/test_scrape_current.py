@@ -7,10 +7,10 @@ import pytest
 import requests
 
 from vacancy.common import read_csv
-from vacancy.scrape import list_sites, scrape_location
-from vacancy.scrape.api import ApiError, decode_batch, decode_item, search_url
-from vacancy.scrape.parse import parse_sites
-from vacancy.scrape.sites import SITES_COLUMNS, SitesError
+from vacancy.sources.scrape import list_sites, scrape_location
+from vacancy.sources.scrape.api import ApiError, decode_batch, decode_item, search_url
+from vacancy.sources.scrape.parse import parse_sites
+from vacancy.sources.scrape.sites import SITES_COLUMNS, SitesError
 
 from fixture_site import (
     HOSTILE_TITLE, MIN_ID, FixtureSite, current_settings, portland_listing, serve_fixture_site,
@@ -151,7 +151,7 @@ def test_empty_site_list_is_one_clear_error(tmp_path):
             list_sites(settings["sites_url"], settings, cache=tmp_path / "sites.csv", lock_dir=tmp_path)
     message = str(caught.value)
     assert f"{site.url}/no-areas: HTTP 404" in message and f"{site.url}/about/sites: 0 US sites" in message
-    assert "expected a US heading with site links" in message and "vacancy.scrape.probe" in message
+    assert "expected a US heading with site links" in message and "vacancy.sources.scrape.probe" in message
     assert not (tmp_path / "sites.csv").exists()
 
 

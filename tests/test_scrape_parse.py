@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from vacancy.scrape import max_rent_for, sanitize_filename, select_sites
-from vacancy.scrape.fetch import host_allowed, retry_after_s
-from vacancy.scrape.parse import (
+from vacancy.sources.scrape import max_rent_for, sanitize_filename, select_sites
+from vacancy.sources.scrape.fetch import host_allowed, retry_after_s
+from vacancy.sources.scrape.parse import (
     image_key, largest_images, parse_posting, parse_results, parse_sites, url_filename,
 )
-from vacancy.scrape.sites import state_code
+from vacancy.sources.scrape.sites import state_code
 
 from fixture_site import HOSTILE_TITLE, FixtureSite
 
@@ -125,7 +125,7 @@ def test_allow_list_and_retry_after():
 
 
 def test_the_example_config_and_the_fixture_settings_pass_the_schema():
-    """The scraper's DEFAULTS are the schema's own (vacancy.scrape.defaults reads them); what
+    """The scraper's DEFAULTS are the schema's own (vacancy.sources.scrape.defaults reads them); what
     users and the tests write must pass the same schema, and typos must not."""
     import jsonschema
     import yaml

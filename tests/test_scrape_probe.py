@@ -9,7 +9,7 @@ import yaml
 
 from conftest import snakemake, write_config
 from fixture_site import current_settings, serve_fixture_site
-from vacancy.scrape.probe import probe
+from vacancy.sources.scrape.probe import probe
 
 
 def rows(result) -> dict:
@@ -51,9 +51,9 @@ def test_probe_command_line_exit_code_and_nothing_written(tmp_path):
     with serve_fixture_site() as site:
         config = tmp_path / "probe.yaml"
         config.write_text(yaml.safe_dump({"craigslist": current_settings(site)}))
-        ok = subprocess.run([sys.executable, "-m", "vacancy.scrape.probe", "portland", "--configfile", str(config)],
+        ok = subprocess.run([sys.executable, "-m", "vacancy.sources.scrape.probe", "portland", "--configfile", str(config)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
-        broken = subprocess.run([sys.executable, "-m", "vacancy.scrape.probe", "portland", "--configfile",
+        broken = subprocess.run([sys.executable, "-m", "vacancy.sources.scrape.probe", "portland", "--configfile",
                                  str(config), "--set", "api_url=http://127.0.0.1:1/x/full",
                                  "--set", f"site_url={site.url}/nowhere/{{site}}"],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
@@ -76,5 +76,5 @@ def test_workflow_probe_target_and_empty_site_list(tmp_path):
         failed = snakemake(tmp_path, "--cores", "1", "tiles", check=False)
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0 and "MissingOutputException" not in out
-    assert f"{site.url}/about/sites: 0 US sites" in out and "vacancy.scrape.probe" in out
+    assert f"{site.url}/about/sites: 0 US sites" in out and "vacancy.sources.scrape.probe" in out
     assert not (tmp_path / "results" / "raw" / "sites.csv").exists()

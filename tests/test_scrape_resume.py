@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 from vacancy.common import read_csv
-from vacancy.scrape import scrape_location
+from vacancy.sources.scrape import scrape_location
 
 from fixture_site import current_settings, scrape_settings, serve_fixture_site
 
-RUN = ("import json, sys; from vacancy.scrape import scrape_location; "
+RUN = ("import json, sys; from vacancy.sources.scrape import scrape_location; "
        "a = json.loads(sys.argv[1]); scrape_location(a['loc'], a['out'], a['settings'], lock_dir=a['locks'])")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vacancy.common import read_csv
-from vacancy.scrape import check_image, list_sites, scrape_location
-from vacancy.sources import MANIFEST_COLUMNS
+from vacancy.sources.scrape import check_image, list_sites, scrape_location
+from vacancy.sources.inventory import MANIFEST_COLUMNS
 
 from fixture_site import HOSTILE_TITLE, RETRY_AFTER_S, photo_bytes, scrape_settings, serve_fixture_site
 

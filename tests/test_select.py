@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from vacancy.common import read_csv, write_csv
-from vacancy.select import SELECTED_COLUMNS, read_exclude_file, select_images
+from vacancy.images.select import SELECTED_COLUMNS, read_exclude_file, select_images
 
 INVENTORY_COLUMNS = ["id", "location", "filename", "path", "image_url", "listing_url",
                      "listing_id", "title", "price", "posted", "state"]
@@ -71,7 +71,7 @@ def run(paths, tmp_path, **options):
 
 
 def test_selects_photos_minus_duplicates_excluded_and_rejected(tables, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="vacancy.select"):
+    with caplog.at_level(logging.WARNING, logger="vacancy.images.select"):
         counts, selected, rejects = run(tables, tmp_path, exclude_file=tables["exclude"])
     assert [row["id"] for row in selected] == ["a/1.jpg", "a/5.jpg", "b/1.jpg"]
     assert counts == {"inventory": 12, "photo": 6, "maybe": 3, "graphic": 1, "candidates": 6,
@@ -99,7 +99,7 @@ def test_include_file_puts_named_maybe_on_the_map_and_nothing_else(tables, tmp_p
     include = tmp_path / "include.txt"
     include.write_text("# keep these\na/3.jpg\n b/5.jpg \na/4.jpg\nb/1.jpg\nzz/nope.jpg\n",
                        encoding="utf-8")
-    with caplog.at_level(logging.INFO, logger="vacancy.select"):
+    with caplog.at_level(logging.INFO, logger="vacancy.images.select"):
         counts, selected, _ = run(tables, tmp_path, include_file=include)
     assert [row["id"] for row in selected] == ["a/1.jpg", "a/3.jpg", "a/5.jpg", "b/1.jpg",
                                                "b/2.jpg", "b/5.jpg"]

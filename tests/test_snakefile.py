@@ -31,7 +31,7 @@ def parse_time_imports() -> list[str]:
 
 def test_the_rule_files_import_only_standard_library_modules_at_parse_time():
     modules = parse_time_imports()
-    assert {"vacancy.scrape.selection", "vacancy.tsne_settings", "vacancy.resources"} <= set(modules)
+    assert {"vacancy.sources.scrape.selection", "vacancy.map.tsne_settings", "vacancy.resources"} <= set(modules)
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'workflow')!r})\n"
             + "".join(f"import {m}\n" for m in modules)
             + f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
@@ -41,9 +41,9 @@ def test_the_rule_files_import_only_standard_library_modules_at_parse_time():
 
 
 def test_the_scraper_package_still_exports_its_entry_points():
-    """vacancy.scrape imports its modules on first use; its names must still resolve."""
-    import vacancy.scrape as scrape
+    """vacancy.sources.scrape imports its modules on first use; its names must still resolve."""
+    import vacancy.sources.scrape as scrape
 
-    assert scrape.scrape_location.__module__ == "vacancy.scrape.location"
+    assert scrape.scrape_location.__module__ == "vacancy.sources.scrape.location"
     assert scrape.select_sites([], ["b", "a", "b"], 1) == ["a"]
     assert set(scrape.__all__) >= {"DEFAULTS", "list_sites", "max_rent_for", "check_image"}

@@ -2,7 +2,7 @@
 import pytest
 
 from vacancy.common import read_csv, write_csv
-from vacancy.sources import MANIFEST_COLUMNS, build_inventory, list_locations
+from vacancy.sources.inventory import MANIFEST_COLUMNS, build_inventory, list_locations
 
 
 def test_folder_without_manifest_lists_image_files_only(tmp_path):

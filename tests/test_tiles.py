@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import store_thumbs, write_map_inputs
 from vacancy.common import atomic_dir
 from reference import render_tiles
-from vacancy.tiles import PLACEHOLDER_RGB, max_zoom_for, tile_counts
+from vacancy.map.tiles import PLACEHOLDER_RGB, max_zoom_for, tile_counts
 
 BG = (24, 24, 24)
 COLOURS = [(230, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 30),
@@ -146,7 +146,7 @@ def test_images_without_a_stored_thumbnail_get_placeholders_and_run_continues(tm
     placed = {(0, 0): good, (1, 0): truncated, (2, 0): text, (1, 1): hostile}
     grid, _ = write_inputs(tmp_path, placed)
     thumbs = stored_thumbs(tmp_path, placed, 64)
-    with caplog.at_level(logging.WARNING, logger="vacancy.tiles"):
+    with caplog.at_level(logging.WARNING, logger="vacancy.map.tiles"):
         meta = render_tiles(grid, thumbs, tmp_path / "tiles", cols=3, rows=2, cell_px=64)
 
     out = tmp_path / "tiles"
@@ -167,7 +167,7 @@ def test_grid_rows_outside_or_duplicate_are_skipped(tmp_path, caplog):
     thumbs = stored_thumbs(tmp_path, {(0, 0): a, (1, 0): b}, 64)
     with open(grid, "a", newline="") as handle:
         csv.writer(handle).writerows([["loc/b.jpg", 0, 0], ["loc/a.jpg", 5, 0], ["x", "?", 1]])
-    with caplog.at_level(logging.WARNING, logger="vacancy.tiles"):
+    with caplog.at_level(logging.WARNING, logger="vacancy.map.tiles"):
         meta = render_tiles(grid, thumbs, tmp_path / "tiles", cols=2, rows=1, cell_px=64)
     assert meta["count"] == 2
     assert close(pixel_at(tmp_path / "tiles", 0, 32, 32), (230, 30, 30))

@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-import vacancy.tiles as tiles_mod
-from vacancy.thumbs import ThumbStore
+import vacancy.map.tiles as tiles_mod
+from vacancy.images.thumbs import ThumbStore
 from reference import render_tiles
-from vacancy.tiles import TileSpec, assemble_tiles, band_plan, render_band, tile_counts
+from vacancy.map.tiles import TileSpec, assemble_tiles, band_plan, render_band, tile_counts
 
 
 def spec_of(cols, rows, cell_px, tile_px, quality=85, background=(24, 24, 24)) -> TileSpec:

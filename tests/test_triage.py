@@ -23,7 +23,7 @@ from vacancy.common import config_defaults
 
 from vacancy.imaging import Rejected, decode, sniff_format
 from reference import gray_entropy
-from vacancy.triage import classify
+from vacancy.images.triage import classify
 
 TRIAGE = config_defaults()["triage"]
 
@@ -205,7 +205,7 @@ def drawing(width=240, height=180) -> np.ndarray:
 def measured(blob: bytes, method: str, **thresholds) -> dict:
     """The triage row prepare writes for one image (default config thresholds unless given)."""
     from vacancy.common import config_defaults
-    from vacancy.prepare import decode_options, measure_image
+    from vacancy.images.prepare import decode_options, measure_image
 
     c = config_defaults()
     t = {**c["triage"], **thresholds}
@@ -245,7 +245,7 @@ def test_score_thresholds_move_the_classes():
 
 
 def test_unknown_method_and_mismatched_model_are_refused_by_name(tmp_path):
-    from vacancy.triage import MODEL_PATH, SIGNALS, load_model, triage_class
+    from vacancy.images.triage import MODEL_PATH, SIGNALS, load_model, triage_class
 
     with pytest.raises(ValueError, match="triage.method 'magic'"):
         triage_class(dict.fromkeys(SIGNALS, 0.0), "magic", 3.9, 4.4, 0.2, 0.5)

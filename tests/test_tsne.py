@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from vacancy.tsne import embed
-from vacancy.tsne_settings import resolve_settings
+from vacancy.map.tsne import embed
+from vacancy.map.tsne_settings import resolve_settings
 
 
 def clusters(seed=0, per=60, k=3, d=20):

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from reference import render_tiles
-from vacancy.tiles import TileSpec
-from vacancy.viewer import TEMPLATE_DIR, build_site
+from vacancy.map.tiles import TileSpec
+from vacancy.map.viewer import TEMPLATE_DIR, build_site
 from conftest import store_thumbs, write_map_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,7 +215,7 @@ def test_id_and_listing_buckets_agree_with_the_page_hash(built):
     keys = ["sf/025.jpg", "L24", "sf/069.jpg", "nowhere", "\u00e9t\u00e9/\u4e2d.jpg"]
     js = run_node(f"const m = {json.dumps(meta)}; const ks = {json.dumps(keys)};"
                   "out = {h: ks.map(api.fnv1a), u: ks.map(k => api.idsUrl(m, k))};")
-    from vacancy.viewer import fnv1a
+    from vacancy.map.viewer import fnv1a
     assert js["h"] == [fnv1a(k) for k in keys]
     assert js["u"] == ["index/ids/0.json"] * 5
     bucket = json.loads((site / "index" / "ids" / "0.json").read_text())
@@ -225,7 +225,7 @@ def test_id_and_listing_buckets_agree_with_the_page_hash(built):
 
 
 def test_many_ids_spread_over_buckets_and_each_id_is_in_its_own(tmp_path):
-    from vacancy.viewer import build_indexes, fnv1a
+    from vacancy.map.viewer import build_indexes, fnv1a
     cells = {r: [(c, f"loc{c % 3}/{r}-{c}.jpg") for c in range(50)] for r in range(40)}
     records = {i: {"id": i, "location": i.split("/")[0], "listing_id": i[-8:]}
                for row in cells.values() for _, i in row}
@@ -239,7 +239,7 @@ def test_many_ids_spread_over_buckets_and_each_id_is_in_its_own(tmp_path):
 
 
 def test_extra_zoom_reaches_the_largest_photo():
-    from vacancy.viewer import extra_zoom_for
+    from vacancy.map.viewer import extra_zoom_for
     assert [extra_zoom_for(s, 64) for s in (0, 64, 65, 256, 257, 4000, 10**9)] == [1, 1, 1, 2, 3, 6, 8]
 
 
@@ -272,7 +272,7 @@ def test_page_helpers_in_node():
 
 
 def test_exported_exclude_file_reads_back_in_the_workflow(tmp_path):
-    from vacancy.select import read_exclude_file
+    from vacancy.images.select import read_exclude_file
     ids = ["sf/a.jpg", "new york/caf\u00e9 1.jpg", "sf/#3.jpg"]
     text = run_node(f"out = api.excludeFileText({json.dumps(ids)});")
     path = tmp_path / "exclude.txt"
@@ -286,7 +286,7 @@ def test_exported_exclude_file_reads_back_in_the_workflow(tmp_path):
 def test_pmtiles_archive_holds_every_tile_byte_for_byte(tmp_path):
     from pmtiles.reader import MmapSource, Reader, all_tiles
     from pmtiles.tile import zxy_to_tileid
-    from vacancy.publish import write_pmtiles
+    from vacancy.map.publish import write_pmtiles
     _, _, _, tiles = make_results(tmp_path, cols=12, rows=9, n=100, cell_px=32)
     out = tmp_path / "site" / "tiles.pmtiles"
     stats = write_pmtiles(tiles, out)
@@ -364,7 +364,7 @@ def test_field_arrays_hold_each_cells_value_from_selected_csv(built):
 
 
 def test_price_and_posted_parsing():
-    from vacancy.viewer import parse_posted, parse_price
+    from vacancy.map.viewer import parse_posted, parse_price
     assert [parse_price(t) for t in ("$1,150", "1150", "$2,400/mo", "call", "", "$99.50",
                                      "$99,999,999,999")] == [1150, 1150, 2400, None, None, 99, None]
     assert [parse_posted(t) for t in ("2024-05-01T09:30:00-07:00", "2024-05-01", "soon", "")] == \
@@ -442,7 +442,7 @@ def test_lasso_cells_and_selection_csv_in_node(tmp_path):
 def test_regions_are_numbered_in_reading_order_with_one_representative_each():
     """Two well-separated clusters of vectors on the left and right halves of a 6x4 grid."""
     import numpy as np
-    from vacancy.regions import assign_regions
+    from vacancy.map.regions import assign_regions
     cells = np.array([(c, r) for r in range(4) for c in range(6)])
     right = cells[:, 0] >= 3
     vectors = np.where(right[:, None], 10.0, 0.0) + np.random.default_rng(0).normal(0, 0.1, (24, 3))
@@ -460,7 +460,7 @@ def test_regions_are_numbered_in_reading_order_with_one_representative_each():
 def test_site_regions_summarise_their_cells(tmp_path):
     import csv as csvlib
     from vacancy.common import write_csv
-    from vacancy.regions import REGION_COLUMNS
+    from vacancy.map.regions import REGION_COLUMNS
     results, grid, selected, tiles = make_results(tmp_path, cols=5, rows=4, n=20, cell_px=16)
     # region 1: the first two rows (k 0-9), region 2: the rest; anchors and representatives
     write_csv(results / "regions.csv", ({"id": f"sf/{k:03d}.jpg", "region": 1 if k < 10 else 2,

@@ -17,7 +17,7 @@ from PIL import Image
 from wand.version import MAGICK_VERSION
 
 from vacancy.common import write_csv
-from vacancy.prepare import prepare_location
+from vacancy.images.prepare import prepare_location
 
 VARIANTS = [("RGB", "JPEG"), ("L", "JPEG"), ("CMYK", "JPEG"), ("RGB", "PNG"), ("P", "GIF"),
             ("RGB", "WEBP")]

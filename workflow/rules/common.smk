@@ -6,9 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from vacancy.common import read_csv  # noqa: E402
-from vacancy.scrape.selection import select_sites  # noqa: E402
-from vacancy.sources import list_locations  # noqa: E402
-from vacancy.tsne_settings import resolve_settings  # noqa: E402
+from vacancy.sources.scrape.selection import select_sites  # noqa: E402
+from vacancy.sources.inventory import list_locations  # noqa: E402
+from vacancy.map.tsne_settings import resolve_settings  # noqa: E402
 from vacancy import resources as sizing  # noqa: E402  (callables for threads/resources)
 
 R = config["results"]

@@ -13,7 +13,7 @@ rule pca:
         n_components=config["pca"]["n_components"],
         batch_size=config["pca"]["batch_size"],
         fit_rows=config["pca"]["fit_rows"],
-    # The SVDs use 2 BLAS threads whatever the job gets (vacancy.pca.BLAS_THREADS:
+    # The SVDs use 2 BLAS threads whatever the job gets (vacancy.map.pca.BLAS_THREADS:
     # the numbers depend on the count), so ask for 2 cores.
     threads: 2
     resources:

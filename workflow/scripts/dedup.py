@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.dedup import dedup  # noqa: E402
+from vacancy.images.dedup import dedup  # noqa: E402
 
 i, p = snakemake.input, snakemake.params  # noqa: F821
 dedup(list(i.hashes), snakemake.output[0], max_distance=p.max_distance,  # noqa: F821

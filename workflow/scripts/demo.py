@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.demo import generate_corpus  # noqa: E402
+from vacancy.sources.demo import generate_corpus  # noqa: E402
 
 p = snakemake.params
 generate_corpus(p.raw_dir, snakemake.output.truth, list(p.locations), p.n_images, p.seed)

@@ -8,6 +8,6 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.sources import build_inventory  # noqa: E402
+from vacancy.sources.inventory import build_inventory  # noqa: E402
 
 build_inventory(snakemake.params.location_dir, snakemake.wildcards.location, snakemake.output[0])

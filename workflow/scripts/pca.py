@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.pca import run_pca  # noqa: E402
+from vacancy.map.pca import run_pca  # noqa: E402
 
 run_pca(list(snakemake.input.features), snakemake.output[0],  # noqa: F821
         selected_csv=snakemake.input.selected, **snakemake.params)  # noqa: F821

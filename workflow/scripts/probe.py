@@ -10,11 +10,11 @@ setup_logging(snakemake.log[0])  # noqa: F821
 
 import logging  # noqa: E402
 
-from vacancy.scrape.probe import probe  # noqa: E402
+from vacancy.sources.scrape.probe import probe  # noqa: E402
 
 result = probe(snakemake.params.site, dict(snakemake.params.settings))  # noqa: F821
 table = result.table()
 print(table, flush=True)
-logging.getLogger("vacancy.scrape").info("\n%s", table)
+logging.getLogger("vacancy.sources.scrape").info("\n%s", table)
 if not (result.api_ok or result.html_ok):
     sys.exit("craigslist_probe: neither the search API nor the HTML pages yield photos (table above)")

@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.regions import run_regions  # noqa: E402
+from vacancy.map.regions import run_regions  # noqa: E402
 
 run_regions(snakemake.input.pca, snakemake.input.grid, snakemake.output[0],  # noqa: F821
             **snakemake.params)  # noqa: F821

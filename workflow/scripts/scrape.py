@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.scrape import scrape_location  # noqa: E402
+from vacancy.sources.scrape import scrape_location  # noqa: E402
 
 p = snakemake.params
 scrape_location(snakemake.wildcards.location, p.out_dir, dict(p.settings), lock_dir=p.lock_dir)

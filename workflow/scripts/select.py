@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.select import select_images  # noqa: E402
+from vacancy.images.select import select_images  # noqa: E402
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 select_images(list(i.inventories), list(i.triage), i.duplicates, list(i.rejects), o.selected,

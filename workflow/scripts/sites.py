@@ -10,13 +10,13 @@ setup_logging(snakemake.log[0])  # noqa: F821
 
 import logging  # noqa: E402
 
-from vacancy.scrape import list_sites  # noqa: E402
-from vacancy.scrape.sites import SitesError  # noqa: E402
+from vacancy.sources.scrape import list_sites  # noqa: E402
+from vacancy.sources.scrape.sites import SitesError  # noqa: E402
 
 settings = dict(snakemake.params.settings)
 try:
     list_sites(settings["sites_url"], settings, cache=snakemake.output[0],
                lock_dir=Path(snakemake.output[0]).parent / ".scrape-locks")
 except SitesError as exc:  # one clear message instead of a MissingOutputException
-    logging.getLogger("vacancy.scrape").error("%s", exc)
+    logging.getLogger("vacancy.sources.scrape").error("%s", exc)
     sys.exit(f"sites: {exc}")

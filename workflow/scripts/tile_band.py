@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.tiles import TileSpec, render_band  # noqa: E402
+from vacancy.map.tiles import TileSpec, render_band  # noqa: E402
 
 i, p = snakemake.input, snakemake.params
 spec = TileSpec.for_grid(i.grid, p)

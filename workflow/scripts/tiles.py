@@ -8,8 +8,8 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.publish import write_pmtiles  # noqa: E402
-from vacancy.tiles import TileSpec, assemble_tiles  # noqa: E402
+from vacancy.map.publish import write_pmtiles  # noqa: E402
+from vacancy.map.tiles import TileSpec, assemble_tiles  # noqa: E402
 
 i, p = snakemake.input, snakemake.params
 assemble_tiles(list(i.bands), snakemake.output[0], TileSpec.for_grid(i.grid, p))

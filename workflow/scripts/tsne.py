@@ -8,7 +8,7 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.tsne import run_tsne  # noqa: E402
+from vacancy.map.tsne import run_tsne  # noqa: E402
 
 run_tsne(snakemake.input[0], snakemake.output[0], dict(snakemake.params.settings),
          n_jobs=snakemake.threads)

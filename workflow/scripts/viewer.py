@@ -8,8 +8,8 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.tiles import TileSpec  # noqa: E402
-from vacancy.viewer import build_site  # noqa: E402
+from vacancy.map.tiles import TileSpec  # noqa: E402
+from vacancy.map.viewer import build_site  # noqa: E402
 
 i, p = snakemake.input, snakemake.params
 layout = TileSpec.for_grid(i.grid, p).meta()

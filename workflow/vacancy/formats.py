@@ -3,7 +3,7 @@
 Photos come from the internet, so neither their names nor their suffixes are trusted: a file is
 read as bytes by Python, and its first bytes must be those of one of the six raster formats
 listing photos come in (JPEG, PNG, GIF, WebP, BMP, TIFF) before any decoder, ImageMagick's
-(:mod:`vacancy.imaging`) or Pillow's (:mod:`vacancy.hashes`), is allowed to see it. Anything
+(:mod:`vacancy.imaging`) or Pillow's (:mod:`vacancy.images.hashes`), is allowed to see it. Anything
 else (an HTML error page, SVG, PostScript, text named ``.jpg``) is refused with a reason that
 says what it looks like. This module needs no ImageMagick.
 """

@@ -1,7 +1,7 @@
 /*
  * vacancy map viewer: a Leaflet tile map of listing photos, one photo per grid cell.
  *
- * Plain script, no build step. It reads map.json (written by vacancy.viewer), shows the tile
+ * Plain script, no build step. It reads map.json (written by vacancy.map.viewer), shows the tile
  * pyramid in L.CRS.Simple (from the z/x/y folder, or from one PMTiles archive through the
  * pmtiles reader), and fetches everything per image lazily: the records of a block of cells on
  * a click, the cells of a location on a search, one hash bucket of ids on a jump. Past the
@@ -96,7 +96,7 @@
     }
   }
 
-  /** 32-bit FNV-1a of the UTF-8 bytes: the same hash vacancy.viewer.fnv1a buckets ids by. */
+  /** 32-bit FNV-1a of the UTF-8 bytes: the same hash vacancy.map.viewer.fnv1a buckets ids by. */
   function fnv1a(text) {
     var bytes = new TextEncoder().encode(String(text));
     var h = 0x811c9dc5;
@@ -195,7 +195,7 @@
     return view;
   }
 
-  /** Ids of an exclude file (vacancy.select.read_exclude_file's rules: trim, skip blanks and #). */
+  /** Ids of an exclude file (vacancy.images.select.read_exclude_file's rules: trim, skip blanks and #). */
   function parseExcludeFile(text) {
     return String(text).replace(/^\uFEFF/, "").split(/\r\n|\r|\n/).map(function (line) {
       return line.trim();
@@ -240,7 +240,7 @@
   var TYPED = { int32: Int32Array, uint16: Uint16Array, uint8: Uint8Array };
   var DAY_MS = 86400000;
 
-  /** A field file's bytes as its typed array (little-endian, as vacancy.viewer writes it). */
+  /** A field file's bytes as its typed array (little-endian, as vacancy.map.viewer writes it). */
   function decodeField(desc, buffer) {
     return new TYPED[desc.dtype](buffer);
   }

@@ -276,9 +276,9 @@ def tsne_report(tsne_csv, selected_csv, out_png) -> None:
 
 def grid_report(tsne_csv, grid_csv, pca_h5, out_png, out_html) -> dict:
     """Displacement (histogram) and DPQ16 of the finished grid, with the grid's own record."""
-    from ..grid import displacement
-    from ..pca import read_pca
-    from ..quality import grid_quality
+    from ..map.grid import displacement
+    from ..map.pca import read_pca
+    from ..map.quality import grid_quality
 
     ids, features = read_pca(pca_h5)
     tsne = {r["id"]: (float(r["x"]), float(r["y"])) for r in iter_csv(tsne_csv)}

@@ -72,9 +72,9 @@ import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature fil
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .common import iter_csv, provenance, read_csv, write_csv
+from ..common import iter_csv, provenance, read_csv, write_csv
 
-log = logging.getLogger("vacancy.dedup")
+log = logging.getLogger("vacancy.images.dedup")
 
 STAGE = "dedup"
 DUPLICATE_COLUMNS = ["id", "kept_id", "distance", "correlation"]

@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 from wand.image import Image
 
-from .imaging import export_pixels
+from ..imaging import export_pixels
 
 SIZE = 64
 SIGMAS = (3.0, 8.0)

@@ -39,15 +39,15 @@ from urllib.parse import urlencode
 
 from PIL import Image
 
-from ..common import provenance, write_csv, write_json
-from ..sources import MANIFEST_COLUMNS
+from ...common import provenance, write_csv, write_json
+from ..inventory import MANIFEST_COLUMNS
 from .api import ApiError, check_area, decode_batch, search_url
 from .defaults import BASE_SIZE, MAX_PIXELS, resolve
 from .fetch import Blocked, FetchError, Fetcher, NotAllowed
 from .parse import image_key, largest_images, parse_posting, parse_results, url_filename
 from .sites import SitesError, list_sites, max_rent_for, state_code
 
-log = logging.getLogger("vacancy.scrape")
+log = logging.getLogger("vacancy.sources.scrape")
 
 JOURNAL = ".scrape-journal.jsonl"
 #: Manifest columns that come from the listing (the rest describe the photo file).
@@ -539,7 +539,7 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
     ``<out_dir>/../.scrape-locks``) must be shared by all jobs that scrape at the same time.
     Returns the counts that also go to the state file.
     """
-    logger = log or logging.getLogger("vacancy.scrape")
+    logger = log or logging.getLogger("vacancy.sources.scrape")
     settings = resolve(settings)
     out_dir = Path(out_dir)
     lock_dir = Path(lock_dir) if lock_dir else out_dir.parent / ".scrape-locks"

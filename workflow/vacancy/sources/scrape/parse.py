@@ -15,9 +15,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 
-from ..common import IMAGE_SUFFIXES
+from ...common import IMAGE_SUFFIXES
 
-log = logging.getLogger("vacancy.scrape")
+log = logging.getLogger("vacancy.sources.scrape")
 
 #: Craigslist's size suffix on image file names: ``<id>_600x450.jpg``, ``<id>_50x50c.jpg``.
 SIZE_RE = re.compile(r"_(\d{1,5})x(\d{1,5})c?$")

@@ -8,7 +8,7 @@ here when they run outside the workflow (tests, the probe command).
 
 from __future__ import annotations
 
-from ..common import config_defaults
+from ...common import config_defaults
 
 #: Defaults of the ``craigslist:`` config section, as the schema states them.
 DEFAULTS: dict = config_defaults()["craigslist"]

@@ -18,9 +18,9 @@ import logging
 
 import numpy as np
 
-from .common import provenance, write_csv
+from ..common import provenance, write_csv
 
-log = logging.getLogger("vacancy.regions")
+log = logging.getLogger("vacancy.map.regions")
 STAGE = "regions"
 REGION_COLUMNS = ["id", "region", "representative", "anchor"]
 
@@ -54,7 +54,7 @@ def assign_regions(vectors: np.ndarray, cells: np.ndarray, k: int, dims: int,
 
 def run_regions(pca_h5, grid_csv, out_csv, k: int, dims: int, seed: int) -> int:
     """Cluster the grid's images into ``k`` regions and write ``out_csv``; return the count."""
-    from .common import read_csv
+    from ..common import read_csv
     from .pca import read_pca
 
     ids, vectors = read_pca(pca_h5)

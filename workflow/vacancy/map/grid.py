@@ -12,7 +12,7 @@ last row instead).
 
 With ``refine="flas"`` (config ``grid.refine``; ``auto``, the default, above ``dense_max``
 images) the assignment is then refined in PCA space by FLAS
-(``vacancy.refine``): images swap cells so that grid neighbours are closer in feature space, the
+(``vacancy.map.refine``): images swap cells so that grid neighbours are closer in feature space, the
 holes stay where the assignment put them, and the displacement statistics describe the final grid.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import provenance, read_csv, write_csv
+from ..common import provenance, read_csv, write_csv
 from .refine import SEED, choose_refine
 from .refine import refine as refine_cells
 

@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.decomposition import PCA, IncrementalPCA
 from threadpoolctl import threadpool_limits
 
-from .common import Progress, atomic_path, iter_csv, provenance
+from ..common import Progress, atomic_path, iter_csv, provenance
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ import logging
 import os
 from pathlib import Path
 
-from .common import provenance, read_csv, write_csv
+from ..common import provenance, read_csv, write_csv
 
-log = logging.getLogger("vacancy.select")
+log = logging.getLogger("vacancy.images.select")
 
 STAGE = "select"
 SELECTED_COLUMNS = [

@@ -31,11 +31,11 @@ from typing import Iterator, Mapping
 import numpy as np
 from PIL import Image
 
-from .common import Progress, atomic_dir, write_json
+from ..common import Progress, atomic_dir, write_json
 from .grid import read_cells, read_grid_shape
-from .thumbs import ThumbStore
+from ..images.thumbs import ThumbStore
 
-log = logging.getLogger("vacancy.tiles")
+log = logging.getLogger("vacancy.map.tiles")
 
 
 #: Fill of a cell whose image has no stored thumbnail: mid grey, distinct from the background, so

@@ -16,19 +16,19 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from ..common import provenance, read_csv, write_csv
+from ...common import provenance, read_csv, write_csv
 from .defaults import resolve
 from .fetch import FetchError, Fetcher
 from .parse import parse_areas, parse_sites
 from .selection import select_sites  # noqa: F401  (part of this module's interface)
 
-log = logging.getLogger("vacancy.scrape")
+log = logging.getLogger("vacancy.sources.scrape")
 
 #: ACS median household income by state, with year and source columns.
-CENSUS_CSV = Path(__file__).resolve().parents[2] / "data" / "acs_median_income.csv"
+CENSUS_CSV = Path(__file__).resolve().parents[3] / "data" / "acs_median_income.csv"
 SITES_COLUMNS = ["site", "name", "state", "url", "area_id", "hostname", "region", "latitude", "longitude"]
 #: The command that checks the live formats (named in every "found nothing" message).
-PROBE_HINT = "python -m vacancy.scrape.probe <site> (or: snakemake --cores 1 craigslist_probe)"
+PROBE_HINT = "python -m vacancy.sources.scrape.probe <site> (or: snakemake --cores 1 craigslist_probe)"
 
 
 class SitesError(Exception):

@@ -12,13 +12,13 @@ Entry points for the workflow (the ``scrape`` rule runs :func:`scrape_location` 
 
 Modules: ``fetch`` (HTTP rules), ``api`` (the JSON search API), ``parse`` (HTML and the Areas
 JSON), ``sites``, ``location`` (the driver: API or HTML per ``method``), ``probe`` (the live check:
-``python -m vacancy.scrape.probe SITE``).
+``python -m vacancy.sources.scrape.probe SITE``).
 """
 
 import importlib
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562), so that the
-#: Snakefile can import the light ``vacancy.scrape.selection`` without requests and BeautifulSoup.
+#: Snakefile can import the light ``vacancy.sources.scrape.selection`` without requests and BeautifulSoup.
 _EXPORTS = {
     "DEFAULTS": "defaults", "Blocked": "fetch", "FetchError": "fetch", "NotAllowed": "fetch",
     "check_image": "location", "scrape_location": "location", "sanitize_filename": "parse",
@@ -29,5 +29,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'vacancy.scrape' has no attribute {name!r}")
+        raise AttributeError(f"module 'vacancy.sources.scrape' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

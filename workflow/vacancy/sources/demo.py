@@ -58,9 +58,9 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from vacancy.common import (Progress, atomic_path, image_id, location_name_pattern, setup_logging,
                             write_csv)
-from vacancy.sources import MANIFEST_COLUMNS
+from vacancy.sources.inventory import MANIFEST_COLUMNS
 
-log = logging.getLogger("vacancy.demo")
+log = logging.getLogger("vacancy.sources.demo")
 
 #: Kinds in the ground truth.
 KINDS = ("interior", "hallway", "exterior", "floorplan", "ad", "broken")
@@ -1074,7 +1074,7 @@ def generate_corpus(raw_dir, truth_csv, locations: list[str], n_images: int, see
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m vacancy.demo --raw-dir D --truth F --n N --seed S --locations a b c``."""
+    """``python -m vacancy.sources.demo --raw-dir D --truth F --n N --seed S --locations a b c``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--raw-dir", required=True, type=Path)
     parser.add_argument("--truth", required=True, type=Path)

@@ -3,7 +3,7 @@
 openTSNE's FFT-accelerated gradients and approximate nearest neighbours keep the cost near
 linear in the number of images. ``learning_rate: auto`` (n / early exaggeration) is the default:
 the original's fixed 1000 under-converges from about 50,000 images. The original settings are
-kept as the ``original`` preset (:mod:`vacancy.tsne_settings`).
+kept as the ``original`` preset (:mod:`vacancy.map.tsne_settings`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from openTSNE.nearest_neighbors import Annoy
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
-from .common import provenance, write_csv
+from ..common import provenance, write_csv
 from .pca import read_pca
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ demand, so the first load stays well under 1 MB at 125,000 images:
   is left out, and the page then shows no control for it.
 
 ``results/`` is the web root: the page at ``/site/`` finds the tiles at
-``../tiles/{z}/{x}/{y}.jpg`` (or one PMTiles archive, see :mod:`vacancy.publish`) and the
+``../tiles/{z}/{x}/{y}.jpg`` (or one PMTiles archive, see :mod:`vacancy.map.publish`) and the
 originals at ``../raw/<location>/<filename>``, shown when zooming past the pyramid's top.
 """
 
@@ -40,19 +40,19 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .common import atomic_dir
+from ..common import atomic_dir
 from .grid import read_cells
 from .regions import read_regions
 
-log = logging.getLogger("vacancy.viewer")
+log = logging.getLogger("vacancy.map.viewer")
 
 #: Where the page templates live (workflow/viewer/ beside the package).
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "viewer"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "viewer"
 TEMPLATES = ("index.html", "app.js", "style.css")
 #: What of Leaflet's dist/ the page needs.
 LEAFLET_FILES = ("leaflet.js", "leaflet.css")
 #: The pmtiles reader's browser build (a global ``pmtiles``), from node_modules.
-PMTILES_JS = Path(__file__).resolve().parents[2] / "node_modules" / "pmtiles" / "dist" / "pmtiles.js"
+PMTILES_JS = Path(__file__).resolve().parents[3] / "node_modules" / "pmtiles" / "dist" / "pmtiles.js"
 #: Fields of selected.csv shown when a cell is clicked (the shard record).
 RECORD_FIELDS = ("id", "location", "state", "title", "price", "posted", "listing_url",
                  "listing_id", "class")
@@ -337,7 +337,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
                originals_dir=None, pmtiles_js=PMTILES_JS, regions_csv=None) -> dict:
     """Write the static viewer site into ``out_dir`` (atomically); return its map.json.
 
-    ``layout`` is the pyramid's geometry and format (:meth:`vacancy.tiles.TileSpec.meta`), known from the grid
+    ``layout`` is the pyramid's geometry and format (:meth:`vacancy.map.tiles.TileSpec.meta`), known from the grid
     before any tile is drawn, so the site can be built before (or beside) the tiles.
     ``pmtiles_url`` (relative to the page, e.g. ``"../tiles.pmtiles"``) makes the page read
     tiles from that one archive instead of the folder. Originals are fetched from

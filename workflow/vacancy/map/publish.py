@@ -18,12 +18,12 @@ from pathlib import Path
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
-from .common import atomic_path
+from ..common import atomic_path
 
-log = logging.getLogger("vacancy.publish")
+log = logging.getLogger("vacancy.map.publish")
 
 #: PMTiles' tile type of each tile format the pyramid may record in its meta.json
-#: (``vacancy.tiles.TILE_FORMATS``).
+#: (``vacancy.map.tiles.TILE_FORMATS``).
 TILE_TYPES = {"jpg": TileType.JPEG}
 
 

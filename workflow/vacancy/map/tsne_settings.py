@@ -2,7 +2,7 @@
 
 Why a module of its own: the Snakefile resolves them when it is parsed, to pass them as the
 ``tsne`` rule's params (so a changed preset or value reruns t-SNE), and every Snakemake process
-parses the Snakefile, on a cluster once per job; :mod:`vacancy.tsne` pulls in openTSNE and
+parses the Snakefile, on a cluster once per job; :mod:`vacancy.map.tsne` pulls in openTSNE and
 scikit-learn, about a second of imports that the parse must not pay.
 
 The ``original`` preset is the 2017 project's: learning rate 1000, Barnes-Hut with angle 0.2,

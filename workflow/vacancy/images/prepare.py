@@ -5,15 +5,15 @@ Why one stage: decoding a listing JPEG is most of the per-image cost, and the or
 is read once, decoded once by ImageMagick (through Wand, with :mod:`vacancy.imaging`'s defences:
 content sniffing, pixel limits, damage checks) at reduced scale, and that one decode gives:
 
-* triage: entropy of the 8-bit grey histogram, the cheap signals of :func:`vacancy.triage.signals`
+* triage: entropy of the 8-bit grey histogram, the cheap signals of :func:`vacancy.images.triage.signals`
   (from the same histogram, the 64x64 grey image and a strided colour sample), the model's
-  score and the class (:mod:`vacancy.triage`);
-* hashes: the dHash for dedup (:mod:`vacancy.hashes`) of the features' 64x64 grey image (the
+  score and the class (:mod:`vacancy.images.triage`);
+* hashes: the dHash for dedup (:mod:`vacancy.images.hashes`) of the features' 64x64 grey image (the
   hash only needs 9x8, and resizing 64x64 instead of the decode is 6x cheaper), plus stored size
   and file size;
-* features: the 64x64 grey + blur 3 + blur 8 vector (:mod:`vacancy.features`), for photos and
+* features: the 64x64 grey + blur 3 + blur 8 vector (:mod:`vacancy.images.features`), for photos and
   "maybe" images only (graphics never reach the map);
-* thumbs: the map's cell-sized thumbnail (:mod:`vacancy.thumbs`), for the same images.
+* thumbs: the map's cell-sized thumbnail (:mod:`vacancy.images.thumbs`), for the same images.
 
 Reduced scale: JPEGs are decoded with ImageMagick's ``jpeg:size`` hint, which lets libjpeg
 scale by M/8 while decoding, to the smallest scale at least ``draft_side`` pixels a side
@@ -43,16 +43,16 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from wand.color import Color
 
-from .common import Progress, atomic_path, csv_rows, iter_csv, provenance
+from ..common import Progress, atomic_path, csv_rows, iter_csv, provenance
 from .features import N_FEATURES, RECIPE, check_color, features_of_small, wand_features
 from .resample import resize_gray
 from .hashes import HASH_COLUMNS, check_hash_size, dhash_of_gray, gray8_of_unit
-from .imaging import DEFAULT_MAX_PIXELS, Rejected, decode_sized, export_pixels, read_blob
+from ..imaging import DEFAULT_MAX_PIXELS, Rejected, decode_sized, export_pixels, read_blob
 from .thumbs import thumb_from_rgb
 from .triage import OUT_COLUMNS as TRIAGE_COLUMNS
 from .triage import SIGNALS, classify, gray_q16, histogram_of_q16, signals, triage_class
 
-log = logging.getLogger("vacancy.prepare")
+log = logging.getLogger("vacancy.images.prepare")
 
 STAGE = "prepare"
 REJECT_COLUMNS = ("id", "stage", "reason")
@@ -111,7 +111,7 @@ def measure_image(blob: bytes, options: dict | None, graphic_below: float, photo
     """Triage row, hash row, and (not for graphics) feature vector and thumbnail of one image.
 
     ``method`` "entropy" classes by the entropy thresholds alone (the original rule); "model" by
-    the score of :func:`vacancy.triage.score` against the ``score_*`` thresholds. Every signal is
+    the score of :func:`vacancy.images.triage.score` against the ``score_*`` thresholds. Every signal is
     measured and written either way, so a curator can compare. Raises :class:`Rejected` with
     the reason for an image that cannot be used.
     """
@@ -205,7 +205,7 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
                      score_graphic_below: float = 0.5, score_photo_above: float = 0.5) -> dict:
     """Decode every image of one location's inventory once; write the five outputs; return counts.
 
-    ``triage_csv``: :data:`vacancy.triage.OUT_COLUMNS` (id, entropy, class, width, height, score,
+    ``triage_csv``: :data:`vacancy.images.triage.OUT_COLUMNS` (id, entropy, class, width, height, score,
     then the other signals). ``method`` and the thresholds: see :func:`measure_image`. ``hashes_csv``: id, dhash, width, height,
     bytes. ``features_h5``: ``ids``, ``features`` (n x 12,288 float32, chunks of 64 rows,
     bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-log = logging.getLogger("vacancy.scrape")
+log = logging.getLogger("vacancy.sources.scrape")
 
 
 def select_sites(sites: list[dict], locations, start: int = 0, count: int | None = None) -> list[str]:

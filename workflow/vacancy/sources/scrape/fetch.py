@@ -27,7 +27,7 @@ import urllib3
 
 from .defaults import MAX_REDIRECTS, resolve
 
-log = logging.getLogger("vacancy.scrape")
+log = logging.getLogger("vacancy.sources.scrape")
 
 REDIRECTS = {301, 302, 303, 307, 308}
 #: Statuses worth another attempt after a backoff (429/503 honour Retry-After).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .common import IMAGE_SUFFIXES, image_id, provenance, read_csv, write_csv
+from ..common import IMAGE_SUFFIXES, image_id, provenance, read_csv, write_csv
 
 log = logging.getLogger(__name__)
 
