@@ -1,9 +1,10 @@
 """vacancy: rental-listing photos -> a zoomable map of similar rooms.
 
-One module per stage, each called by a thin Snakemake rule (workflow/rules/*.smk):
-sources (inventory), demo (synthetic corpus), prepare (one decode per image for triage, hashes,
-features and thumbs), dedup, select, pca, tsne, grid (+ refine), tiles, viewer; common holds the
-helpers they share.
+One module per stage, each called by a thin Snakemake rule, in a sub-package named like the
+rule file that holds the rule (workflow/rules/*.smk): ``sources`` (demo, inventory, scrape),
+``images`` (prepare with triage, hashes, features and thumbs; dedup, select), ``map`` (pca, tsne,
+grid + refine, regions, viewer, tiles, publish), ``report``. The modules at the top (common,
+formats, imaging, resources, evaluate, serve) are shared by several stages or by the rules.
 """
 
 import os
