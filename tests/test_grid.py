@@ -6,8 +6,8 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from vacancy.common import read_csv, sidecar_path, write_csv
-from vacancy.map.grid import (assign_blocks, assign_dense, cell_centres, choose_method, displacement,
-                          grid_shape, run_grid, to_grid_units)
+from vacancy.map.grid import (assign_blocks, assign_dense, cell_centres, choose_method,
+                              displacement, grid_shape, run_grid, to_grid_units)
 from vacancy.common import config_defaults
 
 GRID = config_defaults()["grid"]

@@ -31,7 +31,8 @@ def parse_time_imports() -> list[str]:
 
 def test_the_rule_files_import_only_standard_library_modules_at_parse_time():
     modules = parse_time_imports()
-    assert {"vacancy.sources.scrape.selection", "vacancy.map.tsne_settings", "vacancy.resources"} <= set(modules)
+    assert {"vacancy.sources.scrape.selection", "vacancy.map.tsne_settings",
+            "vacancy.resources"} <= set(modules)
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'workflow')!r})\n"
             + "".join(f"import {m}\n" for m in modules)
             + f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")

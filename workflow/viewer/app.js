@@ -195,7 +195,10 @@
     return view;
   }
 
-  /** Ids of an exclude file (vacancy.images.select.read_exclude_file's rules: trim, skip blanks and #). */
+  /**
+   * Ids of an exclude file (vacancy.images.select.read_exclude_file's rules: trim, skip blanks
+   * and #).
+   */
   function parseExcludeFile(text) {
     return String(text).replace(/^\uFEFF/, "").split(/\r\n|\r|\n/).map(function (line) {
       return line.trim();

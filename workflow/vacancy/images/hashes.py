@@ -6,8 +6,8 @@ apart. The hash is ``imagehash.dhash`` on an 8-bit grey Pillow image: Lanczos-re
 brighter?"), written as ``hash_size**2 / 4`` hex digits.
 
 The grey image is the 64x64 one the ``prepare`` stage already made for the features (from
-ImageMagick's ``-colorspace gray`` of a reduced-scale JPEG decode, see :mod:`vacancy.images.prepare`),
-so hashing costs no decode of its own. Reading the file defensively (content sniffing, pixel limits, truncation)
+ImageMagick's ``-colorspace gray`` of a reduced-scale JPEG decode, see
+:mod:`vacancy.images.prepare`), so hashing costs no decode of its own. Reading the file defensively (content sniffing, pixel limits, truncation)
 is done once, there. 16-bit images are exported by ImageMagick at full depth and scaled to 8 bits,
 so they are not clipped as Pillow's ``convert("L")`` would clip them.
 """

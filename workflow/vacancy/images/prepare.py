@@ -5,8 +5,8 @@ Why one stage: decoding a listing JPEG is most of the per-image cost, and the or
 is read once, decoded once by ImageMagick (through Wand, with :mod:`vacancy.imaging`'s defences:
 content sniffing, pixel limits, damage checks) at reduced scale, and that one decode gives:
 
-* triage: entropy of the 8-bit grey histogram, the cheap signals of :func:`vacancy.images.triage.signals`
-  (from the same histogram, the 64x64 grey image and a strided colour sample), the model's
+* triage: entropy of the 8-bit grey histogram, the cheap signals of
+  :func:`vacancy.images.triage.signals` (from the same histogram, the 64x64 grey image and a strided colour sample), the model's
   score and the class (:mod:`vacancy.images.triage`);
 * hashes: the dHash for dedup (:mod:`vacancy.images.hashes`) of the features' 64x64 grey image (the
   hash only needs 9x8, and resizing 64x64 instead of the decode is 6x cheaper), plus stored size
@@ -111,8 +111,8 @@ def measure_image(blob: bytes, options: dict | None, graphic_below: float, photo
     """Triage row, hash row, and (not for graphics) feature vector and thumbnail of one image.
 
     ``method`` "entropy" classes by the entropy thresholds alone (the original rule); "model" by
-    the score of :func:`vacancy.images.triage.score` against the ``score_*`` thresholds. Every signal is
-    measured and written either way, so a curator can compare. Raises :class:`Rejected` with
+    the score of :func:`vacancy.images.triage.score` against the ``score_*`` thresholds. Every
+    signal is measured and written either way, so a curator can compare. Raises :class:`Rejected` with
     the reason for an image that cannot be used.
     """
     with decode_sized(blob, max_pixels, options) as (img, (width, height)):
@@ -205,8 +205,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
                      score_graphic_below: float = 0.5, score_photo_above: float = 0.5) -> dict:
     """Decode every image of one location's inventory once; write the five outputs; return counts.
 
-    ``triage_csv``: :data:`vacancy.images.triage.OUT_COLUMNS` (id, entropy, class, width, height, score,
-    then the other signals). ``method`` and the thresholds: see :func:`measure_image`. ``hashes_csv``: id, dhash, width, height,
+    ``triage_csv``: :data:`vacancy.images.triage.OUT_COLUMNS` (id, entropy, class, width, height,
+    score, then the other signals). ``method`` and the thresholds: see :func:`measure_image`. ``hashes_csv``: id, dhash, width, height,
     bytes. ``features_h5``: ``ids``, ``features`` (n x 12,288 float32, chunks of 64 rows,
     bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x
     cell_px x 3 uint8). ``rejects_csv``: id, stage, reason. Rows keep inventory

@@ -39,8 +39,8 @@ scores higher than a richer photo), so it cannot replace H and the 3.9/4.4 thres
 ``%[entropy]`` equivalent.
 
 In the workflow the histogram is taken from the reduced-scale decode that the ``prepare`` stage
-shares between all its measurements (see :mod:`vacancy.images.prepare`), not from a full decode: on the
-2,000-image demo that moves H by 0.05 nats on average (-0.01 net) and changes the class of 0.2% of
+shares between all its measurements (see :mod:`vacancy.images.prepare`), not from a full decode:
+on the 2,000-image demo that moves H by 0.05 nats on average (-0.01 net) and changes the class of 0.2% of
 images. The full-decode definition is kept as the tests' reference (``tests/reference.py``).
 """
 

@@ -2,7 +2,8 @@
 
 The t-SNE map followed by the block assignment keeps what t-SNE saw, but snapping 2-D points to
 cells loses some of the fine order that the PCA vectors carry; at 93,500 images its DPQ16 (in PCA
-space, ``vacancy.map.quality``) was 0.837 against 0.887 for FLAS sorting the PCA vectors from scratch.
+space, ``vacancy.map.quality``) was 0.837 against 0.887 for FLAS sorting the PCA vectors from
+scratch.
 FLAS (Barthel et al. 2023; PyPI ``vc_flas``) repeatedly blurs the map of feature vectors and
 re-solves small linear assignments so that every image moves to the cell whose blurred vector
 it matches best. Started from our grid instead of a random one, it keeps t-SNE's global layout

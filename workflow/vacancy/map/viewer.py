@@ -337,8 +337,8 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
                originals_dir=None, pmtiles_js=PMTILES_JS, regions_csv=None) -> dict:
     """Write the static viewer site into ``out_dir`` (atomically); return its map.json.
 
-    ``layout`` is the pyramid's geometry and format (:meth:`vacancy.map.tiles.TileSpec.meta`), known from the grid
-    before any tile is drawn, so the site can be built before (or beside) the tiles.
+    ``layout`` is the pyramid's geometry and format (:meth:`vacancy.map.tiles.TileSpec.meta`),
+    known from the grid before any tile is drawn, so the site can be built before (or beside) the tiles.
     ``pmtiles_url`` (relative to the page, e.g. ``"../tiles.pmtiles"``) makes the page read
     tiles from that one archive instead of the folder. Originals are fetched from
     ``originals_url/<location>/<filename>``; with ``originals_dir`` (a folder source outside

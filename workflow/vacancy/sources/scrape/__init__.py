@@ -18,7 +18,8 @@ JSON), ``sites``, ``location`` (the driver: API or HTML per ``method``), ``probe
 import importlib
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562), so that the
-#: Snakefile can import the light ``vacancy.sources.scrape.selection`` without requests and BeautifulSoup.
+#: Snakefile can import the light ``vacancy.sources.scrape.selection`` without requests and
+#: BeautifulSoup.
 _EXPORTS = {
     "DEFAULTS": "defaults", "Blocked": "fetch", "FetchError": "fetch", "NotAllowed": "fetch",
     "check_image": "location", "scrape_location": "location", "sanitize_filename": "parse",

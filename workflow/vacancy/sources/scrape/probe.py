@@ -7,7 +7,8 @@ every parser on them and prints one table: which format each answer has, how man
 photo ids each parser found, which method ``auto`` would use, and what looks wrong. It writes
 nothing under ``results/raw/`` (its host locks live in a temporary folder).
 
-Run: ``python -m vacancy.sources.scrape.probe SITE [--configfile config.yaml] [--set key=value ...]`` or
+Run: ``python -m vacancy.sources.scrape.probe SITE [--configfile config.yaml]
+[--set key=value ...]`` or
 ``snakemake --cores 1 craigslist_probe`` (the first configured location).
 """
 
@@ -258,7 +259,8 @@ def _settings(configfile: str | None, overrides: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vacancy.sources.scrape.probe", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vacancy.sources.scrape.probe",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("site", help="a site name (host name) such as sfbay")
     parser.add_argument("--configfile", help="a config with a craigslist: section (default: ./config.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

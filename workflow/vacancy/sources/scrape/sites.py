@@ -28,7 +28,8 @@ log = logging.getLogger("vacancy.sources.scrape")
 CENSUS_CSV = Path(__file__).resolve().parents[3] / "data" / "acs_median_income.csv"
 SITES_COLUMNS = ["site", "name", "state", "url", "area_id", "hostname", "region", "latitude", "longitude"]
 #: The command that checks the live formats (named in every "found nothing" message).
-PROBE_HINT = "python -m vacancy.sources.scrape.probe <site> (or: snakemake --cores 1 craigslist_probe)"
+PROBE_HINT = ("python -m vacancy.sources.scrape.probe <site> "
+              "(or: snakemake --cores 1 craigslist_probe)")
 
 
 class SitesError(Exception):
