@@ -17,7 +17,7 @@ from vacancy.images.features import SIZE, check_color, features_of_small, wand_f
 from vacancy.imaging import DEFAULT_MAX_PIXELS, decode
 from vacancy.images.resample import resize_gray
 from vacancy.images.thumbs import ThumbStore
-from vacancy.map.grid import read_cells
+from vacancy.map.grid_csv import read_cells
 from vacancy.map.tiles import TileSpec, _cell_rows, _Pyramid, _stored_thumbs, _strips
 from vacancy.images.triage import entropy_nats, gray_q16, histogram_of_q16
 

@@ -78,7 +78,7 @@ def test_tile_pyramid_is_complete_from_zoom_0_to_the_top(demo_run):
 def test_band_jobs_make_the_pyramid_one_job_would(demo_run, tmp_path):
     """The tiles joined from the tile_band jobs are byte for byte those of one render_tiles."""
     from reference import render_tiles
-    from vacancy.map.grid import read_grid_shape
+    from vacancy.map.grid_csv import read_grid_shape
 
     res = results(demo_run)
     cols, rows = read_grid_shape(res / "grid.csv")

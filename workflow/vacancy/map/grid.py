@@ -14,19 +14,21 @@ With ``refine="flas"`` (config ``grid.refine``; ``auto``, the default, above ``d
 images) the assignment is then refined in PCA space by FLAS
 (``vacancy.map.refine``): images swap cells so that grid neighbours are closer in feature space, the
 holes stay where the assignment put them, and the displacement statistics describe the final grid.
+
+The later stages read grid.csv through :mod:`vacancy.map.grid_csv`, which needs none of the
+solvers.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from lapjv import lapjv
+from scipy.optimize import linear_sum_assignment
 
 from ..common import provenance, read_csv, write_csv
 from .refine import SEED, choose_refine
@@ -76,8 +78,6 @@ def assign_dense(points: np.ndarray, cols: int, rows: int) -> np.ndarray:
     cost = np.zeros((cells, cells), dtype=np.float64)
     diff = scaled[:, None, :] - centres[None, :, :]
     cost[:n] = np.einsum("ijk,ijk->ij", diff, diff)
-    from lapjv import lapjv  # here, not at the top: readers of grid.csv need neither solver
-
     row_to_cell, _, _ = lapjv(cost)
     return np.asarray(row_to_cell[:n], dtype=np.int64)
 
@@ -94,8 +94,6 @@ def _solve_block(scaled: np.ndarray, point_idx: np.ndarray, cell_idx: np.ndarray
     centres = np.column_stack([cell_idx % cols + 0.5, cell_idx // cols + 0.5])
     diff = scaled[point_idx, None, :] - centres[None, :, :]
     cost = np.einsum("ijk,ijk->ij", diff, diff)
-    from scipy.optimize import linear_sum_assignment
-
     rows_, cols_ = linear_sum_assignment(cost)
     cell_owner[cell_idx[cols_]] = point_idx[rows_]
 
@@ -298,41 +296,3 @@ def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
         params.update(radius_decay=radius_decay, seed=SEED)
     write_csv(out_csv, out_rows, ["id", "col", "row"], prov=provenance("grid", params, **stats))
     return stats
-
-
-# --------------------------------------------------------------------------- reading grid.csv
-
-
-def read_grid_shape(grid_csv) -> tuple[int, int]:
-    """``(cols, rows)`` from the grid's provenance sidecar (written by :func:`run_grid`)."""
-    meta = json.loads(Path(str(grid_csv) + ".meta.json").read_text())
-    return int(meta["cols"]), int(meta["rows"])
-
-
-def read_cells(grid_csv, cols: int, rows: int) -> dict[int, list[tuple[int, str]]]:
-    """Grid rows grouped by ``row`` as ``[(col, id), ...]``; bad or duplicate cells are logged.
-
-    The tiles and the viewer read the grid through this one function, so they place every image
-    in the same cell and skip the same bad ones.
-    """
-    by_row: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    seen: set[tuple[int, int]] = set()
-    with open(grid_csv, newline="", encoding="utf-8") as handle:
-        for line, rec in enumerate(csv.DictReader(handle), start=2):
-            try:
-                col, row = int(rec["col"]), int(rec["row"])
-            except (TypeError, ValueError):
-                log.warning("%s line %d: bad cell %r,%r for %r; skipped",
-                            grid_csv, line, rec.get("col"), rec.get("row"), rec.get("id"))
-                continue
-            if not (0 <= col < cols and 0 <= row < rows):
-                log.warning("%s line %d: cell (%d, %d) of %r is outside the %dx%d grid; skipped",
-                            grid_csv, line, col, row, rec["id"], cols, rows)
-                continue
-            if (col, row) in seen:
-                log.warning("%s line %d: cell (%d, %d) already taken; %r skipped",
-                            grid_csv, line, col, row, rec["id"])
-                continue
-            seen.add((col, row))
-            by_row[row].append((col, rec["id"]))
-    return by_row

@@ -13,7 +13,6 @@ Writes ``regions.csv``: ``id, region, representative, anchor`` (representative a
 
 from __future__ import annotations
 
-import csv
 import logging
 
 import numpy as np
@@ -75,9 +74,3 @@ def run_regions(pca_h5, grid_csv, out_csv, k: int, dims: int, seed: int) -> int:
                       prov=provenance(STAGE, {"k": k, "dims": dims, "seed": seed}))
     log.info("regions: %d images in %d regions written to %s", count, int(region.max()), out_csv)
     return count
-
-
-def read_regions(regions_csv) -> dict[str, dict]:
-    """``id -> {"region", "representative", "anchor"}`` from :func:`run_regions`'s CSV."""
-    with open(regions_csv, newline="", encoding="utf-8") as handle:
-        return {r["id"]: r for r in csv.DictReader(handle)}

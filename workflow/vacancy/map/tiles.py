@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image
 
 from ..common import Progress, atomic_dir, write_json
-from .grid import read_cells, read_grid_shape
 from ..images.thumbs import ThumbStore
+from .grid_csv import read_cells, read_grid_shape
 
 log = logging.getLogger("vacancy.map.tiles")
 

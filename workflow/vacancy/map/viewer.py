@@ -41,8 +41,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..common import atomic_dir
-from .grid import read_cells
-from .regions import read_regions
+from .grid_csv import read_cells
 
 log = logging.getLogger("vacancy.map.viewer")
 
@@ -245,6 +244,12 @@ def build_fields(cells_by_row, records, cols: int, rows: int,
         descriptions.append(desc)
         arrays[name] = array
     return descriptions, arrays
+
+
+def read_regions(regions_csv) -> dict[str, dict]:
+    """``id -> {"region", "representative", "anchor"}`` from the regions rule's CSV."""
+    with open(regions_csv, newline="", encoding="utf-8") as handle:
+        return {r["id"]: r for r in csv.DictReader(handle)}
 
 
 def _top(counter: Counter) -> list | None:
