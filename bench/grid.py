@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from vacancy.common import config_defaults  # noqa: E402
-from vacancy.map.grid import (assign, cell_centres, choose_method, displacement,  # noqa: E402
-                          grid_shape, to_grid_units)
+from vacancy.map.grid import (assign, cell_centres, choose_method,  # noqa: E402
+                              choose_repair_passes, displacement, grid_shape, to_grid_units)
 from vacancy.map.quality import displacement_stats, dpq  # noqa: E402
 from vacancy.map.refine import choose_refine, refine  # noqa: E402
 
@@ -95,10 +95,12 @@ def bench_one(n: int, args) -> list[str]:
     features, points = synthetic(n, args.tsne_max)
     cols, rows = grid_shape(n)
     method = choose_method(n, args.method, GRID["dense_max"])
+    refine_used = choose_refine(n, args.refine, GRID["dense_max"])
+    passes = choose_repair_passes(GRID["repair_passes"], refine_used)
     tracemalloc.start()
     start = time.perf_counter()
     cells, method = assign(points, cols, rows, method, args.block, GRID["dense_max"],
-                           GRID["holes"])
+                           GRID["holes"], passes)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
@@ -113,12 +115,12 @@ def bench_one(n: int, args) -> list[str]:
             f"{stats['displacement_p95']:7.2f} "
             f"{stats.get('ratio_mean', float('nan')):6.3f} {stats.get('ratio_p95', float('nan')):6.3f} "
             f"{ours:6.3f}")
-    refine_used = choose_refine(n, args.refine, GRID["dense_max"])
     if refine_used == "none":
         line += f" {'none':>6} {'-':>7} {'-':>7} {'-':>6}"
     else:
         start = time.perf_counter()
-        refined = refine(refine_used, features, cells, cols, rows, args.radius_decay)
+        refined = refine(refine_used, features, cells, cols, rows, args.radius_decay,
+                         GRID["refine_dims"])
         rseconds = time.perf_counter() - start
         assert len(np.unique(refined)) == n
         rmoved = displacement(points, refined, cols, rows).mean()

@@ -157,7 +157,8 @@ def grid_report(results: Path, flas: bool) -> None:
     ours = row(f"this pipeline's grid ({how})", cell_index)
     if refined:
         assigned, used = assign(points, cols, rows, meta["method"], params.get("block", 16),
-                                params["dense_max"], params.get("holes", "free"))
+                                params["dense_max"], params.get("holes", "free"),
+                                params.get("repair_passes", 16))
         row(f"its assignment before refinement ({used})", assigned)
     if dense is not None:
         d = grid_quality(features, points, dense, cols, rows)

@@ -7,10 +7,12 @@ from scipy.optimize import linear_sum_assignment
 
 from vacancy.common import read_csv, sidecar_path, write_csv
 from vacancy.map.grid import (assign_blocks, assign_dense, cell_centres, choose_method,
-                              displacement, grid_shape, run_grid, to_grid_units)
+                              choose_repair_passes, displacement, grid_shape, run_grid,
+                              to_grid_units)
 from vacancy.common import config_defaults
 
 GRID = config_defaults()["grid"]
+PASSES = choose_repair_passes("auto", "none")  # the assignment alone: the final layout
 
 
 @pytest.mark.parametrize("n,shape", [(1, (1, 1)), (2, (2, 1)), (4, (2, 2)), (5, (3, 2)),
@@ -94,7 +96,7 @@ def _optimal_displacement(points: np.ndarray, cols: int, rows: int) -> np.ndarra
 def test_blocks_give_every_point_its_own_cell(n, block, holes):
     points = np.random.default_rng(n).normal(size=(n, 2))
     cols, rows = grid_shape(n)
-    cells = assign_blocks(points, cols, rows, block=block, holes=holes)
+    cells = assign_blocks(points, cols, rows, block=block, holes=holes, max_passes=PASSES)
     assert cells.shape == (n,) and len(set(cells.tolist())) == n
     assert cells.min() >= 0 and cells.max() < cols * rows
     if holes == "end":  # the empty cells are exactly the last ones in reading order
@@ -103,14 +105,15 @@ def test_blocks_give_every_point_its_own_cell(n, block, holes):
 
 def test_blocks_place_identical_points_in_distinct_cells():
     cols, rows = grid_shape(300)
-    cells = assign_blocks(np.full((300, 2), 7.0), cols, rows, block=6, holes="free")
+    cells = assign_blocks(np.full((300, 2), 7.0), cols, rows, block=6, holes="free",
+                          max_passes=PASSES)
     assert len(set(cells.tolist())) == 300 and cells.max() < cols * rows
 
 
 def test_blocks_keep_points_already_on_a_grid_in_place():
     cols, rows = 20, 20
     points = cell_centres(cols, rows)[::-1].copy()  # listed in reverse, positioned exactly
-    cells = assign_blocks(points, cols, rows, block=6, holes="free")
+    cells = assign_blocks(points, cols, rows, block=6, holes="free", max_passes=PASSES)
     assert np.array_equal(cells, np.arange(cols * rows)[::-1])
 
 
@@ -121,7 +124,8 @@ def test_block_displacement_is_within_5_percent_of_the_dense_optimum(n, seed, ki
               else np.random.default_rng(seed).uniform(size=(n, 2)))
     cols, rows = grid_shape(n)
     assert cols > 2 * block  # several blocks, so there are seams to repair
-    blocks = displacement(points, assign_blocks(points, cols, rows, block=block, holes="free"), cols, rows)
+    cells = assign_blocks(points, cols, rows, block=block, holes="free", max_passes=PASSES)
+    blocks = displacement(points, cells, cols, rows)
     optimum = _optimal_displacement(points, cols, rows)
     assert blocks.mean() <= 1.05 * optimum.mean()
 
@@ -129,8 +133,8 @@ def test_block_displacement_is_within_5_percent_of_the_dense_optimum(n, seed, ki
 def test_seam_repair_improves_on_the_balanced_split():
     points = _mixture(1500, 5)
     cols, rows = grid_shape(1500)
-    split_only = displacement(points, assign_blocks(points, cols, rows, 8, "free", max_passes=0), cols, rows)
-    repaired = displacement(points, assign_blocks(points, cols, rows, 8, "free"), cols, rows)
+    split_only = displacement(points, assign_blocks(points, cols, rows, 8, "free", 0), cols, rows)
+    repaired = displacement(points, assign_blocks(points, cols, rows, 8, "free", PASSES), cols, rows)
     assert (repaired ** 2).sum() < 0.97 * (split_only ** 2).sum()
 
 

@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 
 from vacancy.common import read_csv, sidecar_path, write_csv
-from vacancy.map.grid import assign, assign_blocks, displacement, grid_shape, run_grid
+from vacancy.map.grid import (assign, assign_blocks, choose_repair_passes, displacement,
+                              grid_shape, run_grid)
 from vacancy.map.quality import dpq
 from vacancy.common import config_defaults
 from vacancy.map.refine import choose_refine, refine, refine_flas
 
 GRID = config_defaults()["grid"]
 RADIUS_DECAY = GRID["radius_decay"]
-ASSIGN = {key: GRID[key] for key in ("method", "block", "dense_max", "holes")}
+ASSIGN = {**{key: GRID[key] for key in ("method", "block", "dense_max", "holes")},
+          "repair_passes": choose_repair_passes(GRID["repair_passes"], "flas")}
 
 
 def _assert_same_cells(before: np.ndarray, after: np.ndarray, n: int, cols: int, rows: int):
@@ -29,7 +31,8 @@ def test_refine_keeps_one_cell_per_image_and_the_holes(n, holes):
     rng = np.random.default_rng(n)
     features = rng.normal(size=(n, 12))
     cols, rows = grid_shape(n)
-    cells = assign_blocks(features[:, :2], cols, rows, block=4, holes=holes)
+    cells = assign_blocks(features[:, :2], cols, rows, block=4, holes=holes,
+                          max_passes=ASSIGN["repair_passes"])
     refined = refine_flas(features, cells, cols, rows, RADIUS_DECAY)
     _assert_same_cells(cells, refined, n, cols, rows)
     if holes == "end":  # still the last cells in reading order
@@ -72,7 +75,8 @@ def _clusters_seen_from_two_axes(n: int, seed: int) -> tuple[np.ndarray, np.ndar
 def test_refine_raises_dpq_on_a_clustered_case(method):
     features, points = _clusters_seen_from_two_axes(1500, seed=0)
     cols, rows = grid_shape(1500)
-    cells, _ = assign(points, cols, rows, method, 8, GRID["dense_max"], GRID["holes"])
+    cells, _ = assign(points, cols, rows, method, 8, GRID["dense_max"], GRID["holes"],
+                      ASSIGN["repair_passes"])
     refined = refine_flas(features, cells, cols, rows, RADIUS_DECAY)
     before, after = dpq(features, cells, cols), dpq(features, refined, cols)
     assert after >= before + 0.05  # measured: 0.754 -> 0.862 (dense), 0.756 -> 0.863 (blocks)
@@ -97,7 +101,7 @@ def test_unknown_refine_is_an_error():
     with pytest.raises(ValueError, match="refine"):
         choose_refine(10, "lasso", GRID["dense_max"])
     with pytest.raises(ValueError, match="refine"):
-        refine("auto", np.zeros((4, 2)), np.arange(4), 2, 2, RADIUS_DECAY)
+        refine("auto", np.zeros((4, 2)), np.arange(4), 2, 2, RADIUS_DECAY, 2)
 
 
 def _write_inputs(tmp_path, features, points):
@@ -113,11 +117,41 @@ def _write_inputs(tmp_path, features, points):
     return ids
 
 
+def meta_params(csv_path) -> dict:
+    return json.loads(sidecar_path(csv_path).read_text())["params"]
+
+
+@pytest.mark.parametrize("setting,refine_used,expected", [("auto", "flas", 4), ("auto", "none", 16),
+                                                          (0, "flas", 0), (9, "none", 9)])
+def test_repair_passes_auto_is_fewer_when_flas_refines(setting, refine_used, expected):
+    assert choose_repair_passes(setting, refine_used) == expected
+
+
+@pytest.mark.parametrize("bad", [-1, "many", 2.5, True])
+def test_repair_passes_refuses_what_is_not_a_count(bad):
+    with pytest.raises(ValueError, match="repair_passes"):
+        choose_repair_passes(bad, "none")
+
+
+def test_refine_sorts_on_the_first_dims_components_only():
+    """grid.refine_dims: columns past the first ``dims`` cannot change the result (noise there
+    is ignored), and the same first columns give the same grid."""
+    features, points = _clusters_seen_from_two_axes(400, seed=3)
+    cols, rows = grid_shape(400)
+    cells, _ = assign(points, cols, rows, **{**ASSIGN, "method": "blocks", "block": 8})
+    noisy = np.hstack([features, np.random.default_rng(0).normal(size=(400, 30)) * 50])
+    first = refine("flas", noisy, cells, cols, rows, RADIUS_DECAY, features.shape[1])
+    assert np.array_equal(first, refine("flas", features, cells, cols, rows, RADIUS_DECAY, 1000))
+    assert not np.array_equal(first, refine("flas", noisy, cells, cols, rows, RADIUS_DECAY, 1000))
+    assert dpq(features, first, cols) > dpq(features, cells, cols)
+
+
 def test_run_grid_refined_writes_a_valid_grid_and_its_own_displacement(tmp_path):
     features, points = _clusters_seen_from_two_axes(600, seed=2)
     ids = _write_inputs(tmp_path, features, points)
     stats = run_grid(tmp_path / "tsne.csv", tmp_path / "grid.csv", pca_h5=tmp_path / "pca.h5",
                      **{**GRID, "refine": "flas", "block": 8, "dense_max": 100})
+    assert meta_params(tmp_path / "grid.csv")["repair_passes"] == 4  # auto, refined
     out = read_csv(tmp_path / "grid.csv")
     assert [r["id"] for r in out] == ids
     cols, rows = grid_shape(600)
@@ -130,8 +164,10 @@ def test_run_grid_refined_writes_a_valid_grid_and_its_own_displacement(tmp_path)
     assert meta["params"]["refine"] == "flas" and meta["params"]["radius_decay"] == RADIUS_DECAY
     assert meta["versions"]["vc_flas"]
     assert stats["assigned_displacement_mean"] < stats["displacement_mean"]
+    # the same assignment (same passes), not refined
     unrefined = run_grid(tmp_path / "tsne.csv", tmp_path / "plain.csv",
-                         **{**GRID, "refine": "none", "block": 8, "dense_max": 100})
+                         **{**GRID, "refine": "none", "block": 8, "dense_max": 100,
+                            "repair_passes": 4})
     assert unrefined["displacement_mean"] == pytest.approx(stats["assigned_displacement_mean"])
     plain = read_csv(tmp_path / "plain.csv")
     plain_cells = np.array([int(r["row"]) * cols + int(r["col"]) for r in plain])

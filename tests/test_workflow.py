@@ -148,7 +148,8 @@ def test_pca_fit_rows_change_reruns_pca_and_what_follows(demo_run, fit_rows):
         write_config(demo_run, SMALL_DEMO)
 
 
-@pytest.mark.parametrize("grid", [{"refine": "flas"}, {"refine": "none"}, {"radius_decay": 0.9}])
+@pytest.mark.parametrize("grid", [{"refine": "flas"}, {"refine": "none"}, {"radius_decay": 0.9},
+                                  {"refine_dims": 8}, {"repair_passes": 2}])
 def test_grid_refine_change_reruns_grid_and_what_follows_not_tsne(demo_run, grid):
     """grid.refine and its radius decay are params of the grid rule (none also drops pca.h5 from
     its inputs): a change redoes the grid, viewer and tiles, never the t-SNE map."""

@@ -64,8 +64,10 @@ rule grid:
         dense_max=config["grid"]["dense_max"],
         block=config["grid"]["block"],
         holes=config["grid"]["holes"],
+        repair_passes=config["grid"]["repair_passes"],
         refine=config["grid"]["refine"],
         radius_decay=config["grid"]["radius_decay"],
+        refine_dims=config["grid"]["refine_dims"],
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(2000),

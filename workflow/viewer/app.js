@@ -541,14 +541,20 @@
     return new Layer(options);
   }
 
+  /** A blank canvas of width x height pixels (tiles, histograms, scratch images). */
+  function blankCanvas(width, height) {
+    var canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    return canvas;
+  }
+
   /** A canvas layer painting per-cell marks (highlight, selection, excluded) from key->cell maps. */
   function cellMarksLayer(L, meta, sets) {
     var Layer = L.GridLayer.extend({
       createTile: function (coords) {
         var size = this.getTileSize();
-        var canvas = document.createElement("canvas");
-        canvas.width = size.x;
-        canvas.height = size.y;
+        var canvas = blankCanvas(size.x, size.y);
         var ctx = canvas.getContext("2d");
         var s = Math.pow(2, coords.z - meta.max_zoom); // screen px per map px at max zoom
         var x0 = coords.x * size.x / s;
@@ -618,9 +624,7 @@
           }
         }
       }
-      var small = document.createElement("canvas");
-      small.width = w;
-      small.height = h;
+      var small = blankCanvas(w, h);
       small.getContext("2d").putImageData(image, 0, 0);
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(small, c0 * s - coords.x * canvas.width, r0 * s - coords.y * canvas.height,
@@ -629,9 +633,7 @@
     var Layer = L.GridLayer.extend({
       createTile: function (coords) {
         var size = this.getTileSize();
-        var canvas = document.createElement("canvas");
-        canvas.width = size.x;
-        canvas.height = size.y;
+        var canvas = blankCanvas(size.x, size.y);
         live.set(canvas, coords);
         paint(canvas, coords);
         return canvas;
@@ -1380,9 +1382,7 @@
     box.id = "filter-" + desc.name;
     var legend = document.createElement("legend");
     legend.textContent = desc.name === "posted" ? "Posted" : "Price";
-    var canvas = document.createElement("canvas");
-    canvas.width = 240;
-    canvas.height = 32;
+    var canvas = blankCanvas(240, 32);
     canvas.className = "histogram";
     var out = document.createElement("output");
     var sliders = ["lo", "hi"].map(function (end) {

@@ -147,24 +147,8 @@ def select_images(
     asked = read_exclude_file(include_file, "include") if include_file else set()
     included = _check_included(_warn_unknown(asked, inventory, "include"), triage, excluded)
     wanted = {"photo", "maybe"} if keep_maybe else {"photo"}
-
-    counts = {key: 0 for key in ("photo", "maybe", "graphic", "candidates", "untriaged")}
-    selected = []
-    for image in sorted(inventory):
-        triage_row = triage.get(image)
-        if triage_row is None:
-            counts["untriaged"] += image not in rejected
-            continue
-        klass = triage_row.get("class", "")
-        if klass in ("photo", "maybe", "graphic"):
-            counts[klass] += 1
-        if klass not in wanted and image not in included:
-            continue
-        counts["candidates"] += 1
-        if image in duplicates or image in excluded or image in rejected:
-            continue
-        selected.append(_selected_row(inventory[image], triage_row))
-
+    selected, counts = _choose(inventory, triage, wanted, included,
+                               removed=duplicates.keys() | excluded | rejected, rejected=rejected)
     _warn_lost_copies(duplicates, rejected, inventory)
     if counts["untriaged"]:
         log.warning("%d inventory images have neither a triage row nor a reject", counts["untriaged"])
@@ -178,13 +162,41 @@ def select_images(
         rejected=len(rejected), selected=len(selected), exclude_unknown=len(listed - excluded),
         included=len(included), include_unknown=len(asked - inventory.keys()),
     )
+    _log_counts(counts)
+    return counts
+
+
+def _choose(inventory: dict, triage: dict, wanted: set[str], included: set[str], *,
+            removed: set[str], rejected: set[str]) -> tuple[list[dict], dict]:
+    """The selected rows in id order, and the triage counts: every inventory image of a
+    ``wanted`` class (or named by the include file) is a candidate; a candidate is selected
+    unless it is ``removed`` (a copy, excluded or rejected)."""
+    counts = {key: 0 for key in ("photo", "maybe", "graphic", "candidates", "untriaged")}
+    selected = []
+    for image in sorted(inventory):
+        triage_row = triage.get(image)
+        if triage_row is None:
+            counts["untriaged"] += image not in rejected
+            continue
+        klass = triage_row.get("class", "")
+        if klass in ("photo", "maybe", "graphic"):
+            counts[klass] += 1
+        if klass not in wanted and image not in included:
+            continue
+        counts["candidates"] += 1
+        if image not in removed:
+            selected.append(_selected_row(inventory[image], triage_row))
+    return selected, counts
+
+
+def _log_counts(counts: dict) -> None:
+    """One line a curator can check: every inventory image is accounted for."""
+    triaged = counts["photo"] + counts["maybe"] + counts["graphic"]
     log.info("select: %d inventory = %d photo + %d maybe + %d graphic (+ %d rejected/untriaged); "
              "%d candidates; removed: %d duplicates, %d excluded, %d rejected; %d selected",
              counts["inventory"], counts["photo"], counts["maybe"], counts["graphic"],
-             counts["inventory"] - counts["photo"] - counts["maybe"] - counts["graphic"],
-             counts["candidates"], counts["duplicates"], counts["excluded"], counts["rejected"],
-             counts["selected"])
-    return counts
+             counts["inventory"] - triaged, counts["candidates"], counts["duplicates"],
+             counts["excluded"], counts["rejected"], counts["selected"])
 
 
 def _warn_lost_copies(duplicates: dict[str, str], rejected: set[str], inventory: dict) -> None:

@@ -84,10 +84,13 @@ def choose_refine(n: int, method: str, dense_max: int) -> str:
 
 
 def refine(method: str, features: np.ndarray, cell_index: np.ndarray, cols: int, rows: int,
-           radius_decay: float) -> np.ndarray:
-    """``cell_index`` refined by ``method``, ``none`` or ``flas`` (``none``: unchanged)."""
+           radius_decay: float, dims: int) -> np.ndarray:
+    """``cell_index`` refined by ``method``, ``none`` or ``flas`` (``none``: unchanged), on the
+    first ``dims`` columns of ``features``: PCA components come in order of variance, and FLAS's
+    time is linear in the columns it blurs and compares."""
     if method == "none":
         return np.asarray(cell_index, dtype=np.int64)
     if method == "flas":
-        return refine_flas(features, cell_index, cols, rows, radius_decay=radius_decay)
+        return refine_flas(np.asarray(features)[:, :dims], cell_index, cols, rows,
+                           radius_decay=radius_decay)
     raise ValueError(f"grid refine {method!r} is not one of none, flas (auto is resolved first)")
