@@ -1,0 +1,544 @@
+"""How close prepare's per-image loop is to a bare libjpeg reduced-scale decode of the same files.
+
+    .venv/bin/python bench/prepare_floor.py [--images 2000] [--passes 3] [--cpu 1] [--realset DIR]
+
+Issue 15 asks for the loop "within 1.5x of a bare libjpeg reduced-scale decode of the same files
+measured in the same run". For the demo's JPEGs (made once into bench/cache/ by the workflow's
+demo generator, as bench/scale.py does) and, when its cache is present, the JPEGs of the real set
+(bench/realset.py), in one process pinned to one core, this times per image:
+
+* floor, Pillow: ``Image.open`` + the libjpeg scale prepare asks for + ``load()``. prepare's
+  ``jpeg:size`` hint makes ImageMagick ask libjpeg for 1/d with d = floor(min(w, h) / side), which
+  libjpeg rounds up to M/8 (600x450 -> 3/8 = 225x169); Pillow's ``draft`` only offers 1/2, 1/4,
+  1/8, so the floor sets the same 1/d on Pillow's own libjpeg-turbo (its ``decoderconfig``) and
+  checks that every decode has ImageMagick's size. Pillow's plain ``draft`` (300x225 here) is
+  shown beside it.
+* Wand ``jpeg:size`` alone: an ImageMagick read of the blob with the hint, nothing else (djpeg-like).
+* prepare's guarded decode (:func:`vacancy.imaging.decode_sized`: sniff, header ping, read, damage
+  check), nothing else.
+* :func:`vacancy.images.prepare.measure_image` as ``prepare_location`` calls it, with reading the
+  bytes (``read_blob``), with the schema's defaults (the rule's params).
+* ``prepare_location`` on each location's inventory (writing the CSVs and HDF5 files), per image.
+* the same loop step by step with timers (the breakdown table), checked against measure_image.
+
+Every timed call reads the file's bytes (from the page cache after a warm-up pass). The per-image
+methods are interleaved image by image in a rotating order; ``prepare_location`` runs on each
+location's batch between them (before or after, alternately), so load from other work hits all
+alike. Peak RSS is that of a separate process doing one method over all images (each the same
+Python with the same imports: the difference between rows is what the method adds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MAGICK_THREAD_LIMIT", "1")  # as the rule sets it (threads: 1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import numpy as np  # noqa: E402
+from PIL import Image as PillowImage  # noqa: E402
+from PIL import ImageFile, features  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+from wand.api import library  # noqa: E402
+from wand.image import Image as WandImage  # noqa: E402
+from wand.version import MAGICK_VERSION  # noqa: E402
+
+from vacancy.common import config_defaults, read_csv, write_csv  # noqa: E402
+from vacancy.images import prepare as prep  # noqa: E402
+from vacancy.images.features import features_of_small  # noqa: E402
+from vacancy.images.hashes import dhash_of_gray, gray8_of_unit  # noqa: E402
+from vacancy.images.resample import resize_gray  # noqa: E402
+from vacancy.images.thumbs import thumb_from_rgb  # noqa: E402
+from vacancy.images.triage import SIGNALS, histogram_of_q16, signals, triage_class  # noqa: E402
+from vacancy.imaging import (Rejected, _new_wand, check_blob, decode_sized,  # noqa: E402
+                             decoder_damage, ping_size, read_blob)
+from vacancy.sources.inventory import INVENTORY_COLUMNS, build_inventory  # noqa: E402
+
+CACHE = REPO / "bench" / "cache"
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule's parameters (the schema is the one source of defaults)
+
+
+def rule_params() -> dict:
+    """prepare_location's keyword arguments as the rule passes them, from the schema's defaults."""
+    c = config_defaults()
+    return dict(graphic_below=c["triage"]["graphic_below"], photo_above=c["triage"]["photo_above"],
+                method=c["triage"]["method"],
+                score_graphic_below=c["triage"]["score_graphic_below"],
+                score_photo_above=c["triage"]["score_photo_above"],
+                hash_size=c["dedup"]["hash_size"], color=c["features"]["color"],
+                batch_size=c["features"]["batch_size"], cell_px=c["tiles"]["cell_px"],
+                background=tuple(c["tiles"]["background"]), draft=c["prepare"]["draft"],
+                max_pixels=c["max_pixels"])
+
+
+def measure_args(p: dict) -> tuple:
+    """measure_image's positional arguments, in the order prepare_location passes them."""
+    return (prep.decode_options(p["draft"], p["cell_px"]), p["graphic_below"], p["photo_above"],
+            p["hash_size"], p["color"], p["cell_px"], p["background"], p["max_pixels"],
+            p["method"], p["score_graphic_below"], p["score_photo_above"])
+
+
+def draft_side(p: dict) -> int:
+    """The side prepare's ``jpeg:size`` hint asks for (read from decode_options, not restated)."""
+    hint = prep.decode_options(True, p["cell_px"])["jpeg:size"]
+    return int(hint.split("x")[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The methods: each takes a path and does everything from reading the bytes
+
+
+def libjpeg_scale(width: int, height: int, side: int) -> tuple[int, tuple[int, int]]:
+    """(d, output size) of ImageMagick's ``jpeg:size=side`` request: it asks libjpeg for 1/d,
+    d = floor(min(w, h) / side); libjpeg decodes at the smallest M/8 >= 1/d, size rounded up."""
+    d = int(min(width / side, height / side))
+    if d <= 1:
+        return 1, (width, height)
+    m = -(-8 // d)
+    return d, (-(-width * m // 8), -(-height * m // 8))
+
+
+def pillow_exact(path: str, side: int) -> tuple[int, int]:
+    """Bare libjpeg-turbo (Pillow's) decode to RGB at the scale prepare's hint gives."""
+    with open(path, "rb") as handle:
+        blob = handle.read()
+    im = PillowImage.open(io.BytesIO(blob))
+    d, size = libjpeg_scale(*im.size, side)
+    if d > 1:  # what Image.draft does, with libjpeg's M/8 instead of only 1/2, 1/4, 1/8
+        name, _, offset, args = im.tile[0]
+        im.tile = [ImageFile._Tile(name, (0, 0, *size), offset, args)]
+        im._size = size
+        im.decoderconfig = (d, 0)
+    im.load()
+    return im.size
+
+
+def pillow_draft(path: str, side: int) -> tuple[int, int]:
+    """Pillow's own ``draft("RGB", (side, side))`` + load: the power-of-two scale at least side."""
+    with open(path, "rb") as handle:
+        blob = handle.read()
+    im = PillowImage.open(io.BytesIO(blob))
+    im.draft("RGB", (side, side))
+    im.load()
+    return im.size
+
+
+def wand_bare(path: str, options: dict) -> tuple[int, int]:
+    """ImageMagick's read of the blob with the ``jpeg:size`` hint and the coder named, nothing else."""
+    with open(path, "rb") as handle:
+        blob = handle.read()
+    img = WandImage()
+    try:
+        library.MagickSetFormat(img.wand, b"JPEG")
+        for key, value in options.items():
+            img.options[key] = value
+        img.read(blob=blob)
+        return img.width, img.height
+    finally:
+        img.destroy()
+
+
+def guarded_decode(path: str, options: dict, max_pixels: int) -> tuple[int, int]:
+    """prepare's decode (read_blob, sniff, ping, read, damage check), nothing after it."""
+    with decode_sized(read_blob(path), max_pixels, options) as (img, _):
+        return img.width, img.height
+
+
+def measure(path: str, args: tuple) -> dict:
+    """measure_image exactly as prepare_location calls it."""
+    return prep.measure_image(read_blob(path), *args)
+
+
+STEPS = ("file read", "sniff + header ping", "decode (ImageMagick read)", "damage check",
+         "RGB export + gray", "histogram", "64x64 resize", "triage signals + class",
+         "rows (formatting)", "dHash", "features (blurs)", "thumbnail (RGB8 + resize)",
+         "wand destroy", "writing (CSV + HDF5 rows, close)")
+
+
+def measure_steps(path: str, p: dict, args: tuple, out: dict | None, image_id: str,
+                  t: dict) -> dict:
+    """measure_image's steps one by one (the same functions, same order), adding ns to ``t``.
+
+    Checked against measure_image's results in :func:`check_steps`; ``out``: prepare's outputs
+    to record into (the writing step), or None. Graphics have no features or thumbnail (as in
+    measure_image). Images above MAX_WORK_SIDE (none here: all are JPEG at draft scale) are not
+    handled: the caller checks.
+    """
+    (options, graphic_below, photo_above, hash_size, color, cell_px, background, max_pixels,
+     method, score_graphic_below, score_photo_above) = args
+    clock = time.perf_counter_ns
+    t0 = clock()
+    blob = read_blob(path)
+    t1 = clock(); t["file read"] += t1 - t0
+    fmt = check_blob(blob)
+    width, height = ping_size(blob, fmt)
+    if width * height > max_pixels:
+        raise Rejected("too many pixels")
+    img = _new_wand(fmt, options)
+    t2 = clock(); t["sniff + header ping"] += t2 - t1
+    try:
+        img.read(blob=blob)
+        t3 = clock(); t["decode (ImageMagick read)"] += t3 - t2
+        if decoder_damage(img):
+            raise Rejected("damaged")
+        t4 = clock(); t["damage check"] += t4 - t3
+        if max(img.width, img.height) > prep.MAX_WORK_SIDE:
+            raise RuntimeError("breakdown expects draft-scale JPEGs")
+        q16, rgb16 = prep.gray_and_rgb(img)
+        t5 = clock(); t["RGB export + gray"] += t5 - t4
+        counts = histogram_of_q16(q16)
+        t6 = clock(); t["histogram"] += t6 - t5
+        small = resize_gray(q16 * np.float32(1 / 65535))
+        t7 = clock(); t["64x64 resize"] += t7 - t6
+        values = signals(counts, small, q16, rgb16)
+        klass, value = triage_class(values, method, graphic_below, photo_above,
+                                    score_graphic_below, score_photo_above)
+        t8 = clock(); t["triage signals + class"] += t8 - t7
+        result = {
+            "triage": {"entropy": f"{values['entropy']:.6f}", "class": klass,
+                       "width": width, "height": height,
+                       "score": "" if np.isnan(value) else f"{value:.6f}",
+                       **{name: f"{values[name]:.6f}" for name in SIGNALS[1:]}},
+            "hash": {"dhash": None, "width": width, "height": height, "bytes": len(blob)},
+            "features": None, "thumb": None,
+        }
+        t9 = clock(); t["rows (formatting)"] += t9 - t8
+        result["hash"]["dhash"] = dhash_of_gray(gray8_of_unit(small), hash_size)
+        t10 = clock(); t["dHash"] += t10 - t9
+        if klass != "graphic":
+            if color != "gray" or rgb16 is None or img.alpha_channel:
+                raise RuntimeError("breakdown expects gray features of sRGB JPEGs")
+            result["features"] = features_of_small(small)
+            t11 = clock(); t["features (blurs)"] += t11 - t10
+            orientation = img.orientation
+            rgb8 = ((rgb16.astype(np.uint32) + 128) // 257).astype(np.uint8)
+            result["thumb"] = thumb_from_rgb(rgb8, cell_px, orientation)
+            t10 = clock(); t["thumbnail (RGB8 + resize)"] += t10 - t11
+    finally:
+        img.destroy()
+    t12 = clock(); t["wand destroy"] += t12 - t10
+    if out is not None:
+        prep._record(out, image_id, result)
+        t["writing (CSV + HDF5 rows, close)"] += clock() - t12
+    return result
+
+
+def same_result(a: dict, b: dict) -> bool:
+    if a["triage"] != b["triage"] or a["hash"] != b["hash"]:
+        return False
+    for key in ("features", "thumb"):
+        if (a[key] is None) != (b[key] is None):
+            return False
+        if a[key] is not None and not np.array_equal(a[key], b[key]):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def demo_files(images: int, seed: int) -> tuple[Path, list[tuple[str, list[dict]]]]:
+    """The demo corpus (made once, as bench/scale.py makes it) as (location, inventory rows)."""
+    from scale import make_corpus
+
+    corpus = make_corpus(images, seed)
+    out = []
+    for loc_dir in sorted(p for p in (corpus / "raw").iterdir() if p.is_dir()):
+        inv = CACHE / "prepare_floor" / f"inventory-{images}-seed{seed}" / f"{loc_dir.name}.csv"
+        inv.parent.mkdir(parents=True, exist_ok=True)
+        build_inventory(loc_dir, loc_dir.name, inv)
+        out.append((loc_dir.name, read_csv(inv)))
+    return corpus, out
+
+
+def realset_files(root: Path) -> list[tuple[str, list[dict]]]:
+    """The real set's JPEGs, one batch per package group (its top-level folders)."""
+    out = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir()):
+        rows = [{**dict.fromkeys(INVENTORY_COLUMNS, ""), "id": f"{group.name}/{f.name}",
+                 "location": group.name, "filename": f.name, "path": str(f)}
+                for f in sorted(group.rglob("*")) if f.is_file()]
+        out.append((group.name, rows))
+    return out
+
+
+def usable(batches, p: dict, side: int) -> tuple[list, dict]:
+    """Keep the JPEGs that every method decodes (prepare's rejects and other formats are left
+    out, so all rows time the same files); check the floor's size against ImageMagick's."""
+    args = measure_args(p)
+    options = prep.decode_options(p["draft"], p["cell_px"])
+    kept, dropped = [], {"not JPEG": 0, "rejected by prepare": 0, "other": 0}
+    mismatched = 0
+    for loc, rows in batches:
+        good = []
+        for row in rows:
+            path = row["path"]
+            try:
+                if check_blob(read_blob(path)) != "jpeg":
+                    dropped["not JPEG"] += 1
+                    continue
+                measure(path, args)
+            except Rejected:
+                dropped["rejected by prepare"] += 1
+                continue
+            try:
+                if pillow_exact(path, side) != wand_bare(path, options):
+                    mismatched += 1
+                    continue
+                pillow_draft(path, side)
+            except Exception:  # noqa: BLE001 - a file Pillow alone refuses: not comparable
+                dropped["other"] += 1
+                continue
+            good.append(row)
+        if good:
+            kept.append((loc, good))
+    dropped["floor size differs from ImageMagick's"] = mismatched
+    return kept, dropped
+
+
+# ---------------------------------------------------------------------------------------------
+# The timed run
+
+
+PER_IMAGE = ("Pillow libjpeg, prepare's scale (floor)", "Pillow draft(), power-of-two scale",
+             "Wand read with jpeg:size alone", "prepare's guarded decode (decode_sized)",
+             "measure_image (the loop's call, no writing)", "measure_image steps with timers + writing")
+LOCATION = "prepare_location (with writing), per image"
+
+
+def timed_run(batches, p: dict, passes: int, workdir: Path) -> tuple[dict, dict, int]:
+    side = draft_side(p)
+    args = measure_args(p)
+    options = prep.decode_options(p["draft"], p["cell_px"])
+    calls = {
+        PER_IMAGE[0]: lambda row: pillow_exact(row["path"], side),
+        PER_IMAGE[1]: lambda row: pillow_draft(row["path"], side),
+        PER_IMAGE[2]: lambda row: wand_bare(row["path"], options),
+        PER_IMAGE[3]: lambda row: guarded_decode(row["path"], options, p["max_pixels"]),
+        PER_IMAGE[4]: lambda row: measure(row["path"], args),
+    }
+    times: dict[str, list[float]] = {name: [] for name in (*PER_IMAGE, LOCATION)}
+    steps = {name: 0 for name in STEPS}
+    n_steps = 0
+    clock = time.perf_counter_ns
+    for rnd in range(passes):
+        for b, (loc, rows) in enumerate(batches):
+            inv = workdir / f"{loc}.csv"
+            write_csv(inv, rows, INVENTORY_COLUMNS)
+            location_first = (rnd + b) % 2 == 0
+            if location_first:
+                times[LOCATION].append(_run_location(inv, workdir, p) / len(rows))
+            out_dir = workdir / "steps"
+            with contextlib.ExitStack() as stack:
+                out = prep._open_outputs(stack, out_dir / "triage.csv", out_dir / "hashes.csv",
+                                         out_dir / "rejects.csv", out_dir / "features.h5",
+                                         out_dir / "thumbs.h5", {}, p["color"], p["cell_px"],
+                                         p["batch_size"])
+                order = list(PER_IMAGE)
+                for i, row in enumerate(rows):
+                    k = (i + b + rnd) % len(order)
+                    for name in order[k:] + order[:k]:
+                        if name == PER_IMAGE[5]:
+                            before = sum(steps.values())
+                            measure_steps(row["path"], p, args, out, row["id"], steps)
+                            times[name].append((sum(steps.values()) - before) / 1e6)
+                            n_steps += 1
+                        else:
+                            start = clock()
+                            calls[name](row)
+                            times[name].append((clock() - start) / 1e6)
+                start = clock()
+            # closing the outputs (flush, attributes, rename) is part of writing
+            steps["writing (CSV + HDF5 rows, close)"] += clock() - start
+            if not location_first:
+                times[LOCATION].append(_run_location(inv, workdir, p) / len(rows))
+    return times, steps, n_steps
+
+
+def _run_location(inv: Path, workdir: Path, p: dict) -> float:
+    """prepare_location on one inventory; returns milliseconds."""
+    out = workdir / "location"
+    start = time.perf_counter_ns()
+    prep.prepare_location(inv, out / "triage.csv", out / "hashes.csv", out / "features.h5",
+                          out / "thumbs.h5", out / "rejects.csv", **p)
+    return (time.perf_counter_ns() - start) / 1e6
+
+
+def check_steps(batches, p: dict, limit: int = 200) -> int:
+    """The breakdown's step-by-step loop gives measure_image's results (first ``limit`` images)."""
+    args = measure_args(p)
+    t = {name: 0 for name in STEPS}
+    n = 0
+    for _, rows in batches:
+        for row in rows:
+            if n == limit:
+                return n
+            if not same_result(measure_steps(row["path"], p, args, None, row["id"], t),
+                               measure(row["path"], args)):
+                raise AssertionError(f"breakdown differs from measure_image on {row['path']}")
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak RSS: one process per method
+
+
+def rss_child(method: str, paths_file: Path, cpu: int) -> float:
+    """Peak RSS (MB) of a process doing ``method`` over every file (same imports as this one)."""
+    cmd = [sys.executable, __file__, "--rss-method", method, "--rss-paths", str(paths_file),
+           "--cpu", str(cpu)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def rss_main(method: str, paths_file: Path) -> None:
+    p = rule_params()
+    side, args = draft_side(p), measure_args(p)
+    options = prep.decode_options(p["draft"], p["cell_px"])
+    rows = read_csv(paths_file)
+    with threadpool_limits(1), tempfile.TemporaryDirectory() as tmp:
+        if method == "none":
+            pass
+        elif method == LOCATION:
+            inv = Path(tmp) / "all.csv"
+            write_csv(inv, rows, INVENTORY_COLUMNS)
+            _run_location(inv, Path(tmp), p)
+        else:
+            fn = {PER_IMAGE[0]: lambda r: pillow_exact(r["path"], side),
+                  PER_IMAGE[1]: lambda r: pillow_draft(r["path"], side),
+                  PER_IMAGE[2]: lambda r: wand_bare(r["path"], options),
+                  PER_IMAGE[3]: lambda r: guarded_decode(r["path"], options, p["max_pixels"]),
+                  PER_IMAGE[4]: lambda r: measure(r["path"], args)}[method]
+            for row in rows:
+                fn(row)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def report(label: str, batches, p: dict, passes: int, cpu: int, rss: bool) -> dict:
+    n = sum(len(rows) for _, rows in batches)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        workdir = Path(tmp)
+        with threadpool_limits(1):
+            checked = check_steps(batches, p)
+            # warm-up: page cache, resize matrices, Wand/Pillow code paths
+            timed_run([(loc, rows[:20]) for loc, rows in batches[:2]], p, 1, workdir)
+            start = time.perf_counter()
+            times, steps, n_steps = timed_run(batches, p, passes, workdir)
+            wall = time.perf_counter() - start
+        peaks = {}
+        if rss:
+            paths_file = workdir / "paths.csv"
+            write_csv(paths_file, [r for _, rows in batches for r in rows], INVENTORY_COLUMNS)
+            base = rss_child("none", paths_file, cpu)
+            peaks = {name: rss_child(name, paths_file, cpu)
+                     for name in (*PER_IMAGE[:5], LOCATION)}
+            peaks["(the same process doing nothing)"] = base
+
+    floor = times[PER_IMAGE[0]]
+    floor_med, floor_mean = statistics.median(floor), statistics.fmean(floor)
+    print(f"\n**{label}: {n} JPEGs x {passes} passes, one core (cpu {cpu}), "
+          f"{len(batches)} batches; timed part {wall:.0f} s**\n")
+    print("| method | ms/image median | ms/image mean | images/s | ratio to floor (median) "
+          "| ratio to floor (mean) | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    ratios = {}
+    for name in (*PER_IMAGE, LOCATION):
+        values = times[name]
+        med, mean = statistics.median(values), statistics.fmean(values)
+        ratios[name] = (med / floor_med, mean / floor_mean)
+        peak = f"{peaks[name]:.0f}" if name in peaks else "-"
+        med_text = f"{med:.3f}" if name != LOCATION else f"({med:.3f})"
+        print(f"| {name} | {med_text} | {mean:.3f} | {1000 / mean:.0f} | {med / floor_med:.2f}x "
+              f"| {mean / floor_mean:.2f}x | {peak} |")
+    if peaks:
+        print(f"\n(peak RSS of the same Python and imports doing nothing: "
+              f"{peaks['(the same process doing nothing)']:.0f} MB; prepare_location's median is "
+              "over its per-location batches, not images)")
+    else:
+        print("\n(prepare_location's median is over its per-location batches, not images)")
+
+    total = sum(steps.values())
+    print(f"\n*Breakdown of the per-image loop (timers around measure_image's own steps, "
+          f"{n_steps} images; checked equal to measure_image on {checked}):*\n")
+    print("| step | ms/image (mean) | share | x floor |")
+    print("|---|---:|---:|---:|")
+    for name in STEPS:
+        ms = steps[name] / 1e6 / n_steps
+        print(f"| {name} | {ms:.3f} | {100 * steps[name] / total:.0f}% | {ms / floor_mean:.2f} |")
+    print(f"| **total** | **{total / 1e6 / n_steps:.3f}** | 100% | "
+          f"{total / 1e6 / n_steps / floor_mean:.2f} |")
+    loop_ratio = ratios[PER_IMAGE[4]]
+    held = max(loop_ratio) <= 1.5
+    print(f"\nwithin 1.5x of the floor: measure_image {loop_ratio[0]:.2f}x (median), "
+          f"{loop_ratio[1]:.2f}x (mean); prepare_location {ratios[LOCATION][1]:.2f}x (mean): "
+          f"{'holds' if held else 'does not hold'} for the loop's call"
+          + ("" if ratios[LOCATION][1] <= 1.5 else ", not with writing"))
+    return ratios
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--cpu", type=int, default=os.cpu_count() - 1,
+                        help="the one core every timed process is pinned to")
+    parser.add_argument("--realset", type=Path, default=CACHE / "realset")
+    parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--rss-method", help=argparse.SUPPRESS)
+    parser.add_argument("--rss-paths", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {args.cpu})
+    if args.rss_method:
+        rss_main(args.rss_method, args.rss_paths)
+        return 0
+
+    p = rule_params()
+    side = draft_side(p)
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {platform.machine()}, "
+          f"Python {platform.python_version()}, Pillow {PillowImage.__version__} "
+          f"(libjpeg-turbo {features.version_feature('libjpeg_turbo')}), "
+          f"{MAGICK_VERSION.split(' http')[0]}")
+    print(f"prepare: jpeg:size {side}x{side} (decode_options), params from the schema: "
+          f"method {p['method']}, color {p['color']}, cell_px {p['cell_px']}")
+    _, demo = demo_files(args.images, args.seed)
+    demo, dropped = usable(demo, p, side)
+    print(f"demo: left out {dropped}")
+    report(f"Demo corpus ({args.images} images, seed {args.seed})", demo, p, args.passes,
+           args.cpu, not args.no_rss)
+    if args.realset.is_dir() and (args.realset / "labels.csv").exists():
+        real, dropped = usable(realset_files(args.realset), p, side)
+        print(f"\nreal set: left out {dropped}")
+        report(f"Real set ({args.realset})", real, p, args.passes, args.cpu, not args.no_rss)
+    else:
+        print(f"\nreal set: {args.realset} not built (bench/realset.py), skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
