@@ -319,24 +319,61 @@ def usable(batches, p: dict, side: int) -> tuple[list, dict]:
 # The timed run
 
 
-PER_IMAGE = ("Pillow libjpeg, prepare's scale (floor)", "Pillow draft(), power-of-two scale",
-             "Wand read with jpeg:size alone", "prepare's guarded decode (decode_sized)",
-             "measure_image (the loop's call, no writing)", "measure_image steps with timers + writing")
+FLOOR = "Pillow libjpeg, prepare's scale (floor)"
+LOOP = "measure_image (the loop's call, no writing)"
+STEPPED = "measure_image steps with timers + writing"
 LOCATION = "prepare_location (with writing), per image"
 
 
-def timed_run(batches, p: dict, passes: int, workdir: Path) -> tuple[dict, dict, int]:
-    side = draft_side(p)
-    args = measure_args(p)
+def load_before(rev: str):
+    """prepare as it was at git revision ``rev`` (its workflow/vacancy, imported under another
+    name from bench/cache), so that before and after are timed in one run on the same files."""
+    import importlib
+
+    name = subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    root = CACHE / "prepare_floor" / f"before-{name}"
+    package = root / "workflow" / f"vacancy_{name}"
+    if not package.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", name, "workflow/vacancy", "workflow/schemas"],
+                                 cwd=REPO, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        (root / "workflow" / "vacancy").rename(package)
+    sys.path.insert(0, str(root / "workflow"))
+    return name, importlib.import_module(f"vacancy_{name}.images.prepare")
+
+
+def methods(p: dict, before=None) -> tuple[dict, dict]:
+    """The timed methods: per image (path -> anything) and per location (inventory, dir -> ms)."""
+    side, args = draft_side(p), measure_args(p)
     options = prep.decode_options(p["draft"], p["cell_px"])
-    calls = {
-        PER_IMAGE[0]: lambda row: pillow_exact(row["path"], side),
-        PER_IMAGE[1]: lambda row: pillow_draft(row["path"], side),
-        PER_IMAGE[2]: lambda row: wand_bare(row["path"], options),
-        PER_IMAGE[3]: lambda row: guarded_decode(row["path"], options, p["max_pixels"]),
-        PER_IMAGE[4]: lambda row: measure(row["path"], args),
+    per_image = {
+        FLOOR: lambda path: pillow_exact(path, side),
+        "Pillow draft(), power-of-two scale": lambda path: pillow_draft(path, side),
+        "Wand read with jpeg:size alone": lambda path: wand_bare(path, options),
+        "prepare's guarded decode (decode_sized)":
+            lambda path: guarded_decode(path, options, p["max_pixels"]),
+        LOOP: lambda path: measure(path, args),
     }
-    times: dict[str, list[float]] = {name: [] for name in (*PER_IMAGE, LOCATION)}
+    per_location = {LOCATION: lambda inv, workdir: _run_location(prep, inv, workdir, p)}
+    if before is not None:
+        name, old = before
+        per_image[f"measure_image at {name} (before)"] = \
+            lambda path: old.measure_image(read_blob(path), *args)
+        per_location[f"prepare_location at {name} (before), per image"] = \
+            lambda inv, workdir: _run_location(old, inv, workdir, p)
+    return per_image, per_location
+
+
+def timed_run(batches, p: dict, passes: int, workdir: Path, before=None
+              ) -> tuple[dict, dict, int]:
+    """Per method, ms per image (per location batch for the per_location methods); the
+    breakdown's summed ns per step and its number of images."""
+    per_image, per_location = methods(p, before)
+    args = measure_args(p)
+    order = [*per_image, STEPPED]
+    times: dict[str, list[float]] = {name: [] for name in (*order, *per_location)}
     steps = {name: 0 for name in STEPS}
     n_steps = 0
     clock = time.perf_counter_ns
@@ -344,42 +381,46 @@ def timed_run(batches, p: dict, passes: int, workdir: Path) -> tuple[dict, dict,
         for b, (loc, rows) in enumerate(batches):
             inv = workdir / f"{loc}.csv"
             write_csv(inv, rows, INVENTORY_COLUMNS)
+            locations = list(per_location)
+            if (rnd + b) % 2:
+                locations.reverse()
             location_first = (rnd + b) % 2 == 0
             if location_first:
-                times[LOCATION].append(_run_location(inv, workdir, p) / len(rows))
+                for name in locations:
+                    times[name].append(per_location[name](inv, workdir) / len(rows))
             out_dir = workdir / "steps"
             with contextlib.ExitStack() as stack:
                 out = prep._open_outputs(stack, out_dir / "triage.csv", out_dir / "hashes.csv",
                                          out_dir / "rejects.csv", out_dir / "features.h5",
                                          out_dir / "thumbs.h5", {}, p["color"], p["cell_px"],
                                          p["batch_size"])
-                order = list(PER_IMAGE)
                 for i, row in enumerate(rows):
                     k = (i + b + rnd) % len(order)
                     for name in order[k:] + order[:k]:
-                        if name == PER_IMAGE[5]:
-                            before = sum(steps.values())
+                        if name == STEPPED:
+                            before_ns = sum(steps.values())
                             measure_steps(row["path"], p, args, out, row["id"], steps)
-                            times[name].append((sum(steps.values()) - before) / 1e6)
+                            times[name].append((sum(steps.values()) - before_ns) / 1e6)
                             n_steps += 1
                         else:
                             start = clock()
-                            calls[name](row)
+                            per_image[name](row["path"])
                             times[name].append((clock() - start) / 1e6)
                 start = clock()
             # closing the outputs (flush, attributes, rename) is part of writing
             steps["writing (CSV + HDF5 rows, close)"] += clock() - start
             if not location_first:
-                times[LOCATION].append(_run_location(inv, workdir, p) / len(rows))
+                for name in locations:
+                    times[name].append(per_location[name](inv, workdir) / len(rows))
     return times, steps, n_steps
 
 
-def _run_location(inv: Path, workdir: Path, p: dict) -> float:
-    """prepare_location on one inventory; returns milliseconds."""
+def _run_location(module, inv: Path, workdir: Path, p: dict) -> float:
+    """``module.prepare_location`` on one inventory; returns milliseconds."""
     out = workdir / "location"
     start = time.perf_counter_ns()
-    prep.prepare_location(inv, out / "triage.csv", out / "hashes.csv", out / "features.h5",
-                          out / "thumbs.h5", out / "rejects.csv", **p)
+    module.prepare_location(inv, out / "triage.csv", out / "hashes.csv", out / "features.h5",
+                            out / "thumbs.h5", out / "rejects.csv", **p)
     return (time.perf_counter_ns() - start) / 1e6
 
 
@@ -399,38 +440,53 @@ def check_steps(batches, p: dict, limit: int = 200) -> int:
     return n
 
 
+def compare_before(batches, p: dict, before) -> str:
+    """What the change since ``before`` does to measure_image's outputs, over every image."""
+    name, old = before
+    args = measure_args(p)
+    n = rows_differ = thumb_values = thumb_differ = thumb_max = 0
+    feature_max = 0.0
+    for _, rows in batches:
+        for row in rows:
+            blob = read_blob(row["path"])
+            a, b = old.measure_image(blob, *args), prep.measure_image(blob, *args)
+            n += 1
+            rows_differ += a["triage"] != b["triage"] or a["hash"] != b["hash"]
+            if a["features"] is not None:
+                feature_max = max(feature_max, float(np.abs(a["features"] - b["features"]).max()))
+                d = np.abs(a["thumb"].astype(int) - b["thumb"])
+                thumb_values += d.size
+                thumb_differ += int(np.count_nonzero(d))
+                thumb_max = max(thumb_max, int(d.max()))
+    return (f"outputs now against {name}, {n} images: triage and hash rows differ on "
+            f"{rows_differ}; features differ by at most {feature_max:g}; thumbnail values differ "
+            f"on {thumb_differ} of {thumb_values} (at most {thumb_max} level)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Peak RSS: one process per method
 
 
-def rss_child(method: str, paths_file: Path, cpu: int) -> float:
+def rss_child(method: str, paths_file: Path, cpu: int, before: str | None) -> float:
     """Peak RSS (MB) of a process doing ``method`` over every file (same imports as this one)."""
     cmd = [sys.executable, __file__, "--rss-method", method, "--rss-paths", str(paths_file),
-           "--cpu", str(cpu)]
+           "--cpu", str(cpu)] + (["--before", before] if before else [])
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def rss_main(method: str, paths_file: Path) -> None:
+def rss_main(method: str, paths_file: Path, before) -> None:
     p = rule_params()
-    side, args = draft_side(p), measure_args(p)
-    options = prep.decode_options(p["draft"], p["cell_px"])
+    per_image, per_location = methods(p, before)
     rows = read_csv(paths_file)
-    with threadpool_limits(1), tempfile.TemporaryDirectory() as tmp:
-        if method == "none":
-            pass
-        elif method == LOCATION:
+    with threadpool_limits(1), tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        if method in per_location:
             inv = Path(tmp) / "all.csv"
             write_csv(inv, rows, INVENTORY_COLUMNS)
-            _run_location(inv, Path(tmp), p)
-        else:
-            fn = {PER_IMAGE[0]: lambda r: pillow_exact(r["path"], side),
-                  PER_IMAGE[1]: lambda r: pillow_draft(r["path"], side),
-                  PER_IMAGE[2]: lambda r: wand_bare(r["path"], options),
-                  PER_IMAGE[3]: lambda r: guarded_decode(r["path"], options, p["max_pixels"]),
-                  PER_IMAGE[4]: lambda r: measure(r["path"], args)}[method]
+            per_location[method](inv, Path(tmp))
+        elif method != "none":
             for row in rows:
-                fn(row)
+                per_image[method](row["path"])
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
@@ -438,48 +494,55 @@ def rss_main(method: str, paths_file: Path) -> None:
 # Report
 
 
-def report(label: str, batches, p: dict, passes: int, cpu: int, rss: bool) -> dict:
+def report(label: str, batches, p: dict, passes: int, cpu: int, rss: bool, before=None) -> dict:
     n = sum(len(rows) for _, rows in batches)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         workdir = Path(tmp)
         with threadpool_limits(1):
             checked = check_steps(batches, p)
+            changes = compare_before(batches, p, before) if before else None
             # warm-up: page cache, resize matrices, Wand/Pillow code paths
-            timed_run([(loc, rows[:20]) for loc, rows in batches[:2]], p, 1, workdir)
+            timed_run([(loc, rows[:20]) for loc, rows in batches[:2]], p, 1, workdir, before)
+            load = os.getloadavg()
             start = time.perf_counter()
-            times, steps, n_steps = timed_run(batches, p, passes, workdir)
+            times, steps, n_steps = timed_run(batches, p, passes, workdir, before)
             wall = time.perf_counter() - start
+            load_after = os.getloadavg()
         peaks = {}
         if rss:
             paths_file = workdir / "paths.csv"
             write_csv(paths_file, [r for _, rows in batches for r in rows], INVENTORY_COLUMNS)
-            base = rss_child("none", paths_file, cpu)
-            peaks = {name: rss_child(name, paths_file, cpu)
-                     for name in (*PER_IMAGE[:5], LOCATION)}
-            peaks["(the same process doing nothing)"] = base
+            for name in ("none", *(k for k in times if k != STEPPED)):
+                peaks[name] = rss_child(name, paths_file, cpu, before[0] if before else None)
 
-    floor = times[PER_IMAGE[0]]
+    floor = times[FLOOR]
     floor_med, floor_mean = statistics.median(floor), statistics.fmean(floor)
     print(f"\n**{label}: {n} JPEGs x {passes} passes, one core (cpu {cpu}), "
-          f"{len(batches)} batches; timed part {wall:.0f} s**\n")
+          f"{len(batches)} batches; timed part {wall:.0f} s, load average (1 min) "
+          f"{load[0]:.2f} before, {load_after[0]:.2f} after**\n")
     print("| method | ms/image median | ms/image mean | images/s | ratio to floor (median) "
           "| ratio to floor (mean) | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     ratios = {}
-    for name in (*PER_IMAGE, LOCATION):
-        values = times[name]
+    for name, values in times.items():
         med, mean = statistics.median(values), statistics.fmean(values)
         ratios[name] = (med / floor_med, mean / floor_mean)
         peak = f"{peaks[name]:.0f}" if name in peaks else "-"
-        med_text = f"{med:.3f}" if name != LOCATION else f"({med:.3f})"
+        per_batch = "prepare_location" in name
+        med_text = f"({med:.3f})" if per_batch else f"{med:.3f}"
         print(f"| {name} | {med_text} | {mean:.3f} | {1000 / mean:.0f} | {med / floor_med:.2f}x "
               f"| {mean / floor_mean:.2f}x | {peak} |")
-    if peaks:
-        print(f"\n(peak RSS of the same Python and imports doing nothing: "
-              f"{peaks['(the same process doing nothing)']:.0f} MB; prepare_location's median is "
-              "over its per-location batches, not images)")
-    else:
-        print("\n(prepare_location's median is over its per-location batches, not images)")
+    print("\n(medians in brackets: over the per-location batches, not images"
+          + (f"; peak RSS of the same Python and imports doing nothing: {peaks['none']:.0f} MB)"
+             if peaks else ")"))
+    if changes:
+        print(f"\n{changes}")
+        old = next(name for name in times if name.startswith("measure_image at "))
+        paired = [a / b for a, b in zip(times[LOOP], times[old])]
+        saved = [b - a for a, b in zip(times[LOOP], times[old])]
+        print(f"\npaired, image by image (the two calls run next to each other): measure_image "
+              f"now / {old.split(' ')[2]}: median {statistics.median(paired):.3f}, "
+              f"saving {statistics.median(saved):.3f} ms per image (median)")
 
     total = sum(steps.values())
     print(f"\n*Breakdown of the per-image loop (timers around measure_image's own steps, "
@@ -491,12 +554,10 @@ def report(label: str, batches, p: dict, passes: int, cpu: int, rss: bool) -> di
         print(f"| {name} | {ms:.3f} | {100 * steps[name] / total:.0f}% | {ms / floor_mean:.2f} |")
     print(f"| **total** | **{total / 1e6 / n_steps:.3f}** | 100% | "
           f"{total / 1e6 / n_steps / floor_mean:.2f} |")
-    loop_ratio = ratios[PER_IMAGE[4]]
-    held = max(loop_ratio) <= 1.5
+    loop_ratio = ratios[LOOP]
     print(f"\nwithin 1.5x of the floor: measure_image {loop_ratio[0]:.2f}x (median), "
           f"{loop_ratio[1]:.2f}x (mean); prepare_location {ratios[LOCATION][1]:.2f}x (mean): "
-          f"{'holds' if held else 'does not hold'} for the loop's call"
-          + ("" if ratios[LOCATION][1] <= 1.5 else ", not with writing"))
+          f"{'holds' if max(loop_ratio) <= 1.5 else 'does not hold'}")
     return ratios
 
 
@@ -509,12 +570,15 @@ def main(argv=None) -> int:
                         help="the one core every timed process is pinned to")
     parser.add_argument("--realset", type=Path, default=CACHE / "realset")
     parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--before", metavar="REV",
+                        help="also time measure_image and prepare_location as they were at REV")
     parser.add_argument("--rss-method", help=argparse.SUPPRESS)
     parser.add_argument("--rss-paths", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {args.cpu})
+    before = load_before(args.before) if args.before else None
     if args.rss_method:
-        rss_main(args.rss_method, args.rss_paths)
+        rss_main(args.rss_method, args.rss_paths, before)
         return 0
 
     p = rule_params()
@@ -530,11 +594,12 @@ def main(argv=None) -> int:
     demo, dropped = usable(demo, p, side)
     print(f"demo: left out {dropped}")
     report(f"Demo corpus ({args.images} images, seed {args.seed})", demo, p, args.passes,
-           args.cpu, not args.no_rss)
+           args.cpu, not args.no_rss, before)
     if args.realset.is_dir() and (args.realset / "labels.csv").exists():
         real, dropped = usable(realset_files(args.realset), p, side)
         print(f"\nreal set: left out {dropped}")
-        report(f"Real set ({args.realset})", real, p, args.passes, args.cpu, not args.no_rss)
+        report(f"Real set ({args.realset})", real, p, args.passes, args.cpu, not args.no_rss,
+               before)
     else:
         print(f"\nreal set: {args.realset} not built (bench/realset.py), skipped")
     return 0
