@@ -1,6 +1,7 @@
 """How close prepare's per-image loop is to a bare libjpeg reduced-scale decode of the same files.
 
     .venv/bin/python bench/prepare_floor.py [--images 2000] [--passes 3] [--cpu 1] [--realset DIR]
+                                            [--before REV] [--no-rss]
 
 Issue 15 asks for the loop "within 1.5x of a bare libjpeg reduced-scale decode of the same files
 measured in the same run". For the demo's JPEGs (made once into bench/cache/ by the workflow's
@@ -20,12 +21,16 @@ demo generator, as bench/scale.py does) and, when its cache is present, the JPEG
   bytes (``read_blob``), with the schema's defaults (the rule's params).
 * ``prepare_location`` on each location's inventory (writing the CSVs and HDF5 files), per image.
 * the same loop step by step with timers (the breakdown table), checked against measure_image.
+* with ``--before REV``: measure_image and prepare_location as they were at git revision REV,
+  interleaved with the rest, their outputs compared with today's on every image.
 
 Every timed call reads the file's bytes (from the page cache after a warm-up pass). The per-image
-methods are interleaved image by image in a rotating order; ``prepare_location`` runs on each
-location's batch between them (before or after, alternately), so load from other work hits all
-alike. Peak RSS is that of a separate process doing one method over all images (each the same
-Python with the same imports: the difference between rows is what the method adds).
+methods are interleaved image by image in a rotating order, reversed every other image (what ran
+just before warms the caches, so each method follows each other one as often as it precedes it);
+``prepare_location`` runs on each location's batch between them (before or after, alternately),
+so load from other work hits all alike. Peak RSS is that of a separate process doing one method
+over all images (each the same Python with the same imports: the difference between rows is what
+the method adds).
 """
 
 from __future__ import annotations
@@ -395,8 +400,11 @@ def timed_run(batches, p: dict, passes: int, workdir: Path, before=None
                                          out_dir / "thumbs.h5", {}, p["color"], p["cell_px"],
                                          p["batch_size"])
                 for i, row in enumerate(rows):
-                    k = (i + b + rnd) % len(order)
-                    for name in order[k:] + order[:k]:
+                    # rotated, and reversed every other image: each method follows each other
+                    # one as often as it precedes it (what ran just before warms the caches)
+                    k = (i // 2 + b + rnd) % len(order)
+                    turn = order[k:] + order[:k]
+                    for name in (turn[::-1] if i % 2 else turn):
                         if name == STEPPED:
                             before_ns = sum(steps.values())
                             measure_steps(row["path"], p, args, out, row["id"], steps)
