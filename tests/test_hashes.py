@@ -37,3 +37,19 @@ def test_two_photos_hash_far_apart():
     flower = np.asarray(Image.open(PHOTOS / "flower.jpg").convert("L"))
     a, b = dhash_of_gray(china), dhash_of_gray(flower)
     assert imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b) > 16
+
+
+def test_numpy_dhash_is_imagehash_bit_for_bit_on_64x64():
+    # prepare hashes the 64x64 grey image with NumPy (Pillow's fixed-point Lanczos restated):
+    # every hash size, on noise, gradients, two-level images and photos resized to 64x64
+    rng = np.random.default_rng(15)
+    images = [rng.integers(0, 256, (64, 64)), rng.choice([0, 255], (64, 64)),
+              np.add.outer(np.arange(64), np.arange(64)) * 2 + rng.integers(-2, 3, (64, 64))]
+    for name in ("china.jpg", "flower.jpg"):
+        images.append(np.asarray(Image.open(PHOTOS / name).convert("L").resize((64, 64))))
+    images += [rng.integers(0, 256, (64, 64)) for _ in range(40)]
+    for gray in images:
+        gray = np.clip(gray, 0, 255).astype(np.uint8)
+        for hash_size in range(2, 9):
+            assert dhash_of_gray(gray, hash_size) == \
+                str(imagehash.dhash(Image.fromarray(gray, "L"), hash_size=hash_size))
