@@ -15,7 +15,7 @@ demo generator, as bench/scale.py does) and, when its cache is present, the JPEG
   checks that every decode has ImageMagick's size. Pillow's plain ``draft`` (300x225 here) is
   shown beside it.
 * Wand ``jpeg:size`` alone: an ImageMagick read of the blob with the hint, nothing else (djpeg-like).
-* prepare's guarded decode (:func:`vacancy.imaging.decode_sized`: sniff, header ping, read, damage
+* prepare's guarded decode (:func:`vacancy.imaging.decode_sized`: sniff, header size, read, damage
   check), nothing else.
 * :func:`vacancy.images.prepare.measure_image` as ``prepare_location`` calls it, with reading the
   bytes (``read_blob``), with the schema's defaults (the rule's params).
@@ -71,7 +71,7 @@ from vacancy.images.resample import resize_gray  # noqa: E402
 from vacancy.images.thumbs import thumb_from_rgb  # noqa: E402
 from vacancy.images.triage import SIGNALS, histogram_of_q16, signals, triage_class  # noqa: E402
 from vacancy.imaging import (Rejected, _new_wand, check_blob, decode_sized,  # noqa: E402
-                             decoder_damage, ping_size, read_blob)
+                             decoder_damage, header_size, read_blob)
 from vacancy.sources.inventory import INVENTORY_COLUMNS, build_inventory  # noqa: E402
 
 CACHE = REPO / "bench" / "cache"
@@ -162,7 +162,7 @@ def wand_bare(path: str, options: dict) -> tuple[int, int]:
 
 
 def guarded_decode(path: str, options: dict, max_pixels: int) -> tuple[int, int]:
-    """prepare's decode (read_blob, sniff, ping, read, damage check), nothing after it."""
+    """prepare's decode (read_blob, sniff, header size, read, damage check), nothing after it."""
     with decode_sized(read_blob(path), max_pixels, options) as (img, _):
         return img.width, img.height
 
@@ -172,7 +172,7 @@ def measure(path: str, args: tuple) -> dict:
     return prep.measure_image(read_blob(path), *args)
 
 
-STEPS = ("file read", "sniff + header ping", "decode (ImageMagick read)", "damage check",
+STEPS = ("file read", "sniff + header size", "decode (ImageMagick read)", "damage check",
          "RGB export + gray", "histogram", "64x64 resize", "triage signals + class",
          "rows (formatting)", "dHash", "features (blurs)", "thumbnail (RGB8 + resize)",
          "wand destroy", "writing (CSV + HDF5 rows, close)")
@@ -194,11 +194,11 @@ def measure_steps(path: str, p: dict, args: tuple, out: dict | None, image_id: s
     blob = read_blob(path)
     t1 = clock(); t["file read"] += t1 - t0
     fmt = check_blob(blob)
-    width, height = ping_size(blob, fmt)
+    width, height = header_size(blob, fmt)
     if width * height > max_pixels:
         raise Rejected("too many pixels")
     img = _new_wand(fmt, options)
-    t2 = clock(); t["sniff + header ping"] += t2 - t1
+    t2 = clock(); t["sniff + header size"] += t2 - t1
     try:
         img.read(blob=blob)
         t3 = clock(); t["decode (ImageMagick read)"] += t3 - t2

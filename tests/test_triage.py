@@ -177,6 +177,32 @@ def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path):
             pass
 
 
+def test_jpeg_size_comes_from_the_sof_segment_as_imagemagick_pings_it(tmp_path, monkeypatch):
+    from vacancy import imaging
+    from vacancy.formats import jpeg_size
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (37, 53, 3)).astype(np.uint8)
+    for kwargs in ({}, {"progressive": True}, {"quality": 30, "subsampling": 0}):
+        data = save(tmp_path / "a.jpg", pixels, **kwargs).read_bytes()
+        assert jpeg_size(data) == imaging.ping_size(data, "jpeg") == (53, 37)
+    with_gray = save(tmp_path / "g.jpg", pixels[..., 0]).read_bytes()
+    assert jpeg_size(with_gray) == (53, 37)
+    # anything but a plain run of segments is left to ImageMagick's ping
+    assert jpeg_size(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8) is None  # length 1
+    assert jpeg_size(data[:2] + b"junk" + data[2:]) is None  # bytes between segments
+    assert jpeg_size(data[:20]) is None  # cut before the frame
+    # a JPEG claiming 10000x10000 in its SOF is refused from it, without a ping or a decode
+    sof = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+    bomb = data[:sof + 5] + struct.pack(">HH", 10_000, 10_000) + data[sof + 9:]
+    assert jpeg_size(bomb) == (10_000, 10_000)
+    monkeypatch.setattr(imaging, "ping_size", lambda *a: pytest.fail("pinged"))
+    monkeypatch.setattr(imaging, "_new_wand", lambda *a: pytest.fail("decoded"))
+    with pytest.raises(Rejected, match=r"10000x10000 .* exceeds max_pixels"):
+        with decode(bomb):
+            pass
+
+
 def test_only_the_first_frame_of_an_animation_is_decoded(tmp_path):
     frames = [PILImage.new("L", (30, 20), level) for level in (0, 255, 128)]
     path = tmp_path / "anim.gif"

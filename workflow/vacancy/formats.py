@@ -72,6 +72,44 @@ def describe_content(head: bytes) -> str:
     return f"unknown bytes {head[:8].hex(' ')}"
 
 
+#: JPEG start-of-frame markers (SOF0..SOF15 without DHT C4, JPG C8 and DAC CC): the frame's size.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(blob: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame segment, or None if not simply found.
+
+    Walks the marker segments after SOI by their lengths, as libjpeg reads the header, and
+    stops at the first SOF. Anything unusual before it (bytes between segments, a standalone
+    or scan marker, a short or overrunning length, a zero size) gives None, so that the caller
+    asks the decoder's own header reader instead: whenever this returns a size, it is the frame
+    libjpeg will decode. Costs microseconds, against ~0.3 ms for ImageMagick's ping.
+    """
+    end = len(blob)
+    pos = 2  # after SOI (FF D8), which the caller has sniffed
+    while pos < end:
+        if blob[pos] != 0xFF:
+            return None
+        while pos < end and blob[pos] == 0xFF:  # fill bytes before a marker are allowed
+            pos += 1
+        if pos + 3 > end:
+            return None
+        marker = blob[pos]
+        if marker == 0x00 or marker == 0x01 or 0xD0 <= marker <= 0xDA:
+            return None  # stuffing, TEM, RSTn, SOI, EOI or SOS before any frame: not simple
+        length = int.from_bytes(blob[pos + 1:pos + 3], "big")
+        if length < 2 or pos + 1 + length > end:
+            return None
+        if marker in _JPEG_SOF:
+            if length < 8:
+                return None
+            height = int.from_bytes(blob[pos + 4:pos + 6], "big")
+            width = int.from_bytes(blob[pos + 6:pos + 8], "big")
+            return (width, height) if width and height else None
+        pos += 1 + length
+    return None
+
+
 def read_blob(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of ``path`` (opened by Python, never by a decoder); Rejected if unusable."""
     try:
