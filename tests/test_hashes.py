@@ -1,4 +1,5 @@
-"""dHash of a grey array: imagehash's own, on the 64x64 grey image prepare makes for features.
+"""dHash of a grey array: equal to imagehash's, on the 64x64 grey image prepare makes for features
+(computed in NumPy there, checked here against imagehash itself).
 
 Reading files (formats, truncation, pixel limits) is the shared safe decoder's job and is tested
 in test_triage.py and test_prepare.py; copies and 16-bit input through the whole stage there too.
