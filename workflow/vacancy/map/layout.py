@@ -268,7 +268,8 @@ def drift(features: np.ndarray, cell_index: np.ndarray, cols: int, new_mask=None
 
 def extend_grid(tsne_csv, pca_h5, layout_dir, out_csv, cell_px: int, tile_px: int) -> dict:
     """``grid.csv`` with an ``added`` column: saved images keep their cells, images gone leave
-    holes, new ones take free cells near their embedded position; the grid grows by whole tile
+    their cells empty (not reused: a removal changes one cell, nothing else), new ones take the
+    other free cells near their embedded position; the grid grows by whole tile
     columns or rows when the free cells run out. The sidecar holds the new cols, rows and the
     drift figures beside the saved layout's."""
     from .grid import _pca_rows
@@ -281,10 +282,14 @@ def extend_grid(tsne_csv, pca_h5, layout_dir, out_csv, cell_px: int, tile_px: in
     old_cells = np.array([saved[i] for i in np.array(ids)[is_old]], dtype=np.int64)
     n_new = int((~is_old).sum())
     per_tile = max(1, tile_px // cell_px)
-    new_cols, new_rows = grow(cols, rows, len(old_cells), n_new, per_tile)
-    old_cells = (old_cells // cols) * new_cols + old_cells % cols  # same col, row in the wider grid
+    new_cols, new_rows = grow(cols, rows, len(saved), n_new, per_tile)
+    widen = lambda cells: (cells // cols) * new_cols + cells % cols  # noqa: E731 (same col, row)
+    old_cells = widen(old_cells)
+    present = set(ids)
+    gone = widen(np.array([c for i, c in saved.items() if i not in present], dtype=np.int64))
     occupied = np.zeros(new_cols * new_rows, dtype=bool)
     occupied[old_cells] = True
+    occupied[gone] = True  # an image gone leaves its cell empty until the next fresh layout
     free = np.flatnonzero(~occupied)
     start = time.perf_counter()
     cell_index = np.empty(len(ids), dtype=np.int64)
