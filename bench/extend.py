@@ -1,6 +1,7 @@
 """What extending a saved layout costs and gives, against a fresh layout of the same images.
 
     .venv/bin/python bench/extend.py --images 4000 [--fractions 0.1,0.5,1.0] [--cores 2]
+    .venv/bin/python bench/extend.py --core 125000:10000 [--cores 2]
 
 Uses bench/scale.py's corpus (bench/cache/corpus-N-seed1/, ``source: folder``) in
 bench/cache/extend-N/. First a fresh layout of every selected image (the reference). Then, per
@@ -12,6 +13,11 @@ memory of the extend against the fresh reference; the grid's DPQ16 (PCA space, 1
 for the added images, the share of their occupied grid neighbours (8 around) of their own demo
 family (truth.csv), each against the fresh layout's figure for the same images; and how many
 tiles the extend rebuilt. Printed as Markdown.
+
+``--core N:M`` times, in this process and without images, the parts of an extend whose cost
+grows with the saved map: embedding M new points into a saved map of N (150-D vectors in 40
+clusters, a 2-D map of the same clusters), placing them on the grid, the drift figure and the
+tile manifest. It is how the 125,000 + 10,000 case is measured without a 125,000-image run.
 """
 
 from __future__ import annotations
@@ -87,13 +93,78 @@ def quality(results: Path, family: dict[str, str], added: set[str]) -> dict:
     return {"dpq16": score, "family": float(np.mean(shares)) if shares else float("nan")}
 
 
+def core(n_ref: int, n_new: int, cores: int) -> None:
+    """The size-dependent parts of an extend on synthetic data (see the module docstring)."""
+    import resource
+    import tempfile
+
+    from vacancy.map.layout import _target_cells, drift, embed_new, grow, place_new
+    from vacancy.map.tile_update import tile_manifest
+    from vacancy.map.tiles import TileSpec
+
+    import openTSNE  # noqa: F401  (imported before the clock starts: a rule pays it once anyway)
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3, size=(40, 150)).astype(np.float32)
+    spots = rng.uniform(-60, 60, size=(40, 2))
+    label = rng.integers(0, 40, n_ref + n_new)
+    vectors = centres[label] + rng.normal(size=(n_ref + n_new, 150)).astype(np.float32)
+    ref_xy = spots[label[:n_ref]] + rng.normal(scale=4, size=(n_ref, 2))
+    cols = int(np.ceil(np.sqrt(n_ref)))
+    order = np.argsort(ref_xy[:, 0], kind="stable")  # a valid grid of the map: columns by x,
+    cells = np.empty(n_ref, dtype=np.int64)           # each column sorted by y
+    rows = -(-n_ref // cols)
+    for c in range(cols):
+        members = order[c * rows:(c + 1) * rows]
+        members = members[np.argsort(ref_xy[members, 1], kind="stable")]
+        cells[members] = np.arange(len(members)) * cols + c
+    timings = {}
+    start = time.perf_counter()
+    new_xy = embed_new(vectors[:n_ref], ref_xy, vectors[n_ref:], seed=42, n_jobs=cores)
+    timings["t-SNE transform"] = time.perf_counter() - start
+    start = time.perf_counter()
+    new_cols, new_rows = grow(cols, rows, n_ref, n_new, 4)
+    wide = (cells // cols) * new_cols + cells % cols
+    taken = np.zeros(new_cols * new_rows, dtype=bool)
+    taken[wide] = True
+    placed = place_new(_target_cells(ref_xy, wide, new_xy, new_cols), np.flatnonzero(~taken),
+                       new_cols)
+    timings["grid placement"] = time.perf_counter() - start
+    start = time.perf_counter()
+    all_cells = np.concatenate([wide, placed])
+    mask = np.r_[np.zeros(n_ref, bool), np.ones(n_new, bool)]
+    figures = drift(vectors, all_cells, new_cols, mask)
+    timings["drift (DPQ16 x2)"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = Path(tmp) / "grid.csv"
+        grid.write_text("id,col,row\n" + "".join(f"i{k},{c % new_cols},{c // new_cols}\n"
+                                                  for k, c in enumerate(all_cells)))
+        (Path(tmp) / "grid.csv.meta.json").write_text(json.dumps({"cols": new_cols,
+                                                                  "rows": new_rows}))
+        start = time.perf_counter()
+        manifest = tile_manifest(grid, TileSpec(new_cols, new_rows, 64, 256, (24, 24, 24), 85))
+        timings["tile manifest"] = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\n{n_new} new points into a saved map of {n_ref} ({cols}x{rows} -> "
+          f"{new_cols}x{new_rows} cells, {len(manifest)} tiles), {cores} threads, load average "
+          f"{os.getloadavg()[0]:.1f}; peak RSS {peak:.0f} MB; drift {figures}\n")
+    print("| step | s |\n|---|---:|")
+    for name, seconds in timings.items():
+        print(f"| {name} | {seconds:.1f} |")
+    print(f"| total | {sum(timings.values()):.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--fractions", default="0.1,0.5,1.0")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--core", help="N:M, synthetic: M new points into a saved map of N")
     args = parser.parse_args()
+    if args.core:
+        n_ref, n_new = (int(x) for x in args.core.split(":"))
+        return core(n_ref, n_new, args.cores)
 
     corpus = scale.make_corpus(args.images, 1)
     workdir = REPO / "bench" / "cache" / f"extend-{args.images}"
