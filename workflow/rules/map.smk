@@ -73,8 +73,9 @@ rule grid:
     params:
         mode=LAYOUT_MODE,
         layout_dir=LAYOUT if EXTEND else None,
-        cell_px=config["tiles"]["cell_px"],
-        tile_px=config["tiles"]["tile_px"],
+        # extend grows the grid by whole tiles; a fresh grid does not depend on the tiles
+        cell_px=config["tiles"]["cell_px"] if EXTEND else None,
+        tile_px=config["tiles"]["tile_px"] if EXTEND else None,
         method=config["grid"]["method"],
         dense_max=config["grid"]["dense_max"],
         block=config["grid"]["block"],
