@@ -311,11 +311,12 @@ def extend_grid(tsne_csv, pca_h5, layout_dir, out_csv, cell_px: int, tile_px: in
     out_rows = ({"id": i, "col": int(c % new_cols), "row": int(c // new_cols), "added": int(not o)}
                 for i, c, o in zip(ids, cell_index, is_old))
     stats = {"cols": new_cols, "rows": new_rows, "n_images": len(ids), "mode": "extend",
-             "method": "extend", "refine": "none",
+             "method": "extend",
              "n_kept": len(old_cells), "n_added": n_new, "n_removed": len(saved) - len(old_cells),
              "saved_cols": cols, "saved_rows": rows, "seconds": round(seconds, 3),
              "drift": figures, "saved_quality": fresh}
-    params = {"mode": "extend", "layout": str(layout_dir), "cell_px": cell_px, "tile_px": tile_px,
+    params = {"mode": "extend", "refine": "none", "layout": str(layout_dir), "cell_px": cell_px,
+              "tile_px": tile_px,
               "target_neighbours": TARGET_NEIGHBOURS}
     write_csv(out_csv, out_rows, ["id", "col", "row", "added"],
               prov=provenance("grid", params, **stats))
