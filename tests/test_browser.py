@@ -114,6 +114,15 @@ def build_demo(results: Path) -> dict:
                regions_csv=results / "regions.csv")
     build_site(layout, grid, selected, results / "site-pm", LEAFLET, shard_cells=4,
                pmtiles_url="../tiles.pmtiles")
+    # an extended map's grid: the same cells with the added column of layout.mode: extend
+    added_grid = results / "added" / "grid.csv"
+    added_grid.parent.mkdir()
+    with open(grid, newline="") as src, open(added_grid, "w", newline="") as dst:
+        rows = list(csv.DictReader(src))
+        out = csv.DictWriter(dst, ["id", "col", "row", "added"])
+        out.writeheader()
+        out.writerows({**r, "added": int(r["id"] in {image_id(k) for k in ADDED_KS})} for r in rows)
+    build_site(layout, added_grid, selected, results / "site-added", LEAFLET, shard_cells=4)
     return meta
 
 
@@ -139,6 +148,7 @@ def browser_run(tmp_path_factory):
     }
     plan["views"]["deep"] = "#z=3&x=160&y=96"   # centre of cell (2, 1), two levels past the top
     plan["filter"] = FILTER
+    plan["added"] = {"view": "#z=1&x=192&y=160&added=new"}
     plan["hostile_state"] = HOSTILE
     plan["lasso"] = {"add": [map_screen(*p) for p in LASSO_ADD],
                      "remove": [map_screen(*p) for p in LASSO_REMOVE]}
@@ -159,6 +169,7 @@ def browser_run(tmp_path_factory):
 
 
 LOAD_KS = [0, 5, 26]
+ADDED_KS = [3, 4, 11, 20]   # the images "placed by the last extend" on site-added
 CULLED_KS = [7, 8, 9, 13, 14, 15, 23]   # rectangle (1,1)-(3,2) plus shift-click on (5,3)
 
 
@@ -494,3 +505,12 @@ def test_hostile_state_is_text_in_the_filter_list(browser_run):
     hostile = got["regions"]["hostileOption"]
     assert hostile["text"] == HOSTILE + " (1)" and hostile["elements"] == 0
     assert hostile["pwned"] is None
+
+
+def test_added_filter_from_an_old_style_permalink_lights_only_the_new_images(browser_run):
+    got, out, results = browser_run
+    added = got["added"]
+    assert added["legend"] == "Added in the last update"
+    assert added["options"] == [["earlier", False], ["new", True]]
+    assert added["lit"] == len(ADDED_KS)
+    assert_dimmed_exactly(shot(out, "added"), results, sorted(ADDED_KS))

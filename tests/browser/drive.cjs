@@ -258,6 +258,19 @@ async function run() {
       await again.close();
     }
 
+    // 6b. an extended map: "added in the last update" from a permalink, as an old link would carry it
+    if (plan.added) {
+      const page = await openMap(context, plan.base + "/site-added/" + plan.added.view,
+        () => window.vacancyState.lit !== null && window.vacancyState.lit !== undefined);
+      results.added = await page.evaluate(() => ({
+        lit: window.vacancyState.lit,
+        legend: document.querySelector("#filter-added legend").textContent,
+        options: Array.from(document.getElementById("filter-added-list").options).map((o) => [o.value, o.selected]),
+      }));
+      await page.screenshot({ path: path.join(out, "added.png") });
+      await page.close();
+    }
+
     // 7. lasso: a free-hand outline selects the cells whose centre it encloses; alt removes;
     // the selection's statistics and its CSV export
     if (plan.lasso) {

@@ -126,3 +126,19 @@ if LOCATIONS is not None and not LOCATIONS and config["source"] != "craigslist":
 
 wildcard_constraints:
     location="[^/]+",
+
+
+#: A living map (README "A living map: extending a layout"): the saved layout's folder, and
+#: whether this run adds to it. ``extend`` without a saved layout runs fresh, with a warning.
+LAYOUT = config["layout"]["dir"]
+LAYOUT_MODE = config["layout"]["mode"]
+if LAYOUT_MODE == "extend" and not os.path.exists(os.path.join(LAYOUT, "provenance.json")):
+    print(f"layout.mode is extend but {LAYOUT}/ holds no saved layout (run `snakemake "
+          "save_layout` after a fresh run): laying out fresh", file=sys.stderr)
+    LAYOUT_MODE = "fresh"
+EXTEND = LAYOUT_MODE == "extend"
+
+
+def layout_file(name):
+    """A file of the saved layout, an input of the extend rules only."""
+    return os.path.join(LAYOUT, name) if EXTEND else []

@@ -7,9 +7,15 @@ rule pca:
     input:
         features=per_location(f"{R}/features/{{location}}.h5"),
         selected=f"{R}/selected.csv",
+        # layout.mode: extend: saved images keep their vectors, new rows are projected
+        model=layout_file("pca_model.npz"),
+        reference=layout_file("reference.h5"),
     output:
-        f"{R}/pca.h5",
+        pca=f"{R}/pca.h5",
+        model=f"{R}/pca_model.npz",
     params:
+        mode=LAYOUT_MODE,
+        layout_dir=LAYOUT if EXTEND else None,
         n_components=config["pca"]["n_components"],
         batch_size=config["pca"]["batch_size"],
         fit_rows=config["pca"]["fit_rows"],
@@ -30,12 +36,15 @@ rule pca:
 
 
 rule tsne:
-    """2-D embedding with openTSNE."""
+    """2-D embedding with openTSNE (extend: new images embedded in the saved map)."""
     input:
-        f"{R}/pca.h5",
+        pca=f"{R}/pca.h5",
+        reference=layout_file("reference.h5"),
     output:
         f"{R}/tsne.csv",
     params:
+        mode=LAYOUT_MODE,
+        layout_dir=LAYOUT if EXTEND else None,
         settings=resolve_settings(**config["tsne"]),
     threads: 8
     resources:
@@ -56,10 +65,17 @@ rule grid:
     grid.refine is none (auto: above dense_max images); only with none is pca.h5 not an input."""
     input:
         tsne=f"{R}/tsne.csv",
-        pca=f"{R}/pca.h5" if config["grid"]["refine"] != "none" else [],
+        pca=f"{R}/pca.h5" if config["grid"]["refine"] != "none" or EXTEND else [],
+        saved_grid=layout_file("grid.csv"),
+        saved_provenance=layout_file("provenance.json"),
     output:
         f"{R}/grid.csv",
     params:
+        mode=LAYOUT_MODE,
+        layout_dir=LAYOUT if EXTEND else None,
+        # extend grows the grid by whole tiles; a fresh grid does not depend on the tiles
+        cell_px=config["tiles"]["cell_px"] if EXTEND else None,
+        tile_px=config["tiles"]["tile_px"] if EXTEND else None,
         method=config["grid"]["method"],
         dense_max=config["grid"]["dense_max"],
         block=config["grid"]["block"],
@@ -140,7 +156,8 @@ rule viewer:
         "../scripts/viewer.py"
 
 
-TILE_BANDS = range(config["tiles"]["jobs"])
+# layout.mode: extend makes no bands: the tiles rule links the saved tiles and renders the others
+TILE_BANDS = range(config["tiles"]["jobs"]) if not EXTEND else []
 
 
 rule tile_band:
@@ -180,11 +197,15 @@ rule tiles:
         grid=f"{R}/grid.csv",
         site=f"{R}/site",
         bands=expand(f"{R}/tile-bands/{{band}}", band=TILE_BANDS),
+        thumbs=per_location(f"{R}/thumbs/{{location}}.h5") if EXTEND else [],
+        saved_manifest=layout_file("tiles/manifest.json"),
     output:
         directory(f"{R}/tiles"),
         # the PMTiles archive, only when publish.pmtiles is on
         [f"{R}/tiles.pmtiles"] if config["publish"]["pmtiles"] else [],
     params:
+        mode=LAYOUT_MODE,
+        layout_dir=LAYOUT if EXTEND else None,
         cell_px=config["tiles"]["cell_px"],
         tile_px=config["tiles"]["tile_px"],
         quality=config["tiles"]["quality"],
@@ -201,3 +222,37 @@ rule tiles:
         f"{ENVS}/viewer.yaml"
     script:
         "../scripts/tiles.py"
+
+
+rule save_layout:
+    """Keep this run's layout (PCA model, t-SNE map, grid, tiles and their manifest) in
+    layout.dir for later extends. Run it by hand after a fresh run worth keeping; its output is
+    a receipt in results/, never the layout folder itself, so no rule can ever remake a layout
+    that the extend rules read."""
+    input:
+        pca=f"{R}/pca.h5",
+        model=f"{R}/pca_model.npz",
+        tsne=f"{R}/tsne.csv",
+        grid=f"{R}/grid.csv",
+        tiles=f"{R}/tiles",
+    output:
+        f"{R}/layout-saved.json",
+    params:
+        layout_dir=LAYOUT,
+        cell_px=config["tiles"]["cell_px"],
+        tile_px=config["tiles"]["tile_px"],
+        quality=config["tiles"]["quality"],
+        background=config["tiles"]["background"],
+        stages={k: config[k] for k in ("pca", "tsne", "grid", "tiles")},
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
+    log:
+        f"{R}/logs/save_layout.log",
+    benchmark:
+        f"{R}/benchmarks/save_layout.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    script:
+        "../scripts/save_layout.py"

@@ -1,4 +1,5 @@
-"""Rule pca: IncrementalPCA over all feature shards."""
+"""Rule pca: PCA fitted on the selection (fresh), or new rows projected with a saved layout's
+model (layout.mode: extend)."""
 import sys
 from pathlib import Path
 
@@ -8,7 +9,13 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.map.pca import run_pca  # noqa: E402
+i, o, p = snakemake.input, snakemake.output, dict(snakemake.params)  # noqa: F821
+mode, layout_dir = p.pop("mode"), p.pop("layout_dir")
+if mode == "extend":
+    from vacancy.map.layout import extend_pca  # noqa: E402
 
-run_pca(list(snakemake.input.features), snakemake.output[0],  # noqa: F821
-        selected_csv=snakemake.input.selected, **snakemake.params)  # noqa: F821
+    extend_pca(list(i.features), i.selected, layout_dir, o.pca, o.model, p["batch_size"])
+else:
+    from vacancy.map.pca import run_pca  # noqa: E402
+
+    run_pca(list(i.features), o.pca, selected_csv=i.selected, model_out=o.model, **p)

@@ -1428,7 +1428,7 @@
     box.id = "filter-" + desc.name;
     var legend = document.createElement("legend");
     legend.textContent = { location: "Location", state: "State", "class": "Class",
-      region: "Region" }[desc.name] || desc.name;
+      region: "Region", added: "Added in the last update" }[desc.name] || desc.name;
     var select = document.createElement("select");
     select.multiple = true;
     select.id = "filter-" + desc.name + "-list";

@@ -49,3 +49,13 @@ def read_cells(grid_csv, cols: int, rows: int) -> dict[int, list[tuple[int, str]
             seen.add((col, row))
             by_row[row].append((col, rec["id"]))
     return by_row
+
+
+def read_added(grid_csv) -> set[str] | None:
+    """Ids the last extend placed (grid.csv's ``added`` column is 1), for the viewer's filter
+    "added in the last update"; None for a fresh grid, which has no such column."""
+    with open(grid_csv, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if "added" not in (reader.fieldnames or []):
+            return None
+        return {rec["id"] for rec in reader if rec.get("added") == "1"}

@@ -146,12 +146,15 @@ def fit_incremental(shards: FeatureShards, k: int, batch_size: int) -> Increment
 
 
 def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components: int,
-            batch_size: int, fit_rows: int | str, selected_csv: str | Path | None = None) -> dict:
+            batch_size: int, fit_rows: int | str, selected_csv: str | Path | None = None,
+            model_out: str | Path | None = None) -> dict:
     """Fit the PCA (on ``fit_rows`` rows spread over the table, or ``all`` of them streamed by
     IncrementalPCA), then transform every row in batches; write ``out_h5``.
 
     With ``selected_csv`` only the selected images' rows are used. Output datasets: ``ids`` (in
     shard order), ``pca`` (n x k float32), ``explained_variance_ratio`` (of the fitted rows).
+    ``model_out`` keeps the fitted model's mean and components (``vacancy.map.layout``), which a
+    saved layout needs to project later images into this same space.
     """
     keep = {row["id"] for row in iter_csv(selected_csv)} if selected_csv else None
     shards = FeatureShards(feature_h5s, keep)
@@ -181,10 +184,34 @@ def run_pca(feature_h5s: Sequence[str | Path], out_h5: str | Path, n_components:
             h5.create_dataset("explained_variance_ratio",
                               data=model.explained_variance_ratio_.astype(np.float32))
             h5.attrs["provenance"] = json.dumps(provenance("pca", params, n_images=n))
+    if model_out is not None:
+        save_pca_model(model, model_out)
     explained = float(model.explained_variance_ratio_.sum())
     log.info("pca: %d images (fitted on %d), %d features -> %d components, %.1f%% of variance",
              n, n_fit, shards.n_features, k, 100 * explained)
     return {"n_images": n, "n_components": k, "rows_fitted": n_fit, "explained_variance": explained}
+
+
+def save_pca_model(model, path) -> None:
+    """Keep what projecting a row needs (sklearn's PCA and IncrementalPCA, ``whiten=False``)."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, mean=model.mean_, components=model.components_,
+                     explained_variance_ratio=model.explained_variance_ratio_)
+
+
+def load_pca_model(path) -> dict:
+    """The arrays :func:`save_pca_model` wrote: mean, components, explained_variance_ratio."""
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def project(rows: np.ndarray, model: dict) -> np.ndarray:
+    """PCA coordinates of feature ``rows`` with a stored model: scikit-learn's transform, the
+    same formula (``x @ C.T - mean @ C.T``), so old and new images share one space."""
+    components = model["components"]
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        return (rows @ components.T - model["mean"] @ components.T).astype(np.float32)
 
 
 def read_pca(path: str | Path) -> tuple[list[str], np.ndarray]:

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..common import atomic_dir
-from .grid_csv import read_cells
+from .grid_csv import read_added, read_cells
 
 log = logging.getLogger("vacancy.map.viewer")
 
@@ -63,7 +63,10 @@ FIELD_URL = "fields/{name}.bin"
 #: since 1970-01-01 (uint16 lasts until 2149); categories are indexes into the field's ``names``.
 FIELD_SPECS = (("price", "number", "int32", -1), ("posted", "date", "uint16", 0),
                ("location", "category", "uint16", 0xFFFF), ("state", "category", "uint8", 0xFF),
-               ("class", "category", "uint8", 0xFF), ("region", "category", "uint8", 0xFF))
+               ("class", "category", "uint8", 0xFF), ("region", "category", "uint8", 0xFF),
+               ("added", "category", "uint8", 0xFF))
+#: Values of the ``added`` field (an extended grid only): placed by the last update, or before.
+ADDED_NAMES = {True: "new", False: "earlier"}
 #: Ids per hash bucket aimed at (each id file then stays around 20-40 kB).
 IDS_PER_BUCKET = 500
 #: Zoom levels past the pyramid's top are capped: 2**8 x a 64-px cell is 16,384 px.
@@ -201,12 +204,13 @@ def _natural(value: str):
 
 
 def build_fields(cells_by_row, records, cols: int, rows: int,
-                 regions: dict | None = None) -> tuple[list[dict], dict]:
+                 regions: dict | None = None, added: set | None = None) -> tuple[list[dict], dict]:
     """The per-cell field arrays and their descriptions for map.json (``fields``).
 
     Returns ``(descriptions, {name: numpy array})``; see the module docstring for the layout.
     Category names are sorted (names of digits only by value, so region "2" comes before "10").
-    ``regions`` (id -> region row of regions.csv) adds the ``region`` field.
+    ``regions`` (id -> region row of regions.csv) adds the ``region`` field; ``added`` (the ids
+    an extend placed, :func:`vacancy.map.grid_csv.read_added`) the ``added`` field.
     """
     regions = regions or {}
     values: dict[str, dict[int, object]] = {name: {} for name, *_ in FIELD_SPECS}
@@ -215,6 +219,8 @@ def build_fields(cells_by_row, records, cols: int, rows: int,
             record = records.get(image_id) or {"location": image_id.partition("/")[0]}
             if image_id in regions:
                 record = {**record, "region": regions[image_id]["region"]}
+            if added is not None:
+                record = {**record, "added": ADDED_NAMES[image_id in added]}
             for name, *_ in FIELD_SPECS:
                 value = _field_value(name, record)
                 if value is not None:
@@ -359,7 +365,8 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
     shards = build_shards(cells_by_row, records, shard_cells)
     locations, loc_cells, ids = build_indexes(cells_by_row, records)
     regions = read_regions(regions_csv) if regions_csv else {}
-    fields, arrays = build_fields(cells_by_row, records, meta["cols"], meta["rows"], regions)
+    fields, arrays = build_fields(cells_by_row, records, meta["cols"], meta["rows"], regions,
+                                  read_added(grid_csv))
     tiles_url = tiles_url.rstrip("/")
     if originals_dir is not None:
         originals_url = "originals"
