@@ -81,10 +81,18 @@ def triage_scale():
     switch the report from the entropy to another triage column (a model's score)."""
     triage = config["triage"]
     if triage["method"] == "model":
-        return {"column": "score", "label": "triage score (probability of a photo)",
-                "low": triage["score_graphic_below"], "high": triage["score_photo_above"]}
-    return {"column": "entropy", "label": "entropy (nats)",
-            "low": triage["graphic_below"], "high": triage["photo_above"]}
+        return {
+            "column": "score",
+            "label": "triage score (probability of a photo)",
+            "low": triage["score_graphic_below"],
+            "high": triage["score_photo_above"],
+        }
+    return {
+        "column": "entropy",
+        "label": "entropy (nats)",
+        "low": triage["graphic_below"],
+        "high": triage["photo_above"],
+    }
 
 
 def curator_file(key):
@@ -133,8 +141,11 @@ wildcard_constraints:
 LAYOUT = config["layout"]["dir"]
 LAYOUT_MODE = config["layout"]["mode"]
 if LAYOUT_MODE == "extend" and not os.path.exists(os.path.join(LAYOUT, "provenance.json")):
-    print(f"layout.mode is extend but {LAYOUT}/ holds no saved layout (run `snakemake "
-          "save_layout` after a fresh run): laying out fresh", file=sys.stderr)
+    print(
+        f"layout.mode is extend but {LAYOUT}/ holds no saved layout (run `snakemake "
+        "save_layout` after a fresh run): laying out fresh",
+        file=sys.stderr,
+    )
     LAYOUT_MODE = "fresh"
 EXTEND = LAYOUT_MODE == "extend"
 

@@ -11,6 +11,16 @@ rule prepare:
         features=f"{R}/features/{{location}}.h5",
         thumbs=f"{R}/thumbs/{{location}}.h5",
         rejects=f"{R}/prepare/{{location}}.rejects.csv",
+    log:
+        f"{R}/logs/prepare/{{location}}.log",
+    benchmark:
+        f"{R}/benchmarks/prepare/{{location}}.tsv"
+    conda:
+        f"{ENVS}/images.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=5),
     params:
         graphic_below=config["triage"]["graphic_below"],
         photo_above=config["triage"]["photo_above"],
@@ -24,16 +34,6 @@ rule prepare:
         background=config["tiles"]["background"],
         draft=config["prepare"]["draft"],
         max_pixels=config["max_pixels"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_image(ms_per_image=5),
-    log:
-        f"{R}/logs/prepare/{{location}}.log",
-    benchmark:
-        f"{R}/benchmarks/prepare/{{location}}.tsv"
-    conda:
-        f"{ENVS}/images.yaml"
     script:
         "../scripts/prepare.py"
 
@@ -47,6 +47,17 @@ rule dedup:
         exclude=curator_file("exclude_file"),
     output:
         f"{R}/duplicates.csv",
+    log:
+        f"{R}/logs/dedup.log",
+    benchmark:
+        f"{R}/benchmarks/dedup.tsv"
+    conda:
+        f"{ENVS}/images.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(2000),
+        # the feature files are most of the input (~3 GB at 125,000) and are read once
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.005),
     params:
         max_distance=config["dedup"]["max_distance"],
         check=config["dedup"]["check"],
@@ -54,17 +65,6 @@ rule dedup:
         min_correlation=config["dedup"]["min_correlation"],
         keep_maybe=config["triage"]["keep_maybe"],
         exclude_file=config.get("exclude_file") or "",
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(2000),
-        # the feature files are most of the input (~3 GB at 125,000) and are read once
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.005),
-    log:
-        f"{R}/logs/dedup.log",
-    benchmark:
-        f"{R}/benchmarks/dedup.tsv"
-    conda:
-        f"{ENVS}/images.yaml"
     script:
         "../scripts/dedup.py"
 
@@ -82,19 +82,19 @@ rule select:
     output:
         selected=f"{R}/selected.csv",
         rejects=f"{R}/rejects.csv",
-    params:
-        keep_maybe=config["triage"]["keep_maybe"],
-        exclude_file=config.get("exclude_file") or "",
-        include_file=config.get("include_file") or "",
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(2000),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.2),
     log:
         f"{R}/logs/select.log",
     benchmark:
         f"{R}/benchmarks/select.tsv"
     conda:
         f"{ENVS}/images.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(2000),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.2),
+    params:
+        keep_maybe=config["triage"]["keep_maybe"],
+        exclude_file=config.get("exclude_file") or "",
+        include_file=config.get("include_file") or "",
     script:
         "../scripts/select.py"

@@ -13,24 +13,24 @@ rule pca:
     output:
         pca=f"{R}/pca.h5",
         model=f"{R}/pca_model.npz",
-    params:
-        mode=LAYOUT_MODE,
-        layout_dir=LAYOUT if EXTEND else None,
-        n_components=config["pca"]["n_components"],
-        batch_size=config["pca"]["batch_size"],
-        fit_rows=config["pca"]["fit_rows"],
-    # The SVDs use 2 BLAS threads whatever the job gets (vacancy.map.pca.BLAS_THREADS:
-    # the numbers depend on the count), so ask for 2 cores.
-    threads: 2
-    resources:
-        mem_mb=sizing.mem_fixed(2500),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.002),
     log:
         f"{R}/logs/pca.log",
     benchmark:
         f"{R}/benchmarks/pca.tsv"
     conda:
         f"{ENVS}/map.yaml"
+    # The SVDs use 2 BLAS threads whatever the job gets (vacancy.map.pca.BLAS_THREADS:
+    # the numbers depend on the count), so ask for 2 cores.
+    threads: 2
+    resources:
+        mem_mb=sizing.mem_fixed(2500),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.002),
+    params:
+        mode=LAYOUT_MODE,
+        layout_dir=LAYOUT if EXTEND else None,
+        n_components=config["pca"]["n_components"],
+        batch_size=config["pca"]["batch_size"],
+        fit_rows=config["pca"]["fit_rows"],
     script:
         "../scripts/pca.py"
 
@@ -42,20 +42,20 @@ rule tsne:
         reference=layout_file("reference.h5"),
     output:
         f"{R}/tsne.csv",
-    params:
-        mode=LAYOUT_MODE,
-        layout_dir=LAYOUT if EXTEND else None,
-        settings=resolve_settings(**config["tsne"]),
-    threads: 8
-    resources:
-        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=25),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.125),
     log:
         f"{R}/logs/tsne.log",
     benchmark:
         f"{R}/benchmarks/tsne.tsv"
     conda:
         f"{ENVS}/map.yaml"
+    threads: 8
+    resources:
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=25),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.125),
+    params:
+        mode=LAYOUT_MODE,
+        layout_dir=LAYOUT if EXTEND else None,
+        settings=resolve_settings(**config["tsne"]),
     script:
         "../scripts/tsne.py"
 
@@ -70,6 +70,16 @@ rule grid:
         saved_provenance=layout_file("provenance.json"),
     output:
         f"{R}/grid.csv",
+    log:
+        f"{R}/logs/grid.log",
+    benchmark:
+        f"{R}/benchmarks/grid.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(2000),
+        runtime=sizing.runtime_per_image(ms_per_image=1),
     params:
         mode=LAYOUT_MODE,
         layout_dir=LAYOUT if EXTEND else None,
@@ -84,16 +94,6 @@ rule grid:
         refine=config["grid"]["refine"],
         radius_decay=config["grid"]["radius_decay"],
         refine_dims=config["grid"]["refine_dims"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(2000),
-        runtime=sizing.runtime_per_image(ms_per_image=1),
-    log:
-        f"{R}/logs/grid.log",
-    benchmark:
-        f"{R}/benchmarks/grid.tsv"
-    conda:
-        f"{ENVS}/map.yaml"
     script:
         "../scripts/grid.py"
 
@@ -106,20 +106,20 @@ rule regions:
         grid=f"{R}/grid.csv",
     output:
         f"{R}/regions.csv",
-    params:
-        k=config["regions"]["k"],
-        dims=config["regions"]["dims"],
-        seed=config["regions"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=2),
-        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
     log:
         f"{R}/logs/regions.log",
     benchmark:
         f"{R}/benchmarks/regions.tsv"
     conda:
         f"{ENVS}/map.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=2),
+        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
+    params:
+        k=config["regions"]["k"],
+        dims=config["regions"]["dims"],
+        seed=config["regions"]["seed"],
     script:
         "../scripts/regions.py"
 
@@ -135,6 +135,16 @@ rule viewer:
         pmtiles_js=repo_path("node_modules/pmtiles/dist/pmtiles.js"),
     output:
         directory(f"{R}/site"),
+    log:
+        f"{R}/logs/viewer.log",
+    benchmark:
+        f"{R}/benchmarks/viewer.tsv"
+    conda:
+        f"{ENVS}/viewer.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
     params:
         pmtiles_url="../tiles.pmtiles" if config["publish"]["pmtiles"] else None,
         # as the user wrote it: a relative folder moves with the working directory
@@ -142,16 +152,6 @@ rule viewer:
         cell_px=config["tiles"]["cell_px"],
         tile_px=config["tiles"]["tile_px"],
         background=config["tiles"]["background"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
-    log:
-        f"{R}/logs/viewer.log",
-    benchmark:
-        f"{R}/benchmarks/viewer.tsv"
-    conda:
-        f"{ENVS}/viewer.yaml"
     script:
         "../scripts/viewer.py"
 
@@ -167,26 +167,26 @@ rule tile_band:
         thumbs=per_location(f"{R}/thumbs/{{location}}.h5"),
     output:
         directory(f"{R}/tile-bands/{{band}}"),
+    log:
+        f"{R}/logs/tile_band/{{band}}.log",
+    benchmark:
+        f"{R}/benchmarks/tile_band/{{band}}.tsv"
     wildcard_constraints:
         band=r"\d+",
-    params:
-        jobs=config["tiles"]["jobs"],
-        cell_px=config["tiles"]["cell_px"],
-        tile_px=config["tiles"]["tile_px"],
-        quality=config["tiles"]["quality"],
-        background=config["tiles"]["background"],
+    conda:
+        f"{ENVS}/viewer.yaml"
     threads: 1
     resources:
         mem_mb=sizing.mem_fixed(1000),
         runtime=sizing.runtime_per_image(
             ms_per_image=0.5, table="grid", fraction=1 / config["tiles"]["jobs"]
         ),
-    log:
-        f"{R}/logs/tile_band/{{band}}.log",
-    benchmark:
-        f"{R}/benchmarks/tile_band/{{band}}.tsv"
-    conda:
-        f"{ENVS}/viewer.yaml"
+    params:
+        jobs=config["tiles"]["jobs"],
+        cell_px=config["tiles"]["cell_px"],
+        tile_px=config["tiles"]["tile_px"],
+        quality=config["tiles"]["quality"],
+        background=config["tiles"]["background"],
     script:
         "../scripts/tile_band.py"
 
@@ -203,6 +203,16 @@ rule tiles:
         directory(f"{R}/tiles"),
         # the PMTiles archive, only when publish.pmtiles is on
         [f"{R}/tiles.pmtiles"] if config["publish"]["pmtiles"] else [],
+    log:
+        f"{R}/logs/tiles.log",
+    benchmark:
+        f"{R}/benchmarks/tiles.tsv"
+    conda:
+        f"{ENVS}/viewer.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=0.05, table="grid"),
     params:
         mode=LAYOUT_MODE,
         layout_dir=LAYOUT if EXTEND else None,
@@ -210,16 +220,6 @@ rule tiles:
         tile_px=config["tiles"]["tile_px"],
         quality=config["tiles"]["quality"],
         background=config["tiles"]["background"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_image(ms_per_image=0.05, table="grid"),
-    log:
-        f"{R}/logs/tiles.log",
-    benchmark:
-        f"{R}/benchmarks/tiles.tsv"
-    conda:
-        f"{ENVS}/viewer.yaml"
     script:
         "../scripts/tiles.py"
 
@@ -237,6 +237,16 @@ rule save_layout:
         tiles=f"{R}/tiles",
     output:
         f"{R}/layout-saved.json",
+    log:
+        f"{R}/logs/save_layout.log",
+    benchmark:
+        f"{R}/benchmarks/save_layout.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
     params:
         layout_dir=LAYOUT,
         cell_px=config["tiles"]["cell_px"],
@@ -244,15 +254,5 @@ rule save_layout:
         quality=config["tiles"]["quality"],
         background=config["tiles"]["background"],
         stages={k: config[k] for k in ("pca", "tsne", "grid", "tiles")},
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
-    log:
-        f"{R}/logs/save_layout.log",
-    benchmark:
-        f"{R}/benchmarks/save_layout.tsv"
-    conda:
-        f"{ENVS}/map.yaml"
     script:
         "../scripts/save_layout.py"

@@ -18,32 +18,52 @@ rule report_triage:
         triage=per_location(f"{R}/triage/{{location}}.csv"),
         selected=f"{R}/selected.csv",
     output:
-        histogram=report(f"{RP}/triage-histogram.png", caption="../report/triage_histogram.rst",
-                         category="1. Triage", subcategory="histogram"),
-        low_sheet=report(f"{RP}/triage-near-graphic-threshold.jpg", caption="../report/triage_sheet.rst",
-                         category="1. Triage", subcategory="near the thresholds"),
-        high_sheet=report(f"{RP}/triage-near-photo-threshold.jpg", caption="../report/triage_sheet.rst",
-                          category="1. Triage", subcategory="near the thresholds"),
-        maybe_sheet=report(f"{RP}/triage-maybe.jpg", caption="../report/triage_maybe.rst",
-                           category="1. Triage", subcategory="maybe"),
-        maybe_list=report(f"{RP}/maybe-include-template.txt", caption="../report/maybe_list.rst",
-                          category="1. Triage", subcategory="maybe"),
-    params:
-        scale=triage_scale(),
-        near=REPORT["near"],
-        max_maybe=REPORT["max_maybe"],
-        sheet_px=REPORT["sheet_px"],
-        max_pixels=config["max_pixels"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.1),
+        histogram=report(
+            f"{RP}/triage-histogram.png",
+            caption="../report/triage_histogram.rst",
+            category="1. Triage",
+            subcategory="histogram",
+        ),
+        low_sheet=report(
+            f"{RP}/triage-near-graphic-threshold.jpg",
+            caption="../report/triage_sheet.rst",
+            category="1. Triage",
+            subcategory="near the thresholds",
+        ),
+        high_sheet=report(
+            f"{RP}/triage-near-photo-threshold.jpg",
+            caption="../report/triage_sheet.rst",
+            category="1. Triage",
+            subcategory="near the thresholds",
+        ),
+        maybe_sheet=report(
+            f"{RP}/triage-maybe.jpg",
+            caption="../report/triage_maybe.rst",
+            category="1. Triage",
+            subcategory="maybe",
+        ),
+        maybe_list=report(
+            f"{RP}/maybe-include-template.txt",
+            caption="../report/maybe_list.rst",
+            category="1. Triage",
+            subcategory="maybe",
+        ),
     log:
         f"{R}/logs/report/triage.log",
     benchmark:
         f"{R}/benchmarks/report_triage.tsv"
     conda:
         f"{ENVS}/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.1),
+    params:
+        scale=triage_scale(),
+        near=REPORT["near"],
+        max_maybe=REPORT["max_maybe"],
+        sheet_px=REPORT["sheet_px"],
+        max_pixels=config["max_pixels"],
     script:
         "../scripts/report.py"
 
@@ -56,24 +76,27 @@ rule report_duplicates:
         triage=per_location(f"{R}/triage/{{location}}.csv"),
         selected=f"{R}/selected.csv",
     output:
-        sheet=report(f"{RP}/duplicates-near-limit.jpg", caption="../report/duplicates.rst",
-                     category="2. Duplicates"),
-    params:
-        max_distance=config["dedup"]["max_distance"],
-        min_correlation=config["dedup"]["min_correlation"],
-        groups=REPORT["dedup_groups"],
-        sheet_px=REPORT["sheet_px"],
-        max_pixels=config["max_pixels"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.1),
+        sheet=report(
+            f"{RP}/duplicates-near-limit.jpg",
+            caption="../report/duplicates.rst",
+            category="2. Duplicates",
+        ),
     log:
         f"{R}/logs/report/duplicates.log",
     benchmark:
         f"{R}/benchmarks/report_duplicates.tsv"
     conda:
         f"{ENVS}/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.1),
+    params:
+        max_distance=config["dedup"]["max_distance"],
+        min_correlation=config["dedup"]["min_correlation"],
+        groups=REPORT["dedup_groups"],
+        sheet_px=REPORT["sheet_px"],
+        max_pixels=config["max_pixels"],
     script:
         "../scripts/report.py"
 
@@ -84,17 +107,17 @@ rule report_rejects:
         rejects=f"{R}/rejects.csv",
     output:
         html=report(f"{RP}/rejects.html", caption="../report/rejects.rst", category="3. Rejects"),
-    params:
-        max_rows=REPORT["max_rows"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
     log:
         f"{R}/logs/report/rejects.log",
     benchmark:
         f"{R}/benchmarks/report_rejects.tsv"
     conda:
         f"{ENVS}/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+    params:
+        max_rows=REPORT["max_rows"],
     script:
         "../scripts/report.py"
 
@@ -108,25 +131,32 @@ rule report_map:
         pca=f"{R}/pca.h5",
         selected=f"{R}/selected.csv",
     output:
-        overview=report(f"{RP}/map-overview.jpg", caption="../report/map_overview.rst",
-                        category="4. Map"),
+        overview=report(
+            f"{RP}/map-overview.jpg", caption="../report/map_overview.rst", category="4. Map"
+        ),
         tsne=report(f"{RP}/tsne-by-location.png", caption="../report/tsne.rst", category="4. Map"),
-        displacement=report(f"{RP}/grid-displacement.png", caption="../report/grid_quality.rst",
-                            category="5. Grid quality"),
-        quality=report(f"{RP}/grid-quality.html", caption="../report/grid_quality.rst",
-                       category="5. Grid quality"),
-    params:
-        map_px=REPORT["map_px"],
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(2000),
-        runtime=sizing.runtime_per_image(ms_per_image=1, table="grid"),
+        displacement=report(
+            f"{RP}/grid-displacement.png",
+            caption="../report/grid_quality.rst",
+            category="5. Grid quality",
+        ),
+        quality=report(
+            f"{RP}/grid-quality.html",
+            caption="../report/grid_quality.rst",
+            category="5. Grid quality",
+        ),
     log:
         f"{R}/logs/report/map.log",
     benchmark:
         f"{R}/benchmarks/report_map.tsv"
     conda:
         f"{ENVS}/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(2000),
+        runtime=sizing.runtime_per_image(ms_per_image=1, table="grid"),
+    params:
+        map_px=REPORT["map_px"],
     script:
         "../scripts/report.py"
 
@@ -146,19 +176,23 @@ rule report_resources:
         tiles=f"{R}/tiles",
         figures=REPORT_FIGURES,
     output:
-        bars=report(f"{RP}/resources.png", caption="../report/resources.rst",
-                    category="6. Time and memory"),
-        table=report(f"{RP}/resources.html", caption="../report/resources.rst",
-                     category="6. Time and memory"),
-    params:
-        benchmarks=f"{R}/benchmarks",
-    threads: 1
-    resources:
-        mem_mb=sizing.mem_fixed(1000),
+        bars=report(
+            f"{RP}/resources.png", caption="../report/resources.rst", category="6. Time and memory"
+        ),
+        table=report(
+            f"{RP}/resources.html",
+            caption="../report/resources.rst",
+            category="6. Time and memory",
+        ),
     log:
         f"{R}/logs/report/resources.log",
     conda:
         f"{ENVS}/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=sizing.mem_fixed(1000),
+    params:
+        benchmarks=f"{R}/benchmarks",
     script:
         "../scripts/report.py"
 

@@ -10,23 +10,24 @@ if config["source"] == "demo":
         output:
             manifests=expand(f"{R}/raw/{{location}}/manifest.csv", location=LOCATIONS),
             truth=f"{R}/demo/truth.csv",
+        log:
+            f"{R}/logs/demo.log",
+        benchmark:
+            f"{R}/benchmarks/demo.tsv"
+        conda:
+            f"{ENVS}/images.yaml"
+        resources:
+            mem_mb=sizing.mem_fixed(1000),
+            runtime=60,
         params:
             # results/raw, from the outputs (lint: a path prefix is derived, not written twice)
             raw_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifests[0])),
             locations=LOCATIONS,
             n_images=config["demo"]["n_images"],
             seed=config["demo"]["seed"],
-        log:
-            f"{R}/logs/demo.log",
-        benchmark:
-            f"{R}/benchmarks/demo.tsv"
-        resources:
-            mem_mb=sizing.mem_fixed(1000),
-            runtime=60,
-        conda:
-            f"{ENVS}/images.yaml"
         script:
             "../scripts/demo.py"
+
 
 if config["source"] == "craigslist":
 
@@ -34,17 +35,21 @@ if config["source"] == "craigslist":
         sites,
         craigslist_probe,
 
+    # About five polite requests to check the live formats; prints a table, writes no raw data.
+    # (A comment, not a docstring: snakefmt 2.1 moves the docstring of a rule without input or
+    # output below its first directives, where Snakemake cannot parse it.)
     rule craigslist_probe:
-        """About five polite requests to check the live formats; prints a table, writes no raw data."""
-        params:
-            site=(config["craigslist"]["locations"] or ["sfbay"])[0]
-            if isinstance(config["craigslist"]["locations"], list)
-            else "sfbay",
-            settings={**config["craigslist"]},
         log:
             f"{R}/logs/craigslist_probe.log",
         conda:
             f"{ENVS}/scrape.yaml"
+        params:
+            site=(
+                (config["craigslist"]["locations"] or ["sfbay"])[0]
+                if isinstance(config["craigslist"]["locations"], list)
+                else "sfbay"
+            ),
+            settings={**config["craigslist"]},
         script:
             "../scripts/probe.py"
 
@@ -52,12 +57,12 @@ if config["source"] == "craigslist":
         """The US sites (Areas JSON, else the sites page), cached with state, area id and position."""
         output:
             f"{R}/raw/sites.csv",
-        params:
-            settings={**config["craigslist"], "max_pixels": config["max_pixels"]},
         log:
             f"{R}/logs/sites.log",
         conda:
             f"{ENVS}/scrape.yaml"
+        params:
+            settings={**config["craigslist"], "max_pixels": config["max_pixels"]},
         script:
             "../scripts/sites.py"
 
@@ -66,22 +71,23 @@ if config["source"] == "craigslist":
         output:
             manifest=f"{R}/raw/{{location}}/manifest.csv",
             state=f"{R}/raw/{{location}}/scrape_state.json",
-        params:
-            out_dir=lambda wildcards: f"{R}/raw/{wildcards.location}",
-            lock_dir=f"{R}/raw/.scrape-locks",
-            settings={**config["craigslist"], "max_pixels": config["max_pixels"]},
-        threads: 1
-        resources:
-            mem_mb=500,
-            runtime=24 * 60,
         log:
             f"{R}/logs/scrape/{{location}}.log",
         benchmark:
             f"{R}/benchmarks/scrape/{{location}}.tsv"
         conda:
             f"{ENVS}/scrape.yaml"
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=24 * 60,
+        params:
+            out_dir=lambda wildcards: f"{R}/raw/{wildcards.location}",
+            lock_dir=f"{R}/raw/.scrape-locks",
+            settings={**config["craigslist"], "max_pixels": config["max_pixels"]},
         script:
             "../scripts/scrape.py"
+
 
 localrules:
     inventory,
@@ -93,11 +99,11 @@ rule inventory:
         location_input,
     output:
         f"{R}/inventory/{{location}}.csv",
-    params:
-        location_dir=location_dir,
     log:
         f"{R}/logs/inventory/{{location}}.log",
     conda:
         f"{ENVS}/images.yaml"
+    params:
+        location_dir=location_dir,
     script:
         "../scripts/inventory.py"
