@@ -104,19 +104,13 @@ def _reference_affinities(points: np.ndarray, perplexity: float, n_jobs: int, se
     any thread count), without the reference's own neighbour queries and P matrix, which a
     transform never uses and which cost most of a fresh t-SNE's neighbour search."""
     from openTSNE import affinity
-    from openTSNE.dependencies.annoy import AnnoyIndex
     from scipy import sparse
-    from sklearn.utils import check_random_state
 
-    from .tsne import ANNOY_TREES, FixedTreesAnnoy
+    from .tsne import FixedTreesAnnoy
 
     k = min(len(points) - 1, int(3 * perplexity))
     index = FixedTreesAnnoy(points, k, metric="euclidean", n_jobs=n_jobs, random_state=seed)
-    index.index = AnnoyIndex(points.shape[1], "euclidean")
-    index.index.set_seed(check_random_state(seed).randint(np.iinfo(np.int32).max))
-    for i, row in enumerate(points):
-        index.index.add_item(i, row)
-    index.index.build(n_trees=ANNOY_TREES, n_jobs=1)
+    index.build_forest()
     aff = affinity.PerplexityBasedNN.__new__(affinity.PerplexityBasedNN)
     affinity.Affinities.__init__(aff)
     aff.knn_index, aff.perplexity, aff.n_jobs = index, perplexity, n_jobs
