@@ -342,6 +342,22 @@ def link_originals(dest: Path, originals_dir) -> None:
                target_is_directory=True)
 
 
+def _write_data(site: Path, shards: dict, loc_cells: dict, id_buckets: dict,
+                arrays: dict) -> None:
+    """The site's lazily loaded data: cell shards, per-location cells, id search buckets and the
+    filter's per-cell field arrays (raw bytes, read as typed arrays)."""
+    (site / "cells").mkdir()
+    for name, shard in shards.items():
+        _dump(site / "cells" / f"{name}.json", shard)
+    for i, cells in loc_cells.items():
+        _dump(site / LOCATION_URL.format(i=i), cells)
+    for k, bucket in id_buckets.items():
+        _dump(site / IDS_URL.format(k=k), bucket)
+    (site / "fields").mkdir()
+    for name, array in arrays.items():
+        (site / FIELD_URL.format(name=name)).write_bytes(array.tobytes())
+
+
 def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
                tiles_url: str = "../tiles", shard_cells: int = 32,
                pmtiles_url: str | None = None, originals_url: str = "../raw",
@@ -395,16 +411,7 @@ def build_site(layout: dict, grid_csv, selected_csv, out_dir, leaflet_dist,
         shutil.copy2(pmtiles_js, tmp / "vendor" / "pmtiles" / "pmtiles.js")
         if originals_dir is not None:
             link_originals(tmp, originals_dir)
-        (tmp / "cells").mkdir()
-        for name, shard in shards.items():
-            _dump(tmp / "cells" / f"{name}.json", shard)
-        for i, cells in loc_cells.items():
-            _dump(tmp / LOCATION_URL.format(i=i), cells)
-        for k, bucket in ids["buckets"].items():
-            _dump(tmp / IDS_URL.format(k=k), bucket)
-        (tmp / "fields").mkdir()
-        for name, array in arrays.items():
-            (tmp / FIELD_URL.format(name=name)).write_bytes(array.tobytes())
+        _write_data(tmp, shards, loc_cells, ids["buckets"], arrays)
         _dump(tmp / "map.json", site_meta)   # compact: it is part of every first load
     log.info("viewer: site with %d cells in %d shards, %d locations, %d id buckets written to %s",
              site_meta["count"], len(shards), len(locations), ids["n"], out_dir)
