@@ -156,6 +156,28 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` to ``dest`` (its folders made), or copy it where a link is impossible
+    (another filesystem, or one without hard links). Tiles are shared this way between the
+    bands, the pyramid and a saved layout: a link costs no bytes, and it stays valid because
+    every folder is replaced by a rename (:func:`atomic_dir`), never rewritten in place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def link_tree(src: Path, dest: Path, pattern: str = "**/*") -> int:
+    """:func:`link_or_copy` every file of ``src`` matching ``pattern`` under ``dest``; the count."""
+    count = 0
+    for path in Path(src).glob(pattern):
+        if path.is_file():
+            link_or_copy(path, dest / path.relative_to(src))
+            count += 1
+    return count
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success replace ``path`` with it in one rename.

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -29,7 +28,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..common import Progress, atomic_dir, atomic_path, iter_csv, provenance, read_csv, write_csv
+from ..common import (Progress, atomic_dir, atomic_path, iter_csv, link_tree, provenance, read_csv,
+                      write_csv)
 
 log = logging.getLogger(__name__)
 
@@ -333,21 +333,6 @@ def _write_reference(path: Path, pca_h5, tsne_csv, grid_csv) -> int:
     return len(placed)
 
 
-def _link_tree(src: Path, dest: Path) -> int:
-    """Hard-link every file of ``src`` under ``dest`` (copy across filesystems)."""
-    count = 0
-    for path in src.rglob("*"):
-        if path.is_file():
-            target = dest / path.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, target)
-            except OSError:
-                shutil.copy2(path, target)
-            count += 1
-    return count
-
-
 def save_layout(layout_dir, pca_h5, pca_model, tsne_csv, grid_csv, tiles_dir, spec,
                 stages: dict) -> dict:
     """Write the layout folder (atomically: built beside it, renamed into place) from a finished
@@ -365,7 +350,7 @@ def save_layout(layout_dir, pca_h5, pca_model, tsne_csv, grid_csv, tiles_dir, sp
         n = _write_reference(tmp / REFERENCE, pca_h5, tsne_csv, grid_csv)
         shutil.copyfile(grid_csv, tmp / GRID)
         shutil.copyfile(str(grid_csv) + ".meta.json", tmp / (GRID + ".meta.json"))
-        n_tiles = _link_tree(Path(tiles_dir), tmp / "tiles")
+        n_tiles = link_tree(Path(tiles_dir), tmp / "tiles")
         write_manifest(tmp / "tiles" / "manifest.json", tile_manifest(grid_csv, spec), spec)
         grid_meta = json.loads(Path(str(grid_csv) + ".meta.json").read_text())
         record = provenance("save_layout", stages, n_images=n, n_tiles=n_tiles, quality=quality,

@@ -18,14 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..common import Progress, atomic_dir, write_json
+from ..common import Progress, atomic_dir, link_or_copy, write_json
 from ..images.thumbs import ThumbStore
 from .grid_csv import read_cells
 from .tiles import TileSpec, _stored_thumbs
@@ -105,14 +103,6 @@ def _render_lower(spec: TileSpec, out: Path, z: int, x: int, y: int) -> Image.Im
     return Image.fromarray(block).reduce(2)
 
 
-def _link(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
-
-
 def _saved(layout_tiles: Path, spec: TileSpec) -> tuple[dict, int]:
     """The saved manifest's tiles and top zoom, or nothing when its pixels would differ."""
     path = layout_tiles / "manifest.json"
@@ -151,7 +141,7 @@ def update_tiles(grid_csv, layout_tiles, thumb_files, out_dir, spec: TileSpec) -
                         dest = tmp / str(z) / str(x) / spec.tile_name(y)
                         old = layout_tiles / str(saved_zmax - depth) / str(x) / spec.tile_name(y)
                         if saved.get(key) == manifest[key] and old.exists():
-                            _link(old, dest)
+                            link_or_copy(old, dest)
                         else:
                             dest.parent.mkdir(parents=True, exist_ok=True)
                             tile = (_render_top(spec, sorted(top.get((x, y), [])), fetch)

@@ -21,8 +21,6 @@ import functools
 import json
 import logging
 import math
-import os
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import Iterator, Mapping
 import numpy as np
 from PIL import Image
 
-from ..common import Progress, atomic_dir, write_json
+from ..common import Progress, atomic_dir, link_tree, write_json
 from ..images.thumbs import ThumbStore
 from .grid_csv import read_cells, read_grid_shape
 
@@ -421,21 +419,6 @@ def _draw_band(cells, thumb_files, cell_px: int, strip_w: int, pyramid: _Pyramid
         store.close()
 
 
-def _link_tiles(band_dir: Path, out: Path, spec: TileSpec) -> None:
-    """Hard-link a band's ``z/x/y`` tile files into ``out`` (copied where links are impossible).
-
-    A link costs no bytes and no copy; it stays valid when the band is remade, because bands
-    are replaced by a rename (atomic_dir), never rewritten in place.
-    """
-    for path in band_dir.glob(f"*/*/{spec.tile_name('*')}"):
-        target = out / path.relative_to(band_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:  # another filesystem, or one without hard links
-            shutil.copyfile(path, target)
-
-
 def _read_band(band_dir: Path, band: int, plan: dict) -> dict:
     """A band's ``band.json``, checked to be band ``band`` of this very plan."""
     meta = json.loads((band_dir / "band.json").read_text())
@@ -458,7 +441,8 @@ def assemble_tiles(band_dirs, out_dir, spec: TileSpec) -> dict:
     with atomic_dir(out_dir) as tmp:
         pyramid = _Pyramid(tmp, plan["low_zoom"], spec)
         for band_dir, meta in zip(band_dirs, bands):
-            _link_tiles(band_dir, tmp, spec)
+            # the band's z/x/y tiles; bands are replaced by a rename, so the links stay valid
+            link_tree(band_dir, tmp, f"*/*/{spec.tile_name('*')}")
             for z, n in meta["tiles_written"].items():
                 written[int(z)] += n
             for strip in np.load(band_dir / "low.npy", mmap_mode="r"):
