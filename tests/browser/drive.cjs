@@ -353,9 +353,19 @@ async function run() {
       }, plan.hostile_state);
       await page.screenshot({ path: path.join(out, "regions.png") });
       results.regions.clickedRegion = results.regions.labels.find((l) => l.shown).region;
+      await page.evaluate(() => {
+        window.__flown = false;
+        window.vacancyState.map.once("moveend", () => { window.__flown = true; });
+      });
       await page.click(`.region-label span[data-region="${results.regions.clickedRegion}"]`);
       await page.waitForFunction(() => window.vacancyState.region, null, { timeout: 5000 });
-      await page.waitForTimeout(900); // the flight
+      // the flight's end, then every tile and every original photo shown past the pyramid's top
+      // loaded (a fixed wait was too short on a loaded machine: the screenshot caught a photo
+      // still loading)
+      await page.waitForFunction(() => window.__flown && window.vacancyState.tilesIdle &&
+        Array.from(document.querySelectorAll(".leaflet-pane img")).every((img) => img.complete),
+      null, { timeout: 15000 });
+      await page.waitForTimeout(450); // the last fade-in, as in openMap
       results.regions.clicked = await page.evaluate(() => {
         const m = window.vacancyState.map;
         const b = m.getBounds();
