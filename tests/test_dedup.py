@@ -345,3 +345,14 @@ def test_features_read_by_two_processes_equal_one(real_prepared):
     two = read_descriptors([path, path], wanted, threads=2)
     assert one[0] == two[0] and len(one[0]) == 3  # an id in two files counts once
     assert np.array_equal(one[1], two[1]) and np.array_equal(one[2], two[2])
+
+
+def test_two_threads_write_the_same_duplicates_as_one(real_prepared, tmp_path):
+    rows = {}
+    for threads in (1, 2):
+        out = tmp_path / f"duplicates-{threads}.csv"
+        dedup([real_prepared["hashes.csv"]] * 2, out, triage_csvs=[real_prepared["triage.csv"]],
+              feature_h5s=[real_prepared["features.h5"]] * 2, max_distance=7, check="features",
+              inner_distance=8, min_correlation=0.99, threads=threads)
+        rows[threads] = read_csv(out)
+    assert rows[1] == rows[2] and len(rows[1]) >= 2
