@@ -103,8 +103,11 @@ CHECK_PAIRS = 8192
 #: Feature rows read at once (a multiple of the files' 64-row chunks).
 READ_ROWS = 1024
 
-#: Candidate pairs expanded at once; bounds memory (each pair costs ~40 bytes while verified).
-CHUNK_PAIRS = 4_000_000
+#: Candidate pairs expanded at once: bounds memory, and small enough that a chunk's few arrays stay
+#: in the processor's cache (1.9x less CPU for the searches at 125,000 than 4 million at once).
+CHUNK_PAIRS = 1 << 18
+#: More candidate image pairs than this from identical hashes are logged.
+BIG_EXPANSION = 200_000_000
 
 #: Bands up to this many bits are indexed by a direct-address table (2**22 entries = 32 MB).
 TABLE_BITS = 22
@@ -518,7 +521,7 @@ def expand_pairs(pairs, inverse: np.ndarray, n_unique: int) -> tuple[np.ndarray,
     within = np.flatnonzero(counts > 1)
     a, b = np.concatenate([a, within]), np.concatenate([b, within])
     total = counts[a] * counts[b]
-    if total.sum() > 50 * CHUNK_PAIRS:
+    if total.sum() > BIG_EXPANSION:
         log.warning("%d candidate image pairs (large groups of identical hashes)", int(total.sum()))
     pair = np.repeat(np.arange(a.size), total)
     local = np.arange(pair.size) - np.repeat(np.cumsum(total) - total, total)
