@@ -1,6 +1,7 @@
 """Dedup with and without the second check: quality on the real set and the demo, cost at scale.
 
     .venv/bin/python bench/dedup.py [--real] [--demo 125000] [--cores 2]
+    .venv/bin/python bench/dedup.py --speed RESULTS --before REV [--repeat 2] [--threads 2]
 
 Runs the workflow up to ``prepare`` once per corpus (kept in bench/cache/dedup-<name>/, git-ignored;
 the demo corpus is bench/scale.py's bench/cache/corpus-N-seed1/), then times each dedup variant in
@@ -9,6 +10,12 @@ same prepare outputs:
 
 * ``today``: the dHash alone within 4 bits, over every readable image (the dedup before issue 11);
 * ``default``: this config's dedup (the second check, images that can reach the map only).
+
+``--speed RESULTS`` times this config's dedup on a finished run's prepare outputs (e.g.
+bench/cache/run-125000/results, read only) as the code is now and as it was at git revision
+``--before`` (its workflow/vacancy from ``git archive``, in bench/cache/dedup-before-REV/),
+alternating old and new ``--repeat`` times in fresh processes, and checks that both write the same
+duplicates.csv (every row and column; the provenance header aside).
 
 Quality: precision (share of removed images whose kept image is truly the same picture), recall
 (share of surplus copies removed, among the images that can reach the map), for the real set the
@@ -49,7 +56,9 @@ args = json.loads(sys.argv[1])
 start = time.perf_counter()
 counts = dedup(**args)
 print(json.dumps({{"s": time.perf_counter() - start, "counts": counts,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "cpu": sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (
+                      resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))}}))
 """
 
 
@@ -87,12 +96,35 @@ def variants(results: Path, out: Path) -> dict[str, dict]:
             f"correlation >= {d['min_correlation']}, map images only)": default}
 
 
-def run_variant(args: dict) -> dict:
-    """One variant in its own process: seconds, peak RSS (MB), counts."""
-    code = CHILD.format(workflow=str(REPO / "workflow"))
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], check=True,
-                          capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def run_variant(args: dict, workflow: Path = REPO / "workflow") -> dict:
+    """One variant in its own process (``workflow``: where its vacancy package is): seconds,
+    peak RSS (MB), counts, and ``tree``: the peak of the RSS summed over the process and its
+    children (the reader processes), sampled every 50 ms."""
+    code = CHILD.format(workflow=str(workflow))
+    with subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        tree = 0.0
+        while proc.poll() is None:
+            tree = max(tree, tree_rss_mb(proc.pid))
+            time.sleep(0.05)
+        out, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"dedup failed:\n{err}")
+    return dict(json.loads(out.strip().splitlines()[-1]), tree=tree)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS (MB) of a process plus its direct children, from /proc (0 once it is gone)."""
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for p in [pid, *map(int, children)]:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
 
 
 def on_map(results: Path) -> set[str]:
@@ -180,6 +212,62 @@ def demo(n: int, cores: int) -> None:
               f"{overall['recall']:.3f} |")
 
 
+def before_workflow(rev: str) -> tuple[str, Path]:
+    """The workflow folder of git revision ``rev`` (its vacancy package), extracted once."""
+    name = subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    root = CACHE / f"dedup-before-{name}"
+    if not (root / "workflow" / "vacancy").is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", name, "workflow/vacancy", "workflow/schemas"],
+                                 cwd=REPO, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return name, root / "workflow"
+
+
+def data_rows(path) -> list[str]:
+    """A CSV's lines without its provenance comments."""
+    return [line for line in Path(path).read_text().splitlines() if not line.startswith("#")]
+
+
+def speed(results: Path, rev: str, repeat: int, threads: int) -> None:
+    """Today's dedup against revision ``rev``'s on one run's inputs: median time, peak, same rows."""
+    import os
+    import statistics
+
+    name, old = before_workflow(rev)
+    out = CACHE / f"dedup-speed-{results.parent.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    args = variants(results, out)
+    default = next(a for key, a in args.items() if key.startswith("default"))
+    runs = {f"before ({name}, 1 thread)": (old, dict(default, out_csv=str(out / "before.csv"))),
+            f"now ({threads} threads)": (REPO / "workflow",
+                                         dict(default, out_csv=str(out / "now.csv"),
+                                              threads=threads))}
+    costs: dict[str, list] = {key: [] for key in runs}
+    for k in range(repeat):
+        for key in (list(runs) if k % 2 == 0 else list(runs)[::-1]):
+            costs[key].append(run_variant(runs[key][1], runs[key][0]))
+    load = os.getloadavg()[0]
+    first = data_rows(out / "before.csv")
+    print(f"\n## Dedup at {results} ({repeat} runs each, alternating; load average {load:.1f} "
+          "after)\n")
+    print("| dedup | s (median) | runs | CPU s (median, with reader processes) | peak RSS MB | "
+          "peak RSS with reader processes, MB | duplicates | same duplicates.csv as before |")
+    print("|---|---:|---|---:|---:|---:|---:|---|")
+    base = statistics.median(c["s"] for c in costs[list(runs)[0]])
+    for key, (_, a) in runs.items():
+        s = statistics.median(c["s"] for c in costs[key])
+        ratio = "" if s == base else f" ({base / s:.1f}x as fast)"
+        times = ", ".join(f"{c['s']:.1f}" for c in costs[key])
+        cpu = statistics.median(c["cpu"] for c in costs[key])
+        print(f"| {key}{ratio} | {s:.1f} | {times} | {cpu:.1f} | "
+              f"{max(c['rss'] for c in costs[key]):.0f} | "
+              f"{max(c['tree'] for c in costs[key]):.0f} | "
+              f"{costs[key][-1]['counts']['duplicates']} "
+              f"| {data_rows(a['out_csv']) == first} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,12 +275,19 @@ def main() -> None:
     parser.add_argument("--demo", type=int, action="append", default=[], metavar="N",
                         help="the demo corpus of N images (repeatable)")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--speed", type=Path, metavar="RESULTS",
+                        help="time this config's dedup on a finished run's results folder")
+    parser.add_argument("--before", default="main", help="git revision to compare with (--speed)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each (--speed)")
+    parser.add_argument("--threads", type=int, default=2, help="dedup's threads now (--speed)")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.real:
         real_set(args.cores)
     for n in args.demo:
         demo(n, args.cores)
+    if args.speed:
+        speed(args.speed.resolve(), args.before, args.repeat, args.threads)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 

@@ -291,3 +291,68 @@ def test_profiles_see_a_zoomed_copy_and_not_a_shifted_scene():
     corr = aligned_correlation(p[[0, 0]], p[[1, 2]])
     assert corr[0] > 0.999 and corr[1] < corr[0]
     assert inner_dhash(base[None]).dtype == np.uint64
+
+
+def test_near_pairs_on_two_threads_with_one_giant_bucket_agree_with_brute_force():
+    """Two threads and a bucket far bigger than the rest (the quadratic case at 125,000 demo
+    images) find exactly the brute-force pairs: each bucket pair is looked up from one side."""
+    rng = np.random.default_rng(11)
+    giant = clustered_hashes(rng, 1, 600) & np.uint64(0xFFFF_FFFF_FFFF_0000)  # one low band
+    unique = np.unique(np.concatenate([giant, clustered_hashes(rng, 40, 20)]))
+    for max_distance in (3, 7):
+        i, j = near_pairs(unique, max_distance, threads=2)
+        dist = np.bitwise_count(unique[:, None] ^ unique[None, :])
+        bi, bj = np.nonzero(np.triu(dist <= max_distance, k=1))
+        assert np.array_equal(i, bi) and np.array_equal(j, bj)
+        assert bi.size > 1000
+
+
+def similar_profiles(rng, n: int) -> np.ndarray:
+    """Profiles of smooth scenes and of slightly changed copies (noise, a zoom): a mix of pairs
+    far below, near and above 0.99."""
+    from vacancy.images.dedup import profiles, window_matrix
+
+    blocks = rng.random((n, 16, 16)).astype(np.float32)
+    scenes = np.kron(blocks, np.ones((4, 4), np.float32))  # distinct scenes: 4-px blocks
+    zoom = window_matrix(1.03, 64, 0).astype(np.float32)
+    copies = [scenes + rng.normal(0, s, scenes.shape).astype(np.float32) * scenes.std()
+              for s in (0.002, 0.02, 0.1, 0.3)] + [zoom @ scenes @ zoom.T]
+    return profiles(np.concatenate([scenes, *copies]))
+
+
+def test_the_bound_skips_pairs_and_never_changes_a_correlation_that_can_pass():
+    from vacancy.images.dedup import SecondCheck, aligned_correlation
+
+    rng = np.random.default_rng(5)
+    p = similar_profiles(rng, 60)
+    a, b = np.triu_indices(len(p), k=1)
+    exact = aligned_correlation(p[a], p[b])
+    for min_correlation in (0.99, 0.9, 0.5):
+        check = SecondCheck({}, np.empty(0, np.uint64), p, 8, min_correlation, threads=2)
+        corr, full = check.correlations(a, b)
+        passing = exact >= min_correlation
+        assert 50 < passing.sum() <= full < a.size // 2  # pairs pass, most others are skipped
+        assert np.array_equal(corr[passing], exact[passing])  # bit for bit
+        assert not (corr[~passing] >= min_correlation).any()
+
+
+def test_features_read_by_two_processes_equal_one(real_prepared):
+    from vacancy.images.dedup import read_descriptors
+
+    path = str(real_prepared["features.h5"])
+    wanted = {"real/china.jpg", "real/china-crop2.jpg", "real/flower.jpg", "real/nothing.jpg"}
+    one = read_descriptors([path, path], wanted, threads=1)
+    two = read_descriptors([path, path], wanted, threads=2)
+    assert one[0] == two[0] and len(one[0]) == 3  # an id in two files counts once
+    assert np.array_equal(one[1], two[1]) and np.array_equal(one[2], two[2])
+
+
+def test_two_threads_write_the_same_duplicates_as_one(real_prepared, tmp_path):
+    rows = {}
+    for threads in (1, 2):
+        out = tmp_path / f"duplicates-{threads}.csv"
+        dedup([real_prepared["hashes.csv"]] * 2, out, triage_csvs=[real_prepared["triage.csv"]],
+              feature_h5s=[real_prepared["features.h5"]] * 2, max_distance=7, check="features",
+              inner_distance=8, min_correlation=0.99, threads=threads)
+        rows[threads] = read_csv(out)
+    assert rows[1] == rows[2] and len(rows[1]) >= 2

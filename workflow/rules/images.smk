@@ -53,7 +53,8 @@ rule dedup:
         f"{R}/benchmarks/dedup.tsv"
     conda:
         f"{ENVS}/images.yaml"
-    threads: 1
+    # two processes read the feature files, two threads check the candidate pairs
+    threads: 2
     resources:
         mem_mb=sizing.mem_fixed(2000),
         # the feature files are most of the input (~3 GB at 125,000) and are read once
