@@ -34,6 +34,9 @@ rule prepare:
         background=config["tiles"]["background"],
         draft=config["prepare"]["draft"],
         max_pixels=config["max_pixels"],
+        # the rows of the last run, for images that did not change (not an output: Snakemake
+        # deletes outputs before a job, and this must survive it; README "Preparation")
+        reuse_dir=lambda wildcards: f"{R}/cache/prepare/{wildcards.location}",
     script:
         "../scripts/prepare.py"
 
