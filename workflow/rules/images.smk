@@ -48,6 +48,8 @@ rule dedup:
         triage=per_location(f"{R}/triage/{{location}}.csv"),
         features=per_location(f"{R}/features/{{location}}.h5"),
         exclude=curator_file("exclude_file"),
+        # layout.mode: extend: the saved map's images are kept before any copy of them
+        placed=layout_file("grid.csv"),
     output:
         f"{R}/duplicates.csv",
     log:
@@ -68,6 +70,7 @@ rule dedup:
         min_correlation=config["dedup"]["min_correlation"],
         keep_maybe=config["triage"]["keep_maybe"],
         exclude_file=config.get("exclude_file") or "",
+        placed_csv=os.path.join(LAYOUT, "grid.csv") if EXTEND else "",
     script:
         "../scripts/dedup.py"
 
