@@ -26,6 +26,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -86,6 +87,39 @@ def prepare_reuse(results: Path) -> tuple[int, int]:
     return reused, total
 
 
+def reuse_cost(workdir: Path, sample: int) -> tuple[float, float, int]:
+    """ms per image of prepare_location on the first ``sample`` images of the largest location,
+    measured from scratch and then with every row reused from its cache (same process, one
+    after the other: a ratio under the same load). Returns (measured ms, reused ms, images)."""
+    from vacancy.common import iter_csv, write_csv
+    from vacancy.images.prepare import prepare_location
+    from vacancy.sources.inventory import INVENTORY_COLUMNS
+
+    results = workdir / "results"
+    location = max((results / "inventory").glob("*.csv"), key=lambda p: p.stat().st_size).stem
+    rows = [r for _, r in zip(range(sample), iter_csv(results / "inventory" / f"{location}.csv"))]
+    scratch = workdir / "reuse-cost"
+    inventory = scratch / "inventory.csv"
+    write_csv(inventory, rows, INVENTORY_COLUMNS)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    settings = dict(graphic_below=config["triage"]["graphic_below"],
+                    photo_above=config["triage"]["photo_above"], method=config["triage"]["method"],
+                    score_graphic_below=config["triage"]["score_graphic_below"],
+                    score_photo_above=config["triage"]["score_photo_above"],
+                    hash_size=config["dedup"]["hash_size"], color=config["features"]["color"],
+                    batch_size=config["features"]["batch_size"], cell_px=config["tiles"]["cell_px"],
+                    background=config["tiles"]["background"], draft=config["prepare"]["draft"],
+                    max_pixels=config["max_pixels"])
+    outputs = [scratch / n for n in ("t.csv", "h.csv", "f.h5", "th.h5", "r.csv")]
+    times = []
+    for reuse in (None, results / "cache" / "prepare" / location):
+        start = time.perf_counter()
+        prepare_location(inventory, *outputs, **settings, reuse_dir=reuse)
+        times.append(1000 * (time.perf_counter() - start) / len(rows))
+    shutil.rmtree(scratch)
+    return times[0], times[1], len(rows)
+
+
 def rule_rows(fresh: dict, extend: dict) -> None:
     """Per rule: jobs, wall s summed over jobs, peak RSS, fresh beside extend."""
     print("| rule | fresh: jobs | wall s | peak RSS MB | extend: jobs | wall s | peak RSS MB |")
@@ -108,6 +142,8 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=2000, help="images of the later scrape (M)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--reuse-sample", type=int, default=2000,
+                        help="images of one location timed measured and reused, in this process")
     args = parser.parse_args()
 
     corpus = scale.make_corpus(args.images, args.seed)
@@ -165,6 +201,9 @@ def main() -> None:
           f"{f'{rebuilt[1]} of {rebuilt[2]}' if rebuilt else '? (no count in tiles.log)'} |")
     print(f"| saved images moved (must be 0) | {moved} |")
     print(f"| saved images gone from the map (must be 0) | {left} |")
+    measured_ms, reused_ms, sample = reuse_cost(workdir, args.reuse_sample)
+    print(f"| prepare, per image, {sample} images of one location: measured / reused ms (ratio) "
+          f"| {measured_ms:.2f} / {reused_ms:.2f} ({reused_ms / measured_ms:.2f}) |")
     if moved or left:
         sys.exit("a saved image moved or left the map")
 
