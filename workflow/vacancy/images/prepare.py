@@ -213,8 +213,7 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x
     cell_px x 3 uint8). ``rejects_csv``: id, stage, reason. Rows keep inventory
     order. Configuration errors (thresholds, hash size, colour) are raised before any image.
-    ``reuse_dir``: this location's cache of its previous run (:mod:`vacancy.images.reuse`):
-    an unchanged image's rows are copied from there instead of measured again.
+    ``reuse_dir``: the location's cache of its last run (:mod:`.reuse`), for unchanged images.
     """
     classify(0.0, graphic_below, photo_above)
     triage_class(dict.fromkeys(SIGNALS, 0.0), method, graphic_below, photo_above,
@@ -233,14 +232,13 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     progress = Progress(f"prepare {Path(inventory_csv).stem}", total, logger=log)
     prov = provenance(STAGE, params, input=os.fspath(inventory_csv))
     started = time.perf_counter()
-    previous = PreviousRun(reuse_dir, params)
     # Every output is streamed (memory flat in the number of images) to a temporary file that
     # is renamed into place only when the whole location is done. Small matrix products: BLAS
     # threads would only add overhead (and jobs run side by side).
     with threadpool_limits(1), contextlib.ExitStack() as stack:
         out = _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumbs_h5,
                             prov, color, cell_px, batch_size)
-        stack.callback(previous.close)
+        previous = stack.enter_context(PreviousRun(reuse_dir, params))
         for row in iter_csv(inventory_csv):
             if previous.replay(row, out, counts):
                 progress.update()
@@ -262,10 +260,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
         for name in ("triage", "hashes", "rejects"):
             out[name].prov["seconds"] = round(seconds, 3)
     progress.finish()
-    previous.save({"triage": triage_csv, "hashes": hashes_csv, "rejects": rejects_csv,
-                   "features": features_h5, "thumbs": thumbs_h5})
-    log.info("prepare %s: reused %d of %d images, measured the others", Path(inventory_csv).stem,
-             previous.reused, total)
+    previous.save(Path(inventory_csv).stem, triage_csv, hashes_csv, rejects_csv, features_h5,
+                  thumbs_h5)
     log.info("prepare %s: %s in %.1f s (%.2f ms per image)", Path(inventory_csv).stem, counts,
              seconds, 1000 * seconds / max(1, total))
     return counts

@@ -97,16 +97,17 @@ class PreviousRun:
         self.folder = Path(folder) if folder else None
         self.signature = signature(params) if self.folder else ""
         self.seen: list[dict] = []
-        self.reused = 0
+        self.images = self.reused = 0
         self.known: dict[str, dict] = {}
         self.h5: dict[str, _Rows] = {}
         if self.folder and (self.folder / "signature.json").exists():
             try:
                 self._load()
             except (OSError, KeyError, ValueError) as exc:
-                log.warning("prepare cache %s unusable (%s): measuring every image", self.folder, exc)
+                log.warning("prepare cache %s unusable (%s): measuring every image",
+                            self.folder, exc)
                 self.close()
-                self.known, self.h5 = {}, {}
+                self.known = {}
 
     def _load(self) -> None:
         """Read the cache if its signature is this run's (else leave it empty: measure all)."""
@@ -128,6 +129,7 @@ class PreviousRun:
     def replay(self, row: dict, out: dict, counts: dict) -> bool:
         """Write the stored rows of this inventory row's image if it is unchanged (True), or
         note its identity and leave it to be measured (False)."""
+        self.images += 1
         identity = file_identity(row["path"])
         if identity is None:
             return False  # a missing or unreadable file is measured (and rejected) every time
@@ -157,22 +159,31 @@ class PreviousRun:
         self.reused += 1
         return True
 
+    def __enter__(self) -> "PreviousRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         """Close the cached HDF5 files (before :meth:`save` replaces them)."""
         for rows in self.h5.values():
             rows.h5.close()
         self.h5 = {}
 
-    def save(self, outputs: dict) -> None:
-        """Keep this run's outputs (links) and the identity of every image, for the next run.
-        A failure here costs the next run time, never a value: it is logged, not raised."""
+    def save(self, location: str, *outputs) -> None:
+        """Log what was reused; keep this run's ``outputs`` (triage, hashes, rejects, features,
+        thumbs: links) and the identity of every image for the next run. A failure here costs
+        the next run time, never a value: it is logged, not raised."""
         self.close()
+        log.info("prepare %s: reused %d of %d images, measured the others", location,
+                 self.reused, self.images)
         if not self.folder:
             return
         try:
             with atomic_dir(self.folder) as tmp:
-                for name, filename in OUTPUT_FILES.items():
-                    link_or_copy(Path(outputs[name]), tmp / filename)
+                for path, filename in zip(outputs, OUTPUT_FILES.values(), strict=True):
+                    link_or_copy(Path(path), tmp / filename)
                 write_csv(tmp / "files.csv", self.seen, IDENTITY_COLUMNS)
                 (tmp / "signature.json").write_text(json.dumps({"signature": self.signature}))
         except OSError as exc:
