@@ -68,8 +68,16 @@ def test_extend_reruns_the_map_stages_and_makes_no_tile_bands(runs):
 def test_no_saved_image_moves(runs):
     fresh, grid = runs["fresh"], runs["grid"]
     kept = [i for i in fresh if i in grid]
-    assert len(kept) >= len(fresh) - 10  # the two culled, and any copy dedup now drops
     assert all(grid[i] == fresh[i] for i in kept)
+
+
+def test_only_the_culled_images_leave_the_map(runs):
+    """The held-back images include larger originals of copies that the base run placed (their
+    originals were excluded then); dedup keeps the placed copy, so no other cell empties."""
+    assert set(runs["fresh"]) - set(runs["grid"]) == set(runs["culled"])
+    assert "dedup" in runs["plan"]
+    log = (runs["work"] / "results/logs/dedup.log").read_text()
+    assert f"dedup: {len(runs['fresh'])} images of the saved layout" in log
 
 
 def test_every_selected_image_has_one_cell_and_the_new_ones_are_marked(runs):
@@ -156,9 +164,13 @@ def test_fresh_afterwards_lays_everything_out_again(runs):
     plan = planned_jobs(work)
     assert {"pca", "tsne", "grid", "tile_band", "tiles"} <= set(plan)
     snakemake(work, "--cores", "2", "tiles")
+    with open(work / "results/selected.csv", newline="") as handle:
+        selected = {r["id"] for r in csv.DictReader(handle)}
+    # fresh, dedup keeps the largest copy again, not the one the saved map had placed
+    assert "dedup" in plan and selected != runs["selected"]
     with open(work / "results/grid.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         assert reader.fieldnames == ["id", "col", "row"]
-        assert {r["id"] for r in reader} == runs["selected"]
+        assert {r["id"] for r in reader} == selected
     meta = json.loads((work / "results/tiles/meta.json").read_text())
     assert "mode" not in meta

@@ -34,6 +34,9 @@ rule prepare:
         background=config["tiles"]["background"],
         draft=config["prepare"]["draft"],
         max_pixels=config["max_pixels"],
+        # the rows of the last run, for images that did not change (not an output: Snakemake
+        # deletes outputs before a job, and this must survive it; README "Preparation")
+        reuse_dir=lambda wildcards: f"{R}/cache/prepare/{wildcards.location}",
     script:
         "../scripts/prepare.py"
 
@@ -45,6 +48,8 @@ rule dedup:
         triage=per_location(f"{R}/triage/{{location}}.csv"),
         features=per_location(f"{R}/features/{{location}}.h5"),
         exclude=curator_file("exclude_file"),
+        # layout.mode: extend: the saved map's images are kept before any copy of them
+        placed=layout_file("grid.csv"),
     output:
         f"{R}/duplicates.csv",
     log:
@@ -66,6 +71,7 @@ rule dedup:
         min_correlation=config["dedup"]["min_correlation"],
         keep_maybe=config["triage"]["keep_maybe"],
         exclude_file=config.get("exclude_file") or "",
+        placed_csv=os.path.join(LAYOUT, "grid.csv") if EXTEND else "",
     script:
         "../scripts/dedup.py"
 

@@ -14,4 +14,5 @@ i, p = snakemake.input, snakemake.params  # noqa: F821
 dedup(list(i.hashes), snakemake.output[0], max_distance=p.max_distance,  # noqa: F821
       triage_csvs=list(i.triage), feature_h5s=list(i.features), keep_maybe=p.keep_maybe,
       exclude_file=p.exclude_file or None, check=p.check, inner_distance=p.inner_distance,
-      min_correlation=p.min_correlation, threads=snakemake.threads)  # noqa: F821
+      min_correlation=p.min_correlation, threads=snakemake.threads,  # noqa: F821
+      placed_csv=p.placed_csv or None)

@@ -7,8 +7,10 @@ always are); with ``check: features`` (the default) the hashes only propose cand
 second check on the stored grey image decides (below). The grouping is the same for both.
 
 Grouping: a *star around a keeper*, not union-find. Images are taken in keeper-priority order
-(largest ``width * height`` first, then the smallest id in Python string order); an image not yet
-claimed becomes a keeper and claims every unclaimed image that is a copy of it.
+(largest ``width * height`` first, then the smallest id in Python string order; when extending
+a saved layout, its placed images before all others, so a later, larger copy never takes a
+placed image's cell away); an image not yet claimed becomes a keeper and claims every
+unclaimed image that is a copy of it.
 So every removed image is a copy of the image kept in its place (the ``distance`` and
 ``correlation`` columns), and chains do not merge: if A~B and B~C but A and C differ by more than
 ``max_distance``, and A is kept, then B goes to A and C stays (C is kept unless it is within reach
@@ -541,12 +543,15 @@ def candidate_pairs(hashes: np.ndarray, max_distance: int, nbits: int = 64, thre
     return codes // hashes.size, codes % hashes.size
 
 
-def _priority(ids: list[str], areas: np.ndarray) -> np.ndarray:
-    """Rank of each image in keeper order: largest area first, then smallest id."""
+def _priority(ids: list[str], areas: np.ndarray, placed: frozenset = frozenset()) -> np.ndarray:
+    """Rank of each image in keeper order: images ``placed`` on the saved map first (an extend
+    must not drop one for a later, larger copy: that would leave a hole in the map), then the
+    largest area, then the smallest id."""
     id_order = np.argsort(np.array(ids, dtype=object), kind="stable")
     id_rank = np.empty(len(ids), dtype=np.int64)
     id_rank[id_order] = np.arange(len(ids))
-    by_priority = np.lexsort((id_rank, -areas))
+    not_placed = np.array([image not in placed for image in ids], dtype=bool)
+    by_priority = np.lexsort((id_rank, -areas, not_placed))
     rank = np.empty(len(ids), dtype=np.int64)
     rank[by_priority] = np.arange(len(ids))
     return rank
@@ -573,18 +578,20 @@ def _verified_pairs(ids, hashes, max_distance, nbits, check: SecondCheck):
     return i[ok], j[ok], corr[ok]
 
 
-def find_duplicates(records, max_distance: int, check: SecondCheck | None = None) -> list[dict]:
+def find_duplicates(records, max_distance: int, check: SecondCheck | None = None,
+                    placed: frozenset = frozenset()) -> list[dict]:
     """Rows ``{id, kept_id, distance, correlation}`` for every image that is not kept, by id.
 
     ``records`` are dicts with ``id, dhash, width, height`` (strings or numbers). Without
     ``check`` two images are copies when their dHashes are within ``max_distance`` bits; with it,
     when they are candidates and pass the correlation (module docstring). Grouping: a star around
-    each keeper (largest area, then smallest id).
+    each keeper (largest area, then smallest id; ids in ``placed``, the saved layout's images
+    when extending, before all others).
     """
     ids, hashes, areas, nbits = _prepare(records)
     if not ids:
         return []
-    rank = _priority(ids, areas)
+    rank = _priority(ids, areas, placed)
     if check is None:
         kept_image, correlation = _hash_only_keepers(hashes, rank, max_distance, nbits), {}
     else:
@@ -615,6 +622,16 @@ def _hash_only_keepers(hashes, rank, max_distance, nbits) -> np.ndarray:
     return best_image[keeper[inverse]]
 
 
+def read_placed(grid_csv) -> frozenset:
+    """Ids of the images on the saved layout's grid (an extend keeps them first), or none."""
+    if not grid_csv:
+        return frozenset()
+    placed = frozenset(row["id"] for row in iter_csv(grid_csv))
+    log.info("dedup: %d images of the saved layout %s are kept before their copies",
+             len(placed), grid_csv)
+    return placed
+
+
 def read_exclusions(exclude_file) -> set[str]:
     """The curator's excluded ids (select's format and checks), or none."""
     if not exclude_file:
@@ -626,8 +643,11 @@ def read_exclusions(exclude_file) -> set[str]:
 
 def dedup(hash_csvs: list, out_csv, *, max_distance: int, check: str, inner_distance: int,
           min_correlation: float, triage_csvs=None, feature_h5s=None, keep_maybe: bool = False,
-          exclude_file=None, threads: int = 1) -> dict:
+          exclude_file=None, threads: int = 1, placed_csv=None) -> dict:
     """Read every location's hash CSV, write ``duplicates.csv``; return counts.
+
+    ``placed_csv``: the saved layout's ``grid.csv`` when extending; its images are kept before
+    any copy of them (:func:`_priority`).
 
     With ``triage_csvs`` only images that can reach the map take part (:func:`eligible_ids`);
     with ``check: features`` the candidates are verified on ``feature_h5s`` (module docstring),
@@ -647,12 +667,14 @@ def dedup(hash_csvs: list, out_csv, *, max_distance: int, check: str, inner_dist
         if check == "features":
             second = SecondCheck.from_features(feature_h5s or [], {r["id"] for r in records},
                                                inner_distance, min_correlation, threads)
-        rows = find_duplicates(records, max_distance, second)
+        rows = find_duplicates(records, max_distance, second, read_placed(placed_csv))
     params = {"max_distance": max_distance, "check": check, "inner_distance": inner_distance,
               "min_correlation": min_correlation, "keep_maybe": keep_maybe,
               "exclude_file": str(exclude_file) if exclude_file else None,
+              "placed_csv": str(placed_csv) if placed_csv else None,
               "inputs": [str(p) for p in hash_csvs],
-              "grouping": "star around keeper (largest area, then smallest id)"}
+              "grouping": "star around keeper (placed on the saved map, largest area, "
+                          "then smallest id)"}
     write_csv(out_csv, rows, DUPLICATE_COLUMNS, prov=provenance(STAGE, params))
     counts = {
         "images": len(records),

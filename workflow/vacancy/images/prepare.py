@@ -46,6 +46,7 @@ from wand.color import Color
 from ..common import Progress, atomic_path, csv_rows, iter_csv, provenance
 from .features import N_FEATURES, RECIPE, check_color, features_of_small, wand_features
 from .resample import resize_gray
+from .reuse import PreviousRun
 from .hashes import HASH_COLUMNS, check_hash_size, dhash_of_gray, gray8_of_unit
 from ..imaging import DEFAULT_MAX_PIXELS, Rejected, decode_sized, export_pixels, read_blob
 from .thumbs import thumb_from_rgb
@@ -202,7 +203,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
                      color: str = "gray", cell_px: int = 64, background=(24, 24, 24),
                      draft: bool = True, batch_size: int = 256,
                      max_pixels: int = DEFAULT_MAX_PIXELS, method: str = "entropy",
-                     score_graphic_below: float = 0.5, score_photo_above: float = 0.5) -> dict:
+                     score_graphic_below: float = 0.5, score_photo_above: float = 0.5,
+                     reuse_dir=None) -> dict:
     """Decode every image of one location's inventory once; write the five outputs; return counts.
 
     ``triage_csv``: :data:`vacancy.images.triage.OUT_COLUMNS` (id, entropy, class, width, height,
@@ -211,6 +213,7 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     bitshuffle + LZ4) for photos and "maybe". ``thumbs_h5``: ``ids``, ``thumbs`` (n x cell_px x
     cell_px x 3 uint8). ``rejects_csv``: id, stage, reason. Rows keep inventory
     order. Configuration errors (thresholds, hash size, colour) are raised before any image.
+    ``reuse_dir``: the location's cache of its last run (:mod:`.reuse`), for unchanged images.
     """
     classify(0.0, graphic_below, photo_above)
     triage_class(dict.fromkeys(SIGNALS, 0.0), method, graphic_below, photo_above,
@@ -235,7 +238,11 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     with threadpool_limits(1), contextlib.ExitStack() as stack:
         out = _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumbs_h5,
                             prov, color, cell_px, batch_size)
+        previous = stack.enter_context(PreviousRun(reuse_dir, params))
         for row in iter_csv(inventory_csv):
+            if previous.replay(row, out, counts):
+                progress.update()
+                continue
             try:
                 result = measure_image(read_blob(row["path"]), options, graphic_below,
                                        photo_above, hash_size, color, cell_px, background,
@@ -253,6 +260,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
         for name in ("triage", "hashes", "rejects"):
             out[name].prov["seconds"] = round(seconds, 3)
     progress.finish()
+    previous.save(Path(inventory_csv).stem, triage_csv, hashes_csv, rejects_csv, features_h5,
+                  thumbs_h5)
     log.info("prepare %s: %s in %.1f s (%.2f ms per image)", Path(inventory_csv).stem, counts,
              seconds, 1000 * seconds / max(1, total))
     return counts
