@@ -136,3 +136,13 @@ def test_a_reserve_outside_0_to_half_is_refused():
     for bad in (-0.1, 0.6, True, "10%"):
         with pytest.raises(ValueError, match="reserve"):
             reserve_count(100, bad)
+
+
+def test_saving_a_fresh_grid_without_reserve_warns(caplog):
+    from vacancy.map.layout import _warn_without_reserve
+
+    _warn_without_reserve({"mode": "fresh", "n_reserved": 40})
+    _warn_without_reserve({"mode": "extend"})  # an extended grid: its reserve was used
+    assert not caplog.records
+    _warn_without_reserve({"n_reserved": 0})
+    assert "no reserve" in caplog.text
