@@ -270,7 +270,9 @@ def main() -> None:
         scale.prepare(workdir, corpus, args.cores)
     base = yaml.safe_load((workdir / "config.yaml").read_text())
     base["tiles"] = {**base["tiles"], "jobs": args.cores}
-    base.pop("exclude_file", None)
+    base.pop("exclude_file", None)  # a working dir left by an earlier or interrupted run:
+    base["folder"] = {"path": str(corpus / "raw")}  # the whole corpus, fresh mode again
+    base.pop("layout", None)
     results = workdir / "results"
     with open(corpus / "truth.csv", newline="") as handle:
         truth = list(csv.DictReader(handle))
