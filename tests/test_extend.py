@@ -2,8 +2,9 @@
 
 Real Snakemake runs on the small demo: the first run holds back a third of the selected images
 with an exclude file (the "later scrape"), ``save_layout`` keeps its layout, the second run
-(``layout.mode: extend``) takes the held-back images in and culls two placed ones. cell_px 128
-gives 2 cells per tile, so the 12x12 grid has 36 top-zoom tiles and most stay untouched.
+(``layout.mode: extend``) takes the held-back images in and culls two placed ones. The fresh run
+keeps a fifth of its cells spare among the images (``layout.reserve: 0.2``). cell_px 128 gives 2
+cells per tile, so most top-zoom tiles stay untouched.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from conftest import SMALL_DEMO, planned_jobs, snakemake, write_config
 
 CONFIG = {**SMALL_DEMO, "tiles": {"cell_px": 128, "jobs": 2}}
+RESERVE = 0.2
 
 
 def read_grid(path: Path) -> dict[str, tuple[int, int]]:
@@ -40,7 +42,7 @@ def runs(tmp_path_factory):
         selected = [r["id"] for r in csv.DictReader(handle)]
     held = selected[::3]
     (work / "hold.txt").write_text("# the later scrape\n" + "\n".join(held) + "\n")
-    write_config(work, {**CONFIG, "exclude_file": "hold.txt"})
+    write_config(work, {**CONFIG, "exclude_file": "hold.txt", "layout": {"reserve": RESERVE}})
     snakemake(work, "--cores", "2", "tiles")
     snakemake(work, "--cores", "2", "save_layout")
     fresh = read_grid(work / "results/grid.csv")
@@ -87,6 +89,25 @@ def test_every_selected_image_has_one_cell_and_the_new_ones_are_marked(runs):
     new = {i for i, a in added.items() if a == "1"}
     assert new == set(grid) - set(fresh)
     assert len(new) >= 0.9 * len(runs["held"])
+
+
+def test_the_fresh_grid_kept_its_reserve_and_the_extend_filled_it_first(runs):
+    work = runs["work"]
+    saved = json.loads((work / "layout/grid.csv.meta.json").read_text())
+    cols, rows = saved["cols"], saved["rows"]
+    assert saved["params"]["reserve"] == RESERVE and saved["n_reserved"] > 0
+    spare = {(c, r) for c in range(cols) for r in range(rows)} - set(runs["fresh"].values())
+    assert len(spare) >= RESERVE * cols * rows
+    # spare cells all over the saved map: in each half, by columns and by rows
+    for axis in (0, 1):
+        half = (cols, rows)[axis] // 2
+        assert any(cell[axis] < half for cell in spare) and any(cell[axis] >= half
+                                                                 for cell in spare)
+    new_cells = {runs["grid"][i] for i, a in runs["added"].items() if a == "1"}
+    culled = {runs["fresh"][i] for i in runs["culled"]}
+    # more new images than spare cells: the grid grew, but only after the reserve was used
+    assert len(new_cells) > len(spare)
+    assert len(spare & new_cells) >= 0.9 * len(spare - culled)
 
 
 def test_culled_images_leave_their_cells_empty(runs):

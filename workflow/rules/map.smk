@@ -86,6 +86,8 @@ rule grid:
         # extend grows the grid by whole tiles; a fresh grid does not depend on the tiles
         cell_px=config["tiles"]["cell_px"] if EXTEND else None,
         tile_px=config["tiles"]["tile_px"] if EXTEND else None,
+        # spare cells a fresh grid keeps among the images; an extend keeps the saved grid's
+        reserve=None if EXTEND else config["layout"]["reserve"],
         method=config["grid"]["method"],
         dense_max=config["grid"]["dense_max"],
         block=config["grid"]["block"],
@@ -253,6 +255,9 @@ rule save_layout:
         tile_px=config["tiles"]["tile_px"],
         quality=config["tiles"]["quality"],
         background=config["tiles"]["background"],
-        stages={k: config[k] for k in ("pca", "tsne", "grid", "tiles")},
+        stages={
+            **{k: config[k] for k in ("pca", "tsne", "grid", "tiles")},
+            "reserve": config["layout"]["reserve"],
+        },
     script:
         "../scripts/save_layout.py"

@@ -12,6 +12,7 @@ setup_logging(snakemake.log[0])  # noqa: F821
 i, o, p = snakemake.input, snakemake.output, dict(snakemake.params)  # noqa: F821
 mode, layout_dir, cell_px, tile_px = (p.pop(k) for k in ("mode", "layout_dir", "cell_px", "tile_px"))
 if mode == "extend":
+    p.pop("reserve")
     from vacancy.map.layout import extend_grid  # noqa: E402
 
     extend_grid(i.tsne, i.pca, layout_dir, o[0], cell_px, tile_px)

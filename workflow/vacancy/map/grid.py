@@ -15,6 +15,14 @@ images) the assignment is then refined in PCA space by FLAS
 (``vacancy.map.refine``): images swap cells so that grid neighbours are closer in feature space, the
 holes stay where the assignment put them, and the displacement statistics describe the final grid.
 
+With ``reserve`` (config ``layout.reserve``, a share of the cells) a fresh grid keeps that share
+of spare cells *inside* the map, for a later extend (``vacancy.map.layout``) to fill: phantom
+points, copies of real t-SNE points drawn at random and jittered by about half a cell, join the
+assignment and their cells are then emptied, so the spare cells sit where the images are, in
+proportion to their density, and each family keeps room for its own later arrivals (without
+them a fresh grid has spare cells only in the t-SNE gaps and at the end, and new images land at
+the edge). Refinement keeps these holes fixed like any other. ``reserve`` 0 is the plain grid.
+
 The later stages read grid.csv through :mod:`vacancy.map.grid_csv`, which needs none of the
 solvers.
 """
@@ -45,6 +53,13 @@ PASSES_UNREFINED = 16
 #: ... and when FLAS refines it afterwards (final DPQ16 0.8937 after 4, 0.8943 after 16 on the
 #: same run, three query samples each: within their spread, for a third of the time).
 PASSES_REFINED = 4
+#: Seed of the reserve's phantom points: the same data and config give the same holes.
+RESERVE_SEED = 7
+#: Phantom points' jitter (standard deviation) in cells: enough that a copy does not compete
+#: for its original's cell, little enough that it stays inside the original's family.
+RESERVE_JITTER = 0.5
+#: Largest ``reserve``: beyond half the cells, a map is more hole than image.
+RESERVE_MAX = 0.5
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -243,6 +258,33 @@ def assign(points: np.ndarray, cols: int, rows: int, method: str, block: int, de
                          max_passes=repair_passes), used
 
 
+def reserve_count(n: int, reserve: float) -> int:
+    """Phantom points that make ``reserve`` of the n + phantoms cells spare: n r / (1 - r)."""
+    if isinstance(reserve, bool) or not isinstance(reserve, (int, float)) or \
+            not 0 <= reserve <= RESERVE_MAX:
+        raise ValueError(f"layout reserve {reserve!r} is not a share of cells from 0 to "
+                         f"{RESERVE_MAX}")
+    return int(round(n * reserve / (1 - reserve)))
+
+
+def with_phantoms(points: np.ndarray, count: int, seed: int = RESERVE_SEED) -> np.ndarray:
+    """``points`` followed by ``count`` phantoms: copies of randomly chosen points (each at most
+    once while there are enough), jittered by ``RESERVE_JITTER`` cells of the grid they will be
+    laid on and kept within the points' bounding box, so the real points' scaling is unchanged.
+    Phantoms follow the points' density, so the spare cells they leave do too."""
+    points = np.asarray(points, dtype=np.float64)
+    if count == 0:
+        return points
+    rng = np.random.default_rng(seed)
+    n = len(points)
+    pick = rng.choice(n, count, replace=count > n)
+    low, high = points.min(axis=0), points.max(axis=0)
+    cols, rows = grid_shape(n + count)
+    cell = np.where(high > low, high - low, 1.0) / np.array([cols, rows])
+    jitter = rng.normal(scale=RESERVE_JITTER, size=(count, 2)) * cell
+    return np.vstack([points, np.clip(points[pick] + jitter, low, high)])
+
+
 def _pca_rows(pca_h5: str | Path, ids: list[str]) -> np.ndarray:
     """The PCA vectors of ``ids``, in that order (pca.h5 may list them in another)."""
     from .pca import read_pca
@@ -258,8 +300,12 @@ def _pca_rows(pca_h5: str | Path, ids: list[str]) -> np.ndarray:
 
 def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
              dense_max: int, holes: str, repair_passes: int | str, refine: str, radius_decay: float,
-             refine_dims: int, pca_h5: str | Path | None = None) -> dict:
+             refine_dims: int, pca_h5: str | Path | None = None, reserve: float = 0.0) -> dict:
     """Read ``id, x, y``, assign cells, write ``id, col, row`` with the grid size in the sidecar.
+
+    With ``reserve`` > 0 the grid is sized and assigned for the images plus
+    :func:`reserve_count` phantoms (:func:`with_phantoms`), whose cells stay empty: the method
+    and the dense threshold count them too.
 
     The sidecar's ``params`` record the method actually used (``lapjv-dense`` or ``blocks``),
     the block size and the threshold, and the refinement, so a change of any of them is visible
@@ -270,17 +316,20 @@ def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
     rows_in = read_csv(tsne_csv)
     ids = [r["id"] for r in rows_in]
     points = np.array([[float(r["x"]), float(r["y"])] for r in rows_in], dtype=np.float64)
-    cols, rows = grid_shape(len(ids))
-    used = choose_method(len(ids), method, dense_max)
+    phantoms = reserve_count(len(ids), reserve)
+    laid = with_phantoms(points, phantoms)
+    cols, rows = grid_shape(len(laid))
+    used = choose_method(len(laid), method, dense_max)
     requested_refine, refine = refine, choose_refine(len(ids), refine, dense_max)
     requested_passes = repair_passes
     if refine != "none" and pca_h5 is None:
         raise ValueError(f"grid refine {refine!r} needs the PCA vectors (pca_h5)")
     repair_passes = choose_repair_passes(repair_passes, refine)
-    log.info("grid: %d images on %d x %d cells, method %s (%d repair passes), refine %s",
-             len(ids), cols, rows, used, repair_passes, refine)
+    log.info("grid: %d images (and %d reserved cells) on %d x %d cells, method %s (%d repair "
+             "passes), refine %s", len(ids), phantoms, cols, rows, used, repair_passes, refine)
     start = time.perf_counter()
-    cell_index, used = assign(points, cols, rows, used, block, dense_max, holes, repair_passes)
+    cell_index, used = assign(laid, cols, rows, used, block, dense_max, holes, repair_passes)
+    cell_index = cell_index[:len(ids)]  # the phantoms' cells are the reserve: left empty
     seconds = time.perf_counter() - start
     assigned = displacement(points, cell_index, cols, rows)
     refine_seconds = 0.0
@@ -293,7 +342,8 @@ def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
         log.info("grid: refined by %s in %.1f s", refine, refine_seconds)
     moved = displacement(points, cell_index, cols, rows)
     stats = {"cols": cols, "rows": rows, "n_images": len(ids), "method": used,
-             "refine": refine, "seconds": round(seconds, 3),
+             "refine": refine, "n_reserved": phantoms,
+             "n_spare": cols * rows - len(ids), "seconds": round(seconds, 3),
              "refine_seconds": round(refine_seconds, 3),
              "displacement_mean": float(moved.mean()),
              "displacement_p95": float(np.percentile(moved, 95)),
@@ -307,6 +357,8 @@ def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
                 for i, c in zip(ids, cell_index))
     params = {"method": "lapjv-dense" if used == "dense" else "blocks", "requested": method,
               "dense_max": dense_max, "refine": refine, "requested_refine": requested_refine}
+    if phantoms:
+        params.update(reserve=reserve, reserve_seed=RESERVE_SEED, reserve_jitter=RESERVE_JITTER)
     if used == "blocks":
         params.update(block=block, holes=holes, repair_tol=REPAIR_TOL,
                       repair_passes=repair_passes, requested_repair_passes=requested_passes)

@@ -333,6 +333,15 @@ def _write_reference(path: Path, pca_h5, tsne_csv, grid_csv) -> int:
     return len(placed)
 
 
+def _warn_without_reserve(grid_meta: dict) -> None:
+    """Say so when a fresh grid without ``layout.reserve`` is saved: its free cells are only in
+    the t-SNE gaps, so an extend puts new images at the map's edge (README, "A living map")."""
+    if grid_meta.get("mode", "fresh") == "fresh" and not grid_meta.get("n_reserved"):
+        log.warning("save_layout: the grid has no reserve (layout.reserve 0): later extends will "
+                    "place new images at its edge, away from their kind; lay out fresh with "
+                    "layout.reserve 0.1 before saving to keep room among them")
+
+
 def save_layout(layout_dir, pca_h5, pca_model, tsne_csv, grid_csv, tiles_dir, spec,
                 stages: dict) -> dict:
     """Write the layout folder (atomically: built beside it, renamed into place) from a finished
@@ -353,6 +362,7 @@ def save_layout(layout_dir, pca_h5, pca_model, tsne_csv, grid_csv, tiles_dir, sp
         n_tiles = link_tree(Path(tiles_dir), tmp / "tiles")
         write_manifest(tmp / "tiles" / "manifest.json", tile_manifest(grid_csv, spec), spec)
         grid_meta = json.loads(Path(str(grid_csv) + ".meta.json").read_text())
+        _warn_without_reserve(grid_meta)
         record = provenance("save_layout", stages, n_images=n, n_tiles=n_tiles, quality=quality,
                             saved_from_mode=grid_meta.get("mode", "fresh"),
                             saved_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
