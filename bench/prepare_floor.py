@@ -174,7 +174,7 @@ def measure(path: str, args: tuple) -> dict:
 
 STEPS = ("file read", "sniff + header size", "decode (ImageMagick read)", "damage check",
          "RGB export + gray", "histogram", "64x64 resize", "triage signals + class",
-         "rows (formatting)", "dHash", "features (blurs)", "thumbnail (RGB8 + resize)",
+         "rows (formatting)", "dHash", "features (blurs)", "thumbnail (8-bit planes + resize)",
          "wand destroy", "writing (CSV + HDF5 rows, close)")
 
 
@@ -234,9 +234,8 @@ def measure_steps(path: str, p: dict, args: tuple, out: dict | None, image_id: s
             result["features"] = features_of_small(small)
             t11 = clock(); t["features (blurs)"] += t11 - t10
             orientation = img.orientation
-            rgb8 = ((rgb16.astype(np.uint32) + 128) // 257).astype(np.uint8)
-            result["thumb"] = thumb_from_rgb(rgb8, cell_px, orientation)
-            t10 = clock(); t["thumbnail (RGB8 + resize)"] += t10 - t11
+            result["thumb"] = thumb_from_rgb(rgb16, cell_px, orientation)  # Q16: as prepare
+            t10 = clock(); t["thumbnail (8-bit planes + resize)"] += t10 - t11
     finally:
         img.destroy()
     t12 = clock(); t["wand destroy"] += t12 - t10

@@ -301,3 +301,20 @@ def test_thumbnail_matches_imagemagicks_fill_and_centre_crop(tmp_path):
     expected = np.asarray(Image.open(ref).convert("RGB")).astype(int)
     thumb = measure(src.read_bytes(), cell_px=64, **PHOTO)["thumb"].astype(int)
     assert np.abs(thumb - expected).mean() < 3
+
+
+def test_thumbnail_of_q16_equals_the_thumbnail_of_its_8_bit_scaling():
+    """prepare hands the thumbnail its Q16 export: every one of the 65,536 values must scale as
+    ImageMagick's (q + 128) // 257 does, so the thumbnail equals the one of the uint8 image."""
+    from vacancy.images.resample import planes_of_rgb
+    from vacancy.images.thumbs import thumb_from_rgb
+
+    q16 = np.arange(65536, dtype=np.uint16).reshape(256, 256)[..., None].repeat(3, axis=2)
+    q16[..., 1] = q16[..., 1][::-1]
+    rgb8 = ((q16.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    assert np.array_equal(planes_of_rgb(q16), planes_of_rgb(rgb8))
+    noise = np.random.default_rng(3).integers(0, 65536, (169, 225, 3), dtype=np.uint16)
+    noise8 = ((noise.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    for orientation in ("top_left", "right_top"):
+        assert np.array_equal(thumb_from_rgb(noise, 64, orientation),
+                              thumb_from_rgb(noise8, 64, orientation))

@@ -93,7 +93,8 @@ def gray_and_rgb(img) -> tuple[np.ndarray, np.ndarray | None]:
         return gray_q16(img), None
     rgb16 = export_pixels(img, "RGB", "short")
     luma = rgb16 @ REC709_LUMA
-    return np.floor(luma + 0.5).astype(np.uint16), rgb16
+    luma += 0.5  # in place: the same float64 values as floor(luma + 0.5), one array fewer
+    return np.floor(luma, out=luma).astype(np.uint16), rgb16
 
 
 def _flat_rgb8(img, background) -> np.ndarray:
@@ -146,10 +147,10 @@ def measure_image(blob: bytes, options: dict | None, graphic_below: float, photo
                 result["features"] = wand_features(copy, color)
         orientation = img.orientation
         if rgb16 is None or img.alpha_channel:
-            rgb8 = _flat_rgb8(img, background)
-        else:  # ImageMagick's own Q16 -> 8-bit scaling, without a second export
-            rgb8 = ((rgb16.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    result["thumb"] = thumb_from_rgb(rgb8, cell_px, orientation)
+            rgb = _flat_rgb8(img, background)
+        else:  # the Q16 export: scaled to 8 bits as ImageMagick does, inside the crop only
+            rgb = rgb16
+    result["thumb"] = thumb_from_rgb(rgb, cell_px, orientation)
     return result
 
 

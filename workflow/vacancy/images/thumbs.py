@@ -32,19 +32,20 @@ _UPRIGHT = {
 }
 
 
-def thumb_from_rgb(rgb8: np.ndarray, cell_px: int, orientation: str = "top_left") -> np.ndarray:
-    """A centre-cropped ``cell_px`` square (uint8, upright) of an (h, w, 3) uint8 image.
+def thumb_from_rgb(rgb: np.ndarray, cell_px: int, orientation: str = "top_left") -> np.ndarray:
+    """A centre-cropped ``cell_px`` square (uint8, upright) of an (h, w, 3) uint8 image, or of
+    a Q16 uint16 one (scaled to 8 bits as ImageMagick does, only inside the crop).
 
     Lanczos with Pillow's weights, applied as matrix products (3x faster than Pillow's own RGB
     resize here); the EXIF orientation is applied to the tiny result, since a centred square
     crop commutes with rotations and flips.
     """
-    height, width = rgb8.shape[:2]
+    height, width = rgb.shape[:2]
     side = min(width, height)
     if side < 1:
         raise ValueError(f"empty image {width}x{height}")
     top, left = (height - side) // 2, (width - side) // 2
-    thumb = resize_square_rgb(rgb8[top:top + side, left:left + side], cell_px)
+    thumb = resize_square_rgb(rgb[top:top + side, left:left + side], cell_px)
     if orientation in _UPRIGHT:
         thumb = np.asarray(Image.fromarray(thumb, "RGB").transpose(_UPRIGHT[orientation]))
     return thumb

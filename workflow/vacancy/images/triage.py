@@ -157,7 +157,8 @@ def signals(counts: np.ndarray, small: np.ndarray, q16: np.ndarray,
     chroma = top - bottom
     same, same_mid = _identical_neighbours(packed, (bottom >= 250) | (top <= 5))
     # L1 gradient (|dx| + |dy|): the same ranking as the Euclidean one, without a square root
-    grad = np.abs(np.diff(small, axis=1))[:-1] + np.abs(np.diff(small, axis=0))[:, :-1]
+    across = np.diff(small, axis=1)  # shared with the noise: np.diff(small, 2) is its diff
+    grad = np.abs(across)[:-1] + np.abs(np.diff(small, axis=0))[:, :-1]
     return {
         "entropy": entropy_nats(counts),
         "peak": float(p[0]),
@@ -173,7 +174,7 @@ def signals(counts: np.ndarray, small: np.ndarray, q16: np.ndarray,
         "gray": np.count_nonzero(chroma <= 6) / chroma.size,
         "edge": float(grad.mean()),
         "sharp": np.count_nonzero(grad > 0.25) / grad.size,
-        "noise": float(np.abs(np.diff(small, 2, axis=1)).mean()),  # 2nd difference along rows
+        "noise": float(np.abs(np.diff(across, axis=1)).mean()),  # 2nd difference along rows
     }
 
 
