@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from vacancy.map.layout import embed_new, grow, place_new
+from vacancy.map.layout import _place_greedy, embed_new, grow, place_new
 from vacancy.map.pca import load_pca_model, project, read_pca, run_pca
 from vacancy.map.tile_update import tile_manifest
 from vacancy.map.tiles import TileSpec
@@ -27,6 +27,24 @@ def test_new_images_get_distinct_free_cells_nearest_their_targets():
     assert place_new(targets, free, 5).tolist() == [9, 0, 2]
     greedy = place_new(np.repeat([[0.5, 0.5]], 6, axis=0), free, 5)
     assert sorted(greedy.tolist()) == free.tolist()
+
+
+@pytest.mark.parametrize("solver", ["exact", "greedy"])
+def test_a_hole_is_taken_only_within_reach_of_the_target(solver):
+    # a 10-column grid: holes of the saved grid at cells 3 (col 3, row 0) and 7 (col 7),
+    # grown cells in row 8; targets (col, row): one beside hole 3, one 3 cells from hole 7 and
+    # 5 from the nearest grown cell (87)
+    free = np.array([3, 7, 80, 81, 87, 88])
+    hole = np.array([True, True, False, False, False, False])
+    targets = np.array([[3.5, 1.0], [7.5, 3.5]])
+    if solver == "exact":
+        got = place_new(targets, free, 10, hole=hole, reach=2.0)
+    else:
+        centres = np.column_stack([free % 10, free // 10]) + 0.5
+        got = free[_place_greedy(targets, centres, hole, 2.0)]
+    assert got.tolist() == [3, 87]  # the near hole; the far one is left for a grown cell
+    # with no limit the second image takes the hole 3 cells away, as before
+    assert place_new(targets, free, 10, hole=hole, reach=10.0).tolist() == [3, 7]
 
 
 def test_a_stored_model_projects_a_row_as_the_fitted_pca_did(tmp_path):
