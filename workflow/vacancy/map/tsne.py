@@ -178,7 +178,7 @@ def effective_perplexity(perplexity: float, n: int) -> float:
     return perplexity
 
 
-def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto", n_iter: int = 750,
+def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto", n_iter: int = 500,
           seed: int = 42, method: str = "fft", theta: float = 0.5, n_jobs: int = 1,
           neighbours=None) -> np.ndarray:
     """2-D t-SNE embedding of ``points`` (n x d): the same for a given seed at any ``n_jobs``.
