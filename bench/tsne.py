@@ -79,7 +79,8 @@ def embed_and_grid(args) -> dict:
     if args.variant == "old":
         neighbours = find_neighbours(points, int(3 * perplexity), args.threads, TSNE["seed"])
     else:
-        neighbours = read_neighbours(args.out / f"neighbours-{args.k}.npz", ids)
+        neighbours = read_neighbours(args.out / f"neighbours-{args.k}.npz", ids,
+                                     columns=min(len(ids) - 1, int(3 * perplexity)))
     clock.lap("neighbours")
     perplexity_affinities(points, perplexity, args.threads, TSNE["seed"], neighbours)
     clock.lap("affinities")  # timed alone; embed computes them again, then optimises

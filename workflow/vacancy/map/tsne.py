@@ -126,13 +126,22 @@ def write_neighbours(path: str | Path, ids: list[str], indices: np.ndarray,
     tmp.replace(path)
 
 
-def read_neighbours(path: str | Path, ids: list[str]):
-    """(indices, distances) saved by :func:`write_neighbours`, checked against ``ids``."""
+def read_neighbours(path: str | Path, ids: list[str], columns: int | None = None):
+    """(indices, distances) saved by :func:`write_neighbours`, checked against ``ids``.
+
+    Only the first ``columns`` (all if None) are kept, as the int64 / float64 openTSNE takes:
+    the full arrays are freed here, not held through the P matrix's construction (t-SNE's peak).
+    """
     with np.load(path) as data:
         if data["ids"].tolist() != list(ids):
             raise ValueError(f"{path} was computed for other images than the PCA output; "
                              "delete it to have it recomputed")
-        return data["indices"], data["distances"]
+        saved = data["indices"]  # each access of an npz member reads it again: once
+        indices = np.ascontiguousarray(saved[:, :columns], dtype=np.int64)
+        log.info("tsne: the first %d of the %d saved neighbours", indices.shape[1], saved.shape[1])
+        del saved
+        distances = np.ascontiguousarray(data["distances"][:, :columns], dtype=np.float64)
+        return indices, distances
 
 
 def run_neighbours(pca_h5: str | Path, out_npz: str | Path, k: int, seed: int,
@@ -160,12 +169,11 @@ def perplexity_affinities(points: np.ndarray, perplexity: float, n_jobs: int, se
                     "(tsne.neighbours); finding them again", perplexity, k,
                     neighbours[0].shape[1])
         neighbours = None
-    elif neighbours is not None:
-        log.info("tsne: the first %d of the %d saved neighbours", k, neighbours[0].shape[1])
     if neighbours is None:
         neighbours = find_neighbours(points, k, n_jobs, seed)
-    indices, distances = (np.ascontiguousarray(a[:, :k]) for a in neighbours)
-    knn = PrecomputedNeighbors(indices.astype(np.int64), distances.astype(np.float64))
+    indices, distances = (np.ascontiguousarray(a[:, :k], dtype=dtype)
+                          for a, dtype in zip(neighbours, (np.int64, np.float64)))
+    knn = PrecomputedNeighbors(indices, distances)
     return PerplexityBasedNN(perplexity=perplexity, knn_index=knn, n_jobs=n_jobs)
 
 
@@ -218,7 +226,10 @@ def run_tsne(pca_h5: str | Path, out_csv: str | Path, settings: dict, n_jobs: in
     """Embed the PCA output and write ``id, x, y`` to ``out_csv`` (with the neighbours of
     ``neighbours_npz`` if given)."""
     ids, points = read_pca(pca_h5)
-    neighbours = read_neighbours(neighbours_npz, ids) if neighbours_npz else None
+    neighbours = None
+    if neighbours_npz:  # the columns the perplexity needs (a higher one finds its own)
+        needed = min(len(ids) - 1, int(3 * settings["perplexity"]))
+        neighbours = read_neighbours(neighbours_npz, ids, columns=needed)
     log.info("tsne: %d images, %d dims, settings %s, %d threads", len(ids), points.shape[1],
              settings, n_jobs)
     coords = embed(points, perplexity=settings["perplexity"],
