@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from vacancy.map.tsne import embed
+from vacancy.map.tsne import (embed, find_neighbours, read_neighbours, run_neighbours, run_tsne,
+                               write_neighbours)
 from vacancy.map.tsne_settings import resolve_settings
 
 
@@ -49,3 +50,38 @@ def test_embedding_is_the_same_for_any_thread_count():
         assert np.array_equal(embed(points, perplexity=30, n_iter=300, seed=5, n_jobs=n_jobs), one)
     # ... and the seed still matters, so the comparison above can fail.
     assert not np.array_equal(embed(points, perplexity=30, n_iter=300, seed=6, n_jobs=1), one)
+
+
+def test_saved_neighbours_give_the_same_map_as_neighbours_found_in_the_job(tmp_path):
+    # 180 points: exact neighbours, so the first 30 of 150 are exactly the 30 nearest.
+    points, _ = clusters()
+    ids = [f"im{i}" for i in range(len(points))]
+    write_neighbours(tmp_path / "nn.npz", ids, *find_neighbours(points, 150, 1, 3))
+    saved = read_neighbours(tmp_path / "nn.npz", ids)
+    assert saved[0].shape == (180, 150)
+    direct = embed(points, perplexity=10, n_iter=300, seed=3)
+    assert np.array_equal(embed(points, perplexity=10, n_iter=300, seed=3, neighbours=saved), direct)
+    # Too few saved neighbours for the perplexity: the job finds its own, the same map again.
+    few = tuple(a[:, :20] for a in saved)
+    assert np.array_equal(embed(points, perplexity=10, n_iter=300, seed=3, neighbours=few), direct)
+    # ... and the neighbours do matter, so the comparisons above can fail.
+    shuffled = (saved[0][:, ::-1].copy(), saved[1][:, ::-1].copy())
+    assert not np.array_equal(embed(points, perplexity=10, n_iter=300, seed=3,
+                                    neighbours=shuffled), direct)
+
+
+def test_rules_neighbours_then_tsne_write_a_map_and_refuse_other_images(tmp_path):
+    import h5py
+
+    points, _ = clusters(per=400, k=3, d=30)  # 1,200 points: the Annoy index
+    ids = [f"im{i}" for i in range(len(points))]
+    with h5py.File(tmp_path / "pca.h5", "w") as h5:
+        h5["ids"] = np.array(ids, dtype="S")
+        h5["pca"] = points.astype(np.float32)
+    assert run_neighbours(tmp_path / "pca.h5", tmp_path / "nn.npz", 150, 5, n_jobs=2) == {
+        "n_images": 1200, "k": 150}
+    settings = resolve_settings("default", 30, "auto", 300, 5)
+    assert run_tsne(tmp_path / "pca.h5", tmp_path / "tsne.csv", settings, n_jobs=2,
+                    neighbours_npz=tmp_path / "nn.npz") == {"n_images": 1200}
+    with pytest.raises(ValueError, match="other images"):
+        read_neighbours(tmp_path / "nn.npz", ids[::-1])

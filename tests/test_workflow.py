@@ -8,6 +8,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -114,6 +115,19 @@ def test_outputs_record_what_made_them(demo_run):
     assert tsne["params"]["perplexity"] == SMALL_DEMO["tsne"]["perplexity"]
 
 
+def test_tsne_uses_the_neighbours_found_once(demo_run):
+    """Rule neighbours saves every mapped image's neighbours; tsne takes 3 x perplexity of them."""
+    with np.load(results(demo_run) / "neighbours.npz") as saved:
+        ids, indices = saved["ids"].tolist(), saved["indices"]
+    mapped = [r["id"] for r in read_csv(results(demo_run) / "tsne.csv")]
+    assert sorted(ids) == sorted(mapped)
+    assert indices.shape == (len(ids), min(len(ids) - 1, 150))
+    assert (indices != np.arange(len(ids))[:, None]).all()  # no image is its own neighbour
+    log = (results(demo_run) / "logs" / "tsne.log").read_text()
+    k = 3 * SMALL_DEMO["tsne"]["perplexity"]
+    assert f"the first {k} of the {indices.shape[1]} saved neighbours" in log
+
+
 def test_long_rules_log_progress(demo_run):
     log = (results(demo_run) / "logs" / "prepare" / "sfbay.log").read_text()
     assert re.search(r"\d+/\d+ images, [\d.]+ images/s", log)
@@ -124,12 +138,25 @@ def test_nothing_changed_plans_nothing(demo_run):
 
 
 def test_perplexity_change_reruns_tsne_and_what_follows_only(demo_run):
+    """The neighbours found once (rule neighbours) serve the new perplexity: not searched again."""
     try:
         write_config(demo_run, {**SMALL_DEMO, "tsne": {**SMALL_DEMO["tsne"], "perplexity": 12}})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)  # the aggregate target, no work of its own
         assert jobs == {"tsne": 1, "grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS,
                         "tiles": 1}
+    finally:
+        write_config(demo_run, SMALL_DEMO)
+
+
+def test_neighbours_change_reruns_the_search_and_what_follows(demo_run):
+    """tsne.neighbours is rule neighbours' param; PCA and everything before it are kept."""
+    try:
+        write_config(demo_run, {**SMALL_DEMO, "tsne": {**SMALL_DEMO["tsne"], "neighbours": 60}})
+        jobs = planned_jobs(demo_run)
+        jobs.pop("all", None)
+        assert jobs == {"neighbours": 1, "tsne": 1, "grid": 1, "regions": 1, "viewer": 1,
+                        "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
 
@@ -142,7 +169,7 @@ def test_pca_fit_rows_change_reruns_pca_and_what_follows(demo_run, fit_rows):
                                                       "fit_rows": fit_rows}})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"pca": 1, "tsne": 1, "grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS,
+        assert jobs == {"pca": 1, "neighbours": 1, "tsne": 1, "grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS,
                         "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
@@ -205,7 +232,7 @@ def test_triage_threshold_change_reruns_prepare_and_what_follows(demo_run):
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
         n = len(SMALL_DEMO["demo"]["locations"])
-        assert jobs == {"prepare": n, "dedup": 1, "select": 1, "pca": 1, "tsne": 1,
+        assert jobs == {"prepare": n, "dedup": 1, "select": 1, "pca": 1, "neighbours": 1, "tsne": 1,
                         "grid": 1, "regions": 1, "viewer": 1, "tile_band": BANDS, "tiles": 1}
     finally:
         write_config(demo_run, SMALL_DEMO)
@@ -235,7 +262,8 @@ def test_exclude_file_reruns_dedup_select_and_what_follows(demo_run):
         write_config(demo_run, {**SMALL_DEMO, "exclude_file": str(exclude)})
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
-        assert jobs == {"dedup": 1, "select": 1, "pca": 1, "tsne": 1, "grid": 1, "regions": 1,
+        assert jobs == {"dedup": 1, "select": 1, "pca": 1, "neighbours": 1, "tsne": 1, "grid": 1,
+                        "regions": 1,
                         "viewer": 1,
                         "tile_band": BANDS, "tiles": 1}
     finally:

@@ -35,10 +35,36 @@ rule pca:
         "../scripts/pca.py"
 
 
+rule neighbours:
+    """Every image's tsne.neighbours nearest neighbours in PCA space, found once: a perplexity
+    change reruns tsne from them (it takes the first 3 x perplexity) instead of searching again.
+    Not used by layout.mode extend (its tsne places new images in the saved map)."""
+    input:
+        pca=f"{R}/pca.h5",
+    output:
+        f"{R}/neighbours.npz",
+    log:
+        f"{R}/logs/neighbours.log",
+    benchmark:
+        f"{R}/benchmarks/neighbours.tsv"
+    conda:
+        f"{ENVS}/map.yaml"
+    threads: 8
+    resources:
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=10),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.05),
+    params:
+        k=config["tsne"]["neighbours"],
+        seed=config["tsne"]["seed"],
+    script:
+        "../scripts/neighbours.py"
+
+
 rule tsne:
     """2-D embedding with openTSNE (extend: new images embedded in the saved map)."""
     input:
         pca=f"{R}/pca.h5",
+        neighbours=[] if EXTEND else f"{R}/neighbours.npz",
         reference=layout_file("reference.h5"),
     output:
         f"{R}/tsne.csv",
@@ -50,8 +76,8 @@ rule tsne:
         f"{ENVS}/map.yaml"
     threads: 8
     resources:
-        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=25),
-        runtime=sizing.runtime_per_mb(minutes_per_mb=0.125),
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=25, only="pca"),
+        runtime=sizing.runtime_per_mb(minutes_per_mb=0.125, only="pca"),
     params:
         mode=LAYOUT_MODE,
         layout_dir=LAYOUT if EXTEND else None,

@@ -18,4 +18,5 @@ if p.mode == "extend":
 else:
     from vacancy.map.tsne import run_tsne  # noqa: E402
 
-    run_tsne(i.pca, snakemake.output[0], dict(p.settings), n_jobs=snakemake.threads)  # noqa: F821
+    run_tsne(i.pca, snakemake.output[0], dict(p.settings), n_jobs=snakemake.threads,  # noqa: F821
+             neighbours_npz=i.neighbours)

@@ -69,16 +69,22 @@ def runtime_per_image(ms_per_image: float, base_min: float = 10, table: str | in
     return runtime
 
 
-def runtime_per_mb(minutes_per_mb: float, base_min: float = 10) -> Callable:
-    """Runtime (minutes) of a stage whose work grows with the size of all its input files."""
+def _sized(input, only: str | None):
+    """The input files a size-based request counts: all, or only the named one."""
+    return [getattr(input, only)] if only else input
+
+
+def runtime_per_mb(minutes_per_mb: float, base_min: float = 10, only: str | None = None) -> Callable:
+    """Runtime (minutes) of a stage whose work grows with the size of its input files (all, or
+    only the named input: t-SNE's cost follows pca.h5, not the neighbours file beside it)."""
 
     def runtime(wildcards, input, attempt) -> int:
-        return _minutes(base_min, input_mb(input) * minutes_per_mb, attempt)
+        return _minutes(base_min, input_mb(_sized(input, only)) * minutes_per_mb, attempt)
 
     return runtime
 
 
-def mem_per_mb(base_mb: int, mb_per_input_mb: float = 0.0) -> Callable:
+def mem_per_mb(base_mb: int, mb_per_input_mb: float = 0.0, only: str | None = None) -> Callable:
     """Memory (MB): ``base_mb`` plus ``mb_per_input_mb`` for each MB of input, times the attempt.
 
     t-SNE keeps neighbour lists and gradients per point, so its peak grows with pca.h5 (150
@@ -86,7 +92,8 @@ def mem_per_mb(base_mb: int, mb_per_input_mb: float = 0.0) -> Callable:
     """
 
     def mem_mb(wildcards, input, attempt) -> int:
-        return int(math.ceil((base_mb + mb_per_input_mb * input_mb(input)) * max(1, attempt)))
+        mb = input_mb(_sized(input, only))
+        return int(math.ceil((base_mb + mb_per_input_mb * mb) * max(1, attempt)))
 
     return mem_mb
 

@@ -4,17 +4,24 @@ openTSNE's FFT-accelerated gradients and approximate nearest neighbours keep the
 linear in the number of images. ``learning_rate: auto`` (n / early exaggeration) is the default:
 the original's fixed 1000 under-converges from about 50,000 images. The original settings are
 kept as the ``original`` preset (:mod:`vacancy.map.tsne_settings`).
+
+The nearest neighbours are found once by rule ``neighbours`` (:func:`run_neighbours`, more than
+the usual perplexities need) and the tsne job computes the perplexity's affinities from the
+first 3 x perplexity of them: a perplexity change, the usual reason to rerun t-SNE, skips the
+search (a quarter of the job at 103,615 images).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from openTSNE import TSNE
-from openTSNE.nearest_neighbors import Annoy
+from openTSNE.affinity import PerplexityBasedNN
+from openTSNE.nearest_neighbors import Annoy, PrecomputedNeighbors, Sklearn
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
@@ -88,12 +95,86 @@ class FixedTreesAnnoy(Annoy):
         return indices, distances
 
 
-def neighbour_index(points: np.ndarray, perplexity: float, n_jobs: int, seed: int):
-    """openTSNE's ``neighbors`` argument: "exact" for small sets, else a thread-proof Annoy."""
+def find_neighbours(points: np.ndarray, k: int, n_jobs: int, seed: int):
+    """Every point's ``k`` nearest neighbours: (indices, distances), nearest first.
+
+    Exact (scikit-learn, through openTSNE) below EXACT_NEIGHBOURS_BELOW points, else
+    :class:`FixedTreesAnnoy`: the same neighbours for any thread count.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    k = min(len(points) - 1, int(k))
     if len(points) < EXACT_NEIGHBOURS_BELOW:
-        return "exact"
-    k = min(len(points) - 1, int(3 * perplexity))
-    return FixedTreesAnnoy(points, k, metric="euclidean", n_jobs=n_jobs, random_state=seed)
+        index = Sklearn(points, k, metric="euclidean", n_jobs=n_jobs, random_state=seed)
+    else:
+        index = FixedTreesAnnoy(points, k, metric="euclidean", n_jobs=n_jobs, random_state=seed)
+    indices, distances = index.build()
+    return np.asarray(indices, dtype=np.int32), np.asarray(distances)
+
+
+def write_neighbours(path: str | Path, ids: list[str], indices: np.ndarray,
+                     distances: np.ndarray) -> None:
+    """Save the neighbours with the ids they index (npz, via a temp file then renamed).
+
+    Annoy's distances are float32 inside, so they are stored as float32 (124 MB for 150
+    neighbours at 103,615 images); exact ones keep their float64.
+    """
+    path = Path(path)
+    if distances.dtype == np.float64 and len(ids) >= EXACT_NEIGHBOURS_BELOW:
+        distances = distances.astype(np.float32)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, ids=np.asarray(ids, dtype=str), indices=indices, distances=distances)
+    tmp.replace(path)
+
+
+def read_neighbours(path: str | Path, ids: list[str], columns: int | None = None):
+    """(indices, distances) saved by :func:`write_neighbours`, checked against ``ids``.
+
+    Only the first ``columns`` (all if None) are kept, as the int64 / float64 openTSNE takes:
+    the full arrays are freed here, not held through the P matrix's construction (t-SNE's peak).
+    """
+    with np.load(path) as data:
+        if data["ids"].tolist() != list(ids):
+            raise ValueError(f"{path} was computed for other images than the PCA output; "
+                             "delete it to have it recomputed")
+        saved = data["indices"]  # each access of an npz member reads it again: once
+        indices = np.ascontiguousarray(saved[:, :columns], dtype=np.int64)
+        log.info("tsne: the first %d of the %d saved neighbours", indices.shape[1], saved.shape[1])
+        del saved
+        distances = np.ascontiguousarray(data["distances"][:, :columns], dtype=np.float64)
+        return indices, distances
+
+
+def run_neighbours(pca_h5: str | Path, out_npz: str | Path, k: int, seed: int,
+                   n_jobs: int = 1) -> dict:
+    """Rule neighbours: find the PCA points' k nearest neighbours once, for any perplexity up
+    to k / 3 (a perplexity change then skips this step, the t-SNE's most costly after the
+    optimisation: 36 s of the 139 s at 103,615 images)."""
+    ids, points = read_pca(pca_h5)
+    start = time.perf_counter()
+    indices, distances = find_neighbours(points, k, n_jobs, seed)
+    log.info("neighbours: %d images, %d neighbours each, %.1f s", len(ids), indices.shape[1],
+             time.perf_counter() - start)
+    write_neighbours(out_npz, ids, indices, distances)
+    return {"n_images": len(ids), "k": int(indices.shape[1])}
+
+
+def perplexity_affinities(points: np.ndarray, perplexity: float, n_jobs: int, seed: int,
+                          neighbours=None) -> PerplexityBasedNN:
+    """openTSNE's perplexity affinities from the first 3 x perplexity of the given neighbours
+    (nearest first), or from neighbours found now if none are given or too few."""
+    n = len(points)
+    k = min(n - 1, int(3 * perplexity))
+    if neighbours is not None and neighbours[0].shape[1] < k:
+        log.warning("tsne: perplexity %.1f needs %d neighbours, %d were found ahead "
+                    "(tsne.neighbours); finding them again", perplexity, k,
+                    neighbours[0].shape[1])
+        neighbours = None
+    if neighbours is None:
+        neighbours = find_neighbours(points, k, n_jobs, seed)
+    indices, distances = (np.ascontiguousarray(a[:, :k], dtype=dtype)
+                          for a, dtype in zip(neighbours, (np.int64, np.float64)))
+    knn = PrecomputedNeighbors(indices, distances)
+    return PerplexityBasedNN(perplexity=perplexity, knn_index=knn, n_jobs=n_jobs)
 
 
 def effective_perplexity(perplexity: float, n: int) -> float:
@@ -105,14 +186,22 @@ def effective_perplexity(perplexity: float, n: int) -> float:
     return perplexity
 
 
-def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto", n_iter: int = 750,
-          seed: int = 42, method: str = "fft", theta: float = 0.5, n_jobs: int = 1) -> np.ndarray:
-    """2-D t-SNE embedding of ``points`` (n x d): the same for a given seed at any ``n_jobs``."""
+def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto", n_iter: int = 500,
+          seed: int = 42, method: str = "fft", theta: float = 0.5, n_jobs: int = 1,
+          neighbours=None) -> np.ndarray:
+    """2-D t-SNE embedding of ``points`` (n x d): the same for a given seed at any ``n_jobs``.
+
+    ``neighbours``: (indices, distances) found ahead (rule neighbours), used if they have the
+    3 x perplexity columns the affinities need.
+    """
     n = len(points)
     if n < 4:
         raise ValueError(f"t-SNE needs at least 4 images, got {n}")
     points = np.ascontiguousarray(points, dtype=np.float32)
     perplexity = effective_perplexity(perplexity, n)
+    start = time.perf_counter()
+    affinities = perplexity_affinities(points, perplexity, n_jobs, seed, neighbours)
+    log.info("tsne: affinities in %.1f s", time.perf_counter() - start)
     model = TSNE(
         n_components=2,
         perplexity=perplexity,
@@ -121,24 +210,32 @@ def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto", n_
         n_iter=max(1, n_iter - EARLY_EXAGGERATION_ITER),
         negative_gradient_method=method,
         theta=theta,
-        neighbors=neighbour_index(points, perplexity, n_jobs, seed),
         n_jobs=n_jobs,
         random_state=seed,
         verbose=False,
     )
+    start = time.perf_counter()
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        return np.asarray(model.fit(points), dtype=np.float64)
+        coords = np.asarray(model.fit(points, affinities=affinities), dtype=np.float64)
+    log.info("tsne: optimisation in %.1f s", time.perf_counter() - start)
+    return coords
 
 
-def run_tsne(pca_h5: str | Path, out_csv: str | Path, settings: dict, n_jobs: int = 1) -> dict:
-    """Embed the PCA output and write ``id, x, y`` to ``out_csv``."""
+def run_tsne(pca_h5: str | Path, out_csv: str | Path, settings: dict, n_jobs: int = 1,
+             neighbours_npz: str | Path | None = None) -> dict:
+    """Embed the PCA output and write ``id, x, y`` to ``out_csv`` (with the neighbours of
+    ``neighbours_npz`` if given)."""
     ids, points = read_pca(pca_h5)
+    neighbours = None
+    if neighbours_npz:  # the columns the perplexity needs (a higher one finds its own)
+        needed = min(len(ids) - 1, int(3 * settings["perplexity"]))
+        neighbours = read_neighbours(neighbours_npz, ids, columns=needed)
     log.info("tsne: %d images, %d dims, settings %s, %d threads", len(ids), points.shape[1],
              settings, n_jobs)
     coords = embed(points, perplexity=settings["perplexity"],
                    learning_rate=settings["learning_rate"], n_iter=settings["n_iter"],
                    seed=settings["seed"], method=settings["method"], theta=settings["theta"],
-                   n_jobs=n_jobs)
+                   n_jobs=n_jobs, neighbours=neighbours)
     rows = ({"id": i, "x": f"{x:.6f}", "y": f"{y:.6f}"} for i, (x, y) in zip(ids, coords))
     count = write_csv(out_csv, rows, ["id", "x", "y"], prov=provenance("tsne", settings))
     log.info("tsne: wrote %d points", count)

@@ -18,10 +18,13 @@ PRESETS = {
 }
 
 
-def resolve_settings(preset: str, perplexity: float, learning_rate, n_iter: int, seed: int) -> dict:
+def resolve_settings(preset: str, perplexity: float, learning_rate, n_iter: int, seed: int,
+                     neighbours: int | None = None) -> dict:
     """Settings the run will use: the config values, overridden by a named preset.
 
     The rule passes the result as ``params``, so a change of preset or value reruns t-SNE.
+    ``neighbours`` (tsne.neighbours) is rule neighbours' param, not one of these: the tsne job
+    takes as many of the saved neighbours as its perplexity needs.
     """
     if preset not in PRESETS:
         raise ValueError(f"tsne.preset {preset!r} is not one of {sorted(PRESETS)}")
