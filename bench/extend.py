@@ -266,13 +266,11 @@ def main() -> None:
 
     corpus = scale.make_corpus(args.images, 1)
     workdir = REPO / "bench" / "cache" / f"extend-{args.images}"
-    if not (workdir / "config.yaml").exists():
-        scale.prepare(workdir, corpus, args.cores)
+    # always a new working dir from the repository's config.yaml: one left by an earlier run
+    # would keep that run's settings (defaults since changed, a hold-back, extend mode)
+    scale.prepare(workdir, corpus, args.cores)
     base = yaml.safe_load((workdir / "config.yaml").read_text())
     base["tiles"] = {**base["tiles"], "jobs": args.cores}
-    base.pop("exclude_file", None)  # a working dir left by an earlier or interrupted run:
-    base["folder"] = {"path": str(corpus / "raw")}  # the whole corpus, fresh mode again
-    base.pop("layout", None)
     results = workdir / "results"
     with open(corpus / "truth.csv", newline="") as handle:
         truth = list(csv.DictReader(handle))
