@@ -308,8 +308,8 @@ def test_include_file_reruns_select_and_what_follows(demo_run):
         jobs = planned_jobs(demo_run)
         jobs.pop("all", None)
         bands = SMALL_DEMO["tiles"]["jobs"]
-        assert jobs == {"select": 1, "pca": 1, "tsne": 1, "grid": 1, "regions": 1, "viewer": 1,
-                        "tile_band": bands, "tiles": 1}
+        assert jobs == {"select": 1, "pca": 1, "neighbours": 1, "tsne": 1, "grid": 1,
+                        "regions": 1, "viewer": 1, "tile_band": bands, "tiles": 1}
         everything = planned_jobs(demo_run, "all")
         assert not {"prepare", "dedup", "inventory", "demo"} & set(everything)
         assert {"select", "report_triage", "report_duplicates", "report_map"} <= set(everything)
