@@ -103,6 +103,18 @@ def test_blocks_give_every_point_its_own_cell(n, block, holes):
         assert sorted(cells.tolist()) == list(range(n))
 
 
+@pytest.mark.parametrize("holes", ["free", "end"])
+def test_blocks_on_two_threads_give_the_same_cells_as_on_one(holes):
+    rng = np.random.default_rng(3)
+    centres = rng.random((12, 2)) * 10
+    points = centres[rng.integers(0, 12, 3000)] + rng.normal(scale=0.4, size=(3000, 2))
+    cols, rows = 60, 55  # 300 spare cells
+    one = assign_blocks(points, cols, rows, block=8, holes=holes, max_passes=8, workers=1)
+    two = assign_blocks(points, cols, rows, block=8, holes=holes, max_passes=8, workers=2)
+    assert len(set(two.tolist())) == len(points)
+    np.testing.assert_array_equal(one, two)
+
+
 def test_blocks_place_identical_points_in_distinct_cells():
     cols, rows = grid_shape(300)
     cells = assign_blocks(np.full((300, 2), 7.0), cols, rows, block=6, holes="free",

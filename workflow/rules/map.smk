@@ -102,7 +102,8 @@ rule grid:
         f"{R}/benchmarks/grid.tsv"
     conda:
         f"{ENVS}/map.yaml"
-    threads: 1
+    # the blocks of each assignment pass are solved on 2 threads (the same cells for any count)
+    threads: 2
     resources:
         mem_mb=sizing.mem_fixed(2000),
         runtime=sizing.runtime_per_image(ms_per_image=1),

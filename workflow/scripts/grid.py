@@ -19,4 +19,5 @@ if mode == "extend":
 else:
     from vacancy.map.grid import run_grid  # noqa: E402
 
-    run_grid(i.tsne, o[0], pca_h5=i.get("pca") or None, **p)
+    workers = snakemake.threads  # noqa: F821
+    run_grid(i.tsne, o[0], pca_h5=i.get("pca") or None, workers=workers, **p)

@@ -140,7 +140,7 @@ def _block_cells(r0: int, r1: int, c0: int, c1: int, cols: int, allowed: np.ndar
 
 
 def _balanced_split(scaled: np.ndarray, cols: int, rows: int, block: int, allowed: np.ndarray,
-                    cell_owner: np.ndarray) -> None:
+                    cell_owner: np.ndarray, workers: int = 1) -> None:
     """First assignment, a balanced k-d split: bands of ``block`` rows take points in y order,
     as many as their share of the cells, and each band's points go in x order to its blocks,
     again by their share of cells; then every block is solved exactly."""
@@ -150,28 +150,47 @@ def _balanced_split(scaled: np.ndarray, cols: int, rows: int, block: int, allowe
              for r0, r1 in row_spans]
     band_caps = np.array([sum(len(c) for c in band) for band in grids])
     by_y = np.lexsort((scaled[:, 0], scaled[:, 1]))
-    start = 0
+    start, blocks = 0, []
     for band_cells, quota in zip(grids, _quotas(n, band_caps)):
         band = by_y[start:start + quota]
         start += quota
         band = band[np.lexsort((scaled[band, 1], scaled[band, 0]))]
         taken = 0
         for cells, share in zip(band_cells, _quotas(quota, np.array([len(c) for c in band_cells]))):
-            _solve_block(scaled, band[taken:taken + share], cells, cols, cell_owner)
+            blocks.append((band[taken:taken + share], cells))
             taken += share
+    _solve_blocks(scaled, blocks, cols, cell_owner, workers)
 
 
 def _repair_pass(scaled: np.ndarray, cols: int, rows: int, block: int, offset: tuple[int, int],
-                 allowed: np.ndarray, cell_owner: np.ndarray) -> None:
+                 allowed: np.ndarray, cell_owner: np.ndarray, workers: int = 1) -> None:
     """Re-solve every block of a grid of blocks shifted by ``offset`` (rows, cols), exactly, among
     the points that currently sit in it (empty cells of the block may take them too); a block's
     solution never costs more than before."""
+    blocks = []
     for r0, r1 in _spans(rows, block, offset[0]):
         for c0, c1 in _spans(cols, block, offset[1]):
             cells = _block_cells(r0, r1, c0, c1, cols, allowed)
             owners = cell_owner[cells]
             cell_owner[cells] = -1
-            _solve_block(scaled, owners[owners >= 0], cells, cols, cell_owner)
+            blocks.append((owners[owners >= 0], cells))
+    _solve_blocks(scaled, blocks, cols, cell_owner, workers)
+
+
+def _solve_blocks(scaled: np.ndarray, blocks: list, cols: int, cell_owner: np.ndarray,
+                  workers: int) -> None:
+    """Solve ``(point_idx, cell_idx)`` blocks, on ``workers`` threads. The blocks of one pass
+    share no cell and no point, so their order does not matter and the result is the same for
+    any number of threads; SciPy's solver and NumPy release the GIL, so two threads take about
+    half the time."""
+    if workers <= 1:
+        for points, cells in blocks:
+            _solve_block(scaled, points, cells, cols, cell_owner)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda b: _solve_block(scaled, b[0], b[1], cols, cell_owner), blocks))
 
 
 def _total_cost(scaled: np.ndarray, cell_owner: np.ndarray, cols: int) -> float:
@@ -182,7 +201,8 @@ def _total_cost(scaled: np.ndarray, cell_owner: np.ndarray, cols: int) -> float:
 
 
 def assign_blocks(points: np.ndarray, cols: int, rows: int, block: int,
-                  holes: str, max_passes: int, tol: float = REPAIR_TOL) -> np.ndarray:
+                  holes: str, max_passes: int, tol: float = REPAIR_TOL,
+                  workers: int = 1) -> np.ndarray:
     """Near-optimal cell index (row-major) for each point, in memory and time linear in n.
 
     Blocks of ``block`` x ``block`` cells are solved exactly after a balanced split, then the
@@ -193,6 +213,7 @@ def assign_blocks(points: np.ndarray, cols: int, rows: int, block: int,
     Empty cells (when n < cols x rows): ``holes="free"`` lets them go wherever the assignment is
     cheapest, as the dense solve does (in t-SNE maps: the sparse gaps between clusters);
     ``holes="end"`` keeps them at the end of the last row, at some cost in displacement.
+    The blocks of each pass are solved on ``workers`` threads (the same cells for any number).
     """
     n = len(points)
     cells = cols * rows
@@ -205,13 +226,13 @@ def assign_blocks(points: np.ndarray, cols: int, rows: int, block: int,
     allowed = np.ones(cells, bool) if holes == "free" else np.arange(cells) < n
     scaled = to_grid_units(points, cols, rows)
     cell_owner = np.full(cells, -1, dtype=np.int64)
-    _balanced_split(scaled, cols, rows, block, allowed, cell_owner)
+    _balanced_split(scaled, cols, rows, block, allowed, cell_owner, workers)
     half = block // 2
     offsets = [(half, half), (0, half), (half, 0), (0, 0)]
     cost = round_start = _total_cost(scaled, cell_owner, cols)
     log.debug("grid blocks: balanced split, cost %.1f", cost)
     for i in range(max_passes):
-        _repair_pass(scaled, cols, rows, block, offsets[i % 4], allowed, cell_owner)
+        _repair_pass(scaled, cols, rows, block, offsets[i % 4], allowed, cell_owner, workers)
         cost = _total_cost(scaled, cell_owner, cols)
         log.debug("grid blocks: repair pass %d, cost %.1f", i + 1, cost)
         if i % 4 == 3:
@@ -249,13 +270,13 @@ def choose_method(n: int, method: str, dense_max: int) -> str:
 
 
 def assign(points: np.ndarray, cols: int, rows: int, method: str, block: int, dense_max: int,
-           holes: str, repair_passes: int) -> tuple[np.ndarray, str]:
+           holes: str, repair_passes: int, workers: int = 1) -> tuple[np.ndarray, str]:
     """Cell index for each point by the chosen method; also return the method used."""
     used = choose_method(len(points), method, dense_max)
     if used == "dense":
         return assign_dense(points, cols, rows), used
     return assign_blocks(points, cols, rows, block=block, holes=holes,
-                         max_passes=repair_passes), used
+                         max_passes=repair_passes, workers=workers), used
 
 
 def reserve_count(n: int, reserve: float) -> int:
@@ -300,7 +321,8 @@ def _pca_rows(pca_h5: str | Path, ids: list[str]) -> np.ndarray:
 
 def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
              dense_max: int, holes: str, repair_passes: int | str, refine: str, radius_decay: float,
-             refine_dims: int, pca_h5: str | Path | None = None, reserve: float = 0.0) -> dict:
+             refine_dims: int, pca_h5: str | Path | None = None, reserve: float = 0.0,
+             workers: int = 1) -> dict:
     """Read ``id, x, y``, assign cells, write ``id, col, row`` with the grid size in the sidecar.
 
     With ``reserve`` > 0 the grid is sized and assigned for the images plus
@@ -328,7 +350,8 @@ def run_grid(tsne_csv: str | Path, out_csv: str | Path, method: str, block: int,
     log.info("grid: %d images (and %d reserved cells) on %d x %d cells, method %s (%d repair "
              "passes), refine %s", len(ids), phantoms, cols, rows, used, repair_passes, refine)
     start = time.perf_counter()
-    cell_index, used = assign(laid, cols, rows, used, block, dense_max, holes, repair_passes)
+    cell_index, used = assign(laid, cols, rows, used, block, dense_max, holes, repair_passes,
+                              workers)
     cell_index = cell_index[:len(ids)]  # the phantoms' cells are the reserve: left empty
     seconds = time.perf_counter() - start
     assigned = displacement(points, cell_index, cols, rows)
