@@ -309,11 +309,14 @@ def load_pca_model(path) -> dict:
 
 def project(rows: np.ndarray, model: dict) -> np.ndarray:
     """PCA coordinates of feature ``rows`` with a fitted or stored model (``mean``,
-    ``components``): scikit-learn's transform, the same formula (``x @ C.T - mean @ C.T``), so
-    old and new images share one space. One BLAS thread: the last bits depend on the count."""
-    components = model["components"]
+    ``components``): scikit-learn's transform to the last bit, the same formula
+    (``x @ C.T - mean @ C.T``, the mean as a 1-row matrix: a vector would take another BLAS
+    routine), so old and new images share one space. One BLAS thread, and the components in C
+    order (a fitted model's are not, a loaded one's are): the last bits depend on both."""
+    components = np.ascontiguousarray(model["components"])
     with threadpool_limits(limits=1, user_api="blas"):
-        return (rows @ components.T - model["mean"] @ components.T).astype(np.float32)
+        shift = model["mean"].reshape(1, -1) @ components.T
+        return (rows @ components.T - shift).astype(np.float32)
 
 
 def read_pca(path: str | Path) -> tuple[list[str], np.ndarray]:
