@@ -2,8 +2,8 @@
 
 
 rule pca:
-    """PCA fitted on pca.fit_rows of the selected images' rows (or all, by IncrementalPCA), then
-    every row transformed, streamed in batches."""
+    """PCA fitted on pca.fit_rows of the selected images' rows, from whole HDF5 chunks (or all,
+    by IncrementalPCA), then every row transformed in batches, in one process per thread."""
     input:
         features=per_location(f"{R}/features/{{location}}.h5"),
         selected=f"{R}/selected.csv",
@@ -20,7 +20,8 @@ rule pca:
     conda:
         f"{ENVS}/map.yaml"
     # The SVDs use 2 BLAS threads whatever the job gets (vacancy.map.pca.BLAS_THREADS:
-    # the numbers depend on the count), so ask for 2 cores.
+    # the numbers depend on the count), so ask for 2 cores; the transform runs in one process
+    # per thread given (the same numbers for any count).
     threads: 2
     resources:
         mem_mb=sizing.mem_fixed(2500),

@@ -14,8 +14,10 @@ mode, layout_dir = p.pop("mode"), p.pop("layout_dir")
 if mode == "extend":
     from vacancy.map.layout import extend_pca  # noqa: E402
 
-    extend_pca(list(i.features), i.selected, layout_dir, o.pca, o.model, p["batch_size"])
+    extend_pca(list(i.features), i.selected, layout_dir, o.pca, o.model, p["batch_size"],
+               workers=snakemake.threads)  # noqa: F821
 else:
     from vacancy.map.pca import run_pca  # noqa: E402
 
-    run_pca(list(i.features), o.pca, selected_csv=i.selected, model_out=o.model, **p)
+    run_pca(list(i.features), o.pca, selected_csv=i.selected, model_out=o.model,
+            workers=snakemake.threads, **p)  # noqa: F821

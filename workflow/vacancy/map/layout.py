@@ -28,7 +28,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..common import (Progress, atomic_dir, atomic_path, iter_csv, link_tree, provenance, read_csv,
+from ..common import (atomic_dir, atomic_path, iter_csv, link_tree, provenance, read_csv,
                       write_csv)
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,12 @@ def read_reference(layout_dir) -> dict:
         return {"ids": ids, "pca": h5["pca"][:], "tsne": h5["tsne"][:]}
 
 
-def extend_pca(feature_h5s, selected_csv, layout_dir, out_h5, out_model, batch_size: int) -> dict:
+def extend_pca(feature_h5s, selected_csv, layout_dir, out_h5, out_model, batch_size: int,
+               workers: int = 1) -> dict:
     """``pca.h5`` of the selection: saved images keep their stored vectors, new ones are projected
-    with the stored model (no refit). Saved images no longer selected are dropped (holes later)."""
-    from .pca import FeatureShards, batch_bounds, load_pca_model, project
+    with the stored model (no refit) as a fresh run projects its rows (``workers`` processes).
+    Saved images no longer selected are dropped (holes later)."""
+    from .pca import FeatureShards, load_pca_model, project_shards
 
     selected = {row["id"] for row in iter_csv(selected_csv)}
     ref = read_reference(layout_dir)
@@ -80,16 +82,11 @@ def extend_pca(feature_h5s, selected_csv, layout_dir, out_h5, out_model, batch_s
     shards = FeatureShards(feature_h5s, selected - set(ref["ids"]))
     n_new, k = len(shards), ref["pca"].shape[1]
     ids = [ref["ids"][i] for i in keep_old] + shards.ids()
+    new = project_shards(shards, model, batch_size, workers)
     with atomic_path(out_h5, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
-            out = h5.create_dataset("pca", shape=(len(ids), k), dtype="float32")
-            out[:len(keep_old)] = ref["pca"][keep_old]
-            progress = Progress("pca project new", n_new)
-            for a, b in batch_bounds(n_new, batch_size, 1):
-                out[len(keep_old) + a:len(keep_old) + b] = project(shards.rows(a, b), model)
-                progress.update(b - a)
-            progress.finish()
+            h5.create_dataset("pca", data=np.concatenate([ref["pca"][keep_old], new]))
             h5.create_dataset("explained_variance_ratio",
                               data=model["explained_variance_ratio"].astype(np.float32))
             params = {"mode": "extend", "layout": str(layout_dir), "n_components": k}
