@@ -20,7 +20,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from vacancy.common import config_defaults, read_csv, write_csv  # noqa: E402
+from vacancy.map.tsne import PhaseClock as Clock  # noqa: E402
 
 TSNE = config_defaults()["tsne"]
 GRID = config_defaults()["grid"]
@@ -37,19 +37,6 @@ GRID = config_defaults()["grid"]
 def peak_rss_mb() -> float:
     """This process's peak resident memory (Linux reports KB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Clock:
-    """Wall and CPU seconds (all threads) of consecutive phases: on a shared machine the CPU
-    seconds compare better than the wall seconds."""
-
-    def __init__(self):
-        self.wall, self.cpu, self.times = time.perf_counter(), time.process_time(), {}
-
-    def lap(self, name: str) -> None:
-        wall, cpu = time.perf_counter(), time.process_time()
-        self.times[name] = (wall - self.wall, cpu - self.cpu)
-        self.wall, self.cpu = wall, cpu
 
 
 def find(args) -> dict:

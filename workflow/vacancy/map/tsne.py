@@ -39,10 +39,52 @@ EXACT_NEIGHBOURS_BELOW = 1000
 #: BLAS threads (openTSNE's PCA initialisation): fixed, since a BLAS result may depend on them;
 #: openTSNE's own parallel parts use ``n_jobs`` and give the same numbers for any count.
 BLAS_THREADS = 1
-#: Annoy trees, as openTSNE (and FIt-SNE) use by default.
+#: Annoy trees of an extend's reference forest, as openTSNE (and FIt-SNE) use by default: its
+#: queries (openTSNE's ``Annoy.query``) search ANNOY_TREES x k nodes.
 ANNOY_TREES = 50
+#: Trees of the all-points search (rule neighbours), which looks at SEARCH_PER_NEIGHBOUR x (k + 1)
+#: candidates per point, as many as openTSNE's 50 trees did: fewer, deeper trees find as many
+#: true neighbours for the same candidates (a sixth of the build), while fewer candidates lost
+#: recall on Gaussian clusters (``bench/neighbours.py``, ``tests/test_tsne.py``).
+SEARCH_TREES = 8
+SEARCH_PER_NEIGHBOUR = ANNOY_TREES
 #: Points per neighbour-query task of the thread pool.
 QUERY_CHUNK = 1024
+#: Leading PCA dimensions and leaf size of the ball tree that orders the points for the search
+#: (:func:`spatial_order`): the leading components carry most of the spread it splits on.
+ORDER_DIMS = 16
+ORDER_LEAF = 200
+
+
+class PhaseClock:
+    """Wall and CPU seconds (all threads) of consecutive phases, for the log and the benchmark:
+    on the shared machine the CPU seconds compare better than the wall seconds."""
+
+    def __init__(self):
+        self.wall, self.cpu, self.times = time.perf_counter(), time.process_time(), {}
+
+    def lap(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.times[name] = (wall - self.wall, cpu - self.cpu)
+        self.wall, self.cpu = wall, cpu
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {w:.1f} / {c:.1f}" for name, (w, c) in self.times.items())
+
+
+def spatial_order(points: np.ndarray) -> np.ndarray:
+    """A permutation of the points that keeps near points near in memory: scikit-learn's ball
+    tree's order (each node's points are one contiguous range), on the leading ORDER_DIMS.
+
+    Why: an Annoy query reads thousands of candidate vectors scattered over the whole array, and
+    at 100,000 points (60 MB) these reads, not the arithmetic, are most of its cost. With the
+    points stored, and queried, in this order, a query's candidates and the next query's share
+    pages and cache lines. No randomness and one thread: the same order for any thread count.
+    """
+    from sklearn.neighbors import BallTree
+
+    lead = np.ascontiguousarray(points[:, :ORDER_DIMS], dtype=np.float64)
+    return np.asarray(BallTree(lead, leaf_size=ORDER_LEAF).get_arrays()[1], dtype=np.int64)
 
 
 class FixedTreesAnnoy(Annoy):
@@ -51,47 +93,68 @@ class FixedTreesAnnoy(Annoy):
     Why: openTSNE builds Annoy's forest with ``n_jobs`` threads, and Annoy seeds each thread's
     trees separately, so the neighbours, and with them the whole map, changed with ``--cores``
     (measured: up to 6 units of t-SNE coordinates between 1 and 2 threads on 2,400 points, while
-    the optimisation itself was identical for 1, 2 and 8 threads). Building the 50 trees on one
-    thread costs about 3 s at 60,000 points; the queries, which are most of the time (about 40 s
-    there) and do not depend on the thread count, still run on ``n_jobs`` threads.
+    the optimisation itself was identical for 1, 2 and 8 threads). The forest is built on one
+    thread; the queries, which are most of the time and do not depend on the thread count, run
+    on ``n_jobs`` threads. The attributes below are the all-points search's settings (class
+    attributes so that ``bench/neighbours.py`` can measure others in the same run).
     """
 
-    def build_forest(self) -> None:
-        """Annoy's forest of ``self.data``, built on one thread: the same trees for any count."""
+    search_trees = SEARCH_TREES
+    #: None: Annoy's default, search_trees x (k + 1) candidates.
+    search_per_neighbour: int | None = SEARCH_PER_NEIGHBOUR
+    ordered = True
+
+    def build_forest(self, points: np.ndarray | None = None, n_trees: int = ANNOY_TREES) -> None:
+        """Annoy's forest of ``points`` (``self.data`` if None), built on one thread: the same
+        trees for any count."""
         from openTSNE.dependencies.annoy import AnnoyIndex
 
-        self.index = AnnoyIndex(self.data.shape[1], "euclidean")
+        points = self.data if points is None else points
+        self.index = AnnoyIndex(points.shape[1], "euclidean")
         self.index.set_seed(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        for i, row in enumerate(self.data):
+        for i, row in enumerate(points):
             self.index.add_item(i, row)
-        self.index.build(n_trees=ANNOY_TREES, n_jobs=1)
+        self.index.build(n_trees=n_trees, n_jobs=1)
 
     def build(self):
         """Every point's k nearest neighbours; then the forest is freed.
 
-        Memory (measured at 100,000 points, linear in n): the forest holds 130 MB and is not
-        needed once the neighbours are known (a fresh embedding is never asked to place new
+        The forest holds the points in :func:`spatial_order` (item i is point ``order[i]``) and
+        is queried in that order; the found items are mapped back to point numbers. Memory
+        (measured at 100,000 points, linear in n): the forest (then 50 trees) held 130 MB and is
+        not needed once the neighbours are known (a fresh embedding is never asked to place new
         points; the extend stage builds its own forest), and it would otherwise stay alive
-        through the P matrix's construction, t-SNE's peak. The queries go to the threads in
-        chunks of QUERY_CHUNK points: one pool task per point held a future per point until the
-        last was done (167 MB at 100,000). At a million points the two were about 3 GB of the
-        8.6 GB peak.
+        through the P matrix's construction, t-SNE's peak. The queries go to the threads in chunks of
+        QUERY_CHUNK points: one pool task per point held a future per point until the last was
+        done (167 MB at 100,000). At a million points the two were about 3 GB of the 8.6 GB peak.
         """
-        self.build_forest()
         n, k = len(self.data), self.k
+        clock = PhaseClock()
+        order = spatial_order(self.data) if self.ordered else np.arange(n)
+        clock.lap("order")
+        self.build_forest(self.data[order] if self.ordered else self.data, self.search_trees)
+        clock.lap("forest")
+        search_k = -1 if self.search_per_neighbour is None else self.search_per_neighbour * (k + 1)
         indices = np.zeros((n, k), dtype=int)
         distances = np.zeros((n, k))
 
         def neighbours_from(start: int) -> None:
-            for i in range(start, min(start + QUERY_CHUNK, n)):
-                found, dist = self.index.get_nns_by_item(i, k + 1, include_distances=True)
-                indices[i], distances[i] = found[1:], dist[1:]  # the first is the point itself
+            items = range(start, min(start + QUERY_CHUNK, n))
+            found, dist = np.zeros((len(items), k), dtype=int), np.zeros((len(items), k))
+            for row, i in enumerate(items):
+                f, d = self.index.get_nns_by_item(i, k + 1, search_k, include_distances=True)
+                found[row], dist[row] = f[1:], d[1:]  # the first is the point itself
+            indices[order[items.start:items.stop]] = order[found]
+            distances[order[items.start:items.stop]] = dist
 
         with ThreadPoolExecutor(max(1, self.n_jobs)) as pool:
             for _ in pool.map(neighbours_from, range(0, n, QUERY_CHUNK)):
                 pass
+        clock.lap("queries")
         self.index.unload()
         self.index = None  # any later query fails loudly instead of finding nothing
+        self.seconds = clock.times
+        log.info("neighbours: %s (wall / CPU seconds)", clock)
         return indices, distances
 
 
