@@ -14,8 +14,9 @@ Each stage then runs the workflow's own function with the schema's default setti
 process of its own (so that its peak RSS is its own), as its rule calls it on this 2-core machine
 (a rule's threads are capped by the cores), in order: ``neighbours`` (``tsne.neighbours`` per
 point, 2 threads), ``tsne`` (from the saved neighbours, 2 threads), ``grid`` (blocks on the
-rule's 2 threads + FLAS refinement), ``viewer``, the ``tile_band`` jobs one after the other,
-``tiles``. Printed: time and peak RSS per stage, whether it fits in 8 GB, and the load average.
+rule's 2 threads + FLAS refinement), ``regions``, ``viewer`` (with the regions, as the rule),
+the ``tile_band`` jobs one after the other, ``tiles``. Printed: time and peak RSS per stage,
+whether it fits in 8 GB, and the load average.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 from vacancy.common import config_defaults  # noqa: E402
 
 DEFAULTS = config_defaults()
-STAGES = ["neighbours", "tsne", "grid", "viewer", "tile_band", "tiles"]
+STAGES = ["neighbours", "tsne", "grid", "regions", "viewer", "tile_band", "tiles"]
 LOCATIONS = ["sfbay", "newyork", "chicago", "seattle", "austin", "boston", "denver", "miami"]
 DIMS = 150
 #: the threads each rule gets here: neighbours and tsne ask for 8, grid for 2, and a run on this
@@ -115,6 +116,11 @@ def stage(name: str, inputs: Path, out: Path, band: int = 0) -> None:
 
         run_grid(out / "tsne.csv", out / "grid.csv", pca_h5=inputs / "pca.h5",
                  reserve=DEFAULTS["layout"]["reserve"], workers=THREADS, **DEFAULTS["grid"])
+    elif name == "regions":
+        from vacancy.map.regions import run_regions
+
+        run_regions(inputs / "pca.h5", out / "grid.csv", out / "regions.csv",
+                    **DEFAULTS["regions"])
     elif name == "viewer":
         from vacancy.map.tiles import TileSpec
         from vacancy.map.viewer import build_site
@@ -122,7 +128,8 @@ def stage(name: str, inputs: Path, out: Path, band: int = 0) -> None:
         layout = TileSpec.for_grid(out / "grid.csv", tiles).meta()
         build_site(layout, out / "grid.csv", inputs / "selected.csv", out / "site",
                    REPO / "node_modules/leaflet/dist",
-                   pmtiles_js=REPO / "node_modules/pmtiles/dist/pmtiles.js")
+                   pmtiles_js=REPO / "node_modules/pmtiles/dist/pmtiles.js",
+                   regions_csv=out / "regions.csv")
     elif name == "tile_band":
         from vacancy.map.tiles import TileSpec, render_band
 
