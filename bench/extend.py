@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale  # noqa: E402  (bench/scale.py: corpus, working dir, benchmark files)
 from scale import REPO  # noqa: E402
 
+from vacancy.common import link_or_copy  # noqa: E402
 from vacancy.map.grid import _pca_rows  # noqa: E402
 from vacancy.map.quality import dpq  # noqa: E402
 
@@ -168,7 +169,8 @@ def core(n_ref: int, n_new: int, cores: int) -> None:
 def link_source(corpus_raw: Path, dest: Path, ids) -> None:
     """Make ``dest`` a folder source holding exactly ``ids`` (``location/filename``): hard links
     to the corpus files, and each location's manifest.csv cut to the files present (a listed file
-    that is missing would be a reject, not a later arrival). Links already there stay."""
+    that is missing would be a reject, not a later arrival). Links already there stay; on a
+    filesystem without hard links the files are copied (:func:`vacancy.common.link_or_copy`)."""
     by_loc = defaultdict(set)
     for image_id in ids:
         loc, name = image_id.split("/", 1)
@@ -178,7 +180,7 @@ def link_source(corpus_raw: Path, dest: Path, ids) -> None:
         out.mkdir(parents=True, exist_ok=True)
         for name in by_loc[loc_dir.name]:
             if not (out / name).exists():
-                os.link(loc_dir / name, out / name)
+                link_or_copy(loc_dir / name, out / name)
         present = {p.name for p in out.iterdir()}
         with open(loc_dir / "manifest.csv", newline="") as handle:
             reader = csv.DictReader(handle)
