@@ -37,12 +37,13 @@ def _digest(parts) -> str:
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def _top_cells(grid_csv, spec: TileSpec) -> dict[tuple[int, int], list[tuple[int, int, str]]]:
+def _top_cells(cells_by_row: dict, spec: TileSpec) -> dict[tuple[int, int], list]:
     """Per top-zoom tile ``(x, y)``: ``(px, py, id)`` of each cell it overlaps, offsets in the
-    tile's pixels (a cell may straddle tiles when tile_px is not a multiple of cell_px)."""
+    tile's pixels (a cell may straddle tiles when tile_px is not a multiple of cell_px).
+    ``cells_by_row``: the grid as :func:`read_cells` gives it."""
     c, t = spec.cell_px, spec.tile_px
     tiles: dict[tuple[int, int], list] = {}
-    for row, cells in read_cells(grid_csv, spec.cols, spec.rows).items():
+    for row, cells in cells_by_row.items():
         for col, image_id in cells:
             x0, y0 = col * c, row * c
             for x in range(x0 // t, (x0 + c - 1) // t + 1):
@@ -51,9 +52,11 @@ def _top_cells(grid_csv, spec: TileSpec) -> dict[tuple[int, int], list[tuple[int
     return tiles
 
 
-def tile_manifest(grid_csv, spec: TileSpec) -> dict[str, str]:
-    """``"depth/x/y" -> key`` for every tile of the pyramid (depth 0 = the top zoom)."""
-    top = _top_cells(grid_csv, spec)
+def tile_manifest(grid_csv, spec: TileSpec, top: dict | None = None) -> dict[str, str]:
+    """``"depth/x/y" -> key`` for every tile of the pyramid (depth 0 = the top zoom); ``top``:
+    :func:`_top_cells` of the grid, if the caller has it (else the grid is read)."""
+    if top is None:
+        top = _top_cells(read_cells(grid_csv, spec.cols, spec.rows), spec)
     zmax = spec.max_zoom
     nx, ny = spec.counts(zmax)
     level = {(x, y): _digest(f"{px},{py},{i}" for px, py, i in sorted(top.get((x, y), [])))
@@ -122,8 +125,9 @@ def update_tiles(grid_csv, layout_tiles, thumb_files, out_dir, spec: TileSpec) -
     linked from ``layout_tiles``, the others rendered, top zoom first; logs how many."""
     layout_tiles = Path(layout_tiles)
     saved, saved_zmax = _saved(layout_tiles, spec)
-    manifest = tile_manifest(grid_csv, spec)
-    top = _top_cells(grid_csv, spec)
+    cells_by_row = read_cells(grid_csv, spec.cols, spec.rows)  # read once, used three times
+    top = _top_cells(cells_by_row, spec)
+    manifest = tile_manifest(grid_csv, spec, top)
     zmax = spec.max_zoom
     rebuilt: dict[int, int] = {}
     store = ThumbStore(thumb_files)
@@ -150,8 +154,7 @@ def update_tiles(grid_csv, layout_tiles, thumb_files, out_dir, spec: TileSpec) -
                             rebuilt[z] += 1
                     progress.update(ny)
             n_rebuilt = sum(rebuilt.values())
-            meta = {**spec.meta(), "count": sum(len(v) for v in read_cells(
-                        grid_csv, spec.cols, spec.rows).values()),
+            meta = {**spec.meta(), "count": sum(len(v) for v in cells_by_row.values()),
                     "tiles_written": {str(z): n for z, n in sorted(rebuilt.items())},
                     "tiles_total": len(manifest), "tiles_rebuilt": n_rebuilt,
                     "tiles_linked": len(manifest) - n_rebuilt, "mode": "extend"}
