@@ -119,9 +119,16 @@ def run_variant(results: Path, fit_rows, out: Path, workflow: Path = REPO / "wor
     for phase, pattern in PHASES.items():
         found = re.findall(pattern, log, flags=re.M)
         result[phase] = float(found[-1]) if found else float("nan")
-    if np.isnan(result["fit"]):  # code without the fit's own log line: what is left
-        result["fit"] = result["seconds"] - result["read sample"] - result["transform"]
+    if np.isnan(result["fit"]):  # code without the fit's own log line: what is left (fit_rows
+        # all streams its fit and reads no sample: all of its time but the transform)
+        result["fit"] = (result["seconds"] - np.nan_to_num(result["read sample"])
+                         - result["transform"])
     return result
+
+
+def seconds(value: float) -> str:
+    """A phase's seconds for the table; "-" for a phase the variant does not have."""
+    return "-" if np.isnan(value) else f"{value:.1f}"
 
 
 def total_variance(results: Path) -> float:
@@ -239,7 +246,7 @@ def main() -> None:
     for label, r in rows:
         print(f"| {label} | {r['rows_fitted']:,} | {r['workers']} | {r['seconds']:.1f} | "
               f"{r['seconds'] / base['seconds']:.2f} | {r['cpu_s']:.1f} | "
-              f"{r['cpu_s'] / base['cpu_s']:.2f} | {r['read sample']:.1f} | {r['fit']:.1f} | "
+              f"{r['cpu_s'] / base['cpu_s']:.2f} | {seconds(r['read sample'])} | {seconds(r['fit'])} | "
               f"{r['transform']:.1f} | {r['max_rss_mb']:.0f} | "
               f"{100 * r['captured']:.2f}% | {r['dpq16']:.3f} | {r['family']:.3f} | "
               f"{r['tsne_s']:.0f} | {r['grid_s']:.0f} |")
