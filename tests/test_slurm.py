@@ -30,6 +30,8 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "tools" / "slurm-test-cluster.sh"
 REQUIRE = os.environ.get("VACANCY_REQUIRE_SLURM") == "1"
+#: The first line of every config tools/slurm-test-cluster.sh writes.
+CONF_MARK = "# written by vacancy tools/slurm-test-cluster.sh"
 #: What tools/slurm-test-cluster.sh sets up.
 PARTITION, ACCOUNT = "debug", "vacancy"
 #: Small (120 images, 2 locations) so the ~14 jobs finish in a couple of minutes on 2 cores.
@@ -72,6 +74,12 @@ def slurm():
         stopped = _cluster("stop", 180)
         assert stopped.returncode == 0, stopped.stderr
         assert _cluster("status", 30).returncode != 0, "SLURM daemons still running after stop"
+        # ... and its clients fail at once: `scontrol show config`, which the Snakemake SLURM
+        # plugin runs at every start, retried for 9 s against the stopped controller.
+        conf = Path("/etc/slurm/slurm.conf").read_text().splitlines()
+        if CONF_MARK in conf:
+            assert conf.count("MessageTimeout=1") == 1
+            assert subprocess.run(["scontrol", "show", "config"], capture_output=True).returncode
 
 
 def test_profile_keeps_placeholders_for_the_user():

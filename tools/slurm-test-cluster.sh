@@ -5,7 +5,8 @@
 #   tools/slurm-test-cluster.sh up       install (if missing) and start (default)
 #   tools/slurm-test-cluster.sh install  only install the Debian packages (slow part, ~25 s)
 #   tools/slurm-test-cluster.sh start    write configs once, start missing daemons, wait until ready
-#   tools/slurm-test-cluster.sh stop     stop the daemons this script started, by their process ids
+#   tools/slurm-test-cluster.sh stop     stop the daemons this script started, by their process ids;
+#                                        its slurm.conf then lets clients fail at once (no 9 s wait)
 #   tools/slurm-test-cluster.sh status   exit 0 if every daemon runs and the node takes jobs
 #
 # Daemons: munged, mariadbd (accounting database, unix socket only), slurmdbd (so `sacct` works: the
@@ -203,6 +204,18 @@ stop() {
     fi
     rm -f "$STATE/$name.pid"
   done
+  clients_give_up_at_once
+}
+
+clients_give_up_at_once() {
+  # With the controller stopped, a SLURM client retries for MessageTimeout - 1 seconds (9 s by
+  # default) before it fails, and the Snakemake SLURM executor plugin runs `scontrol show config`
+  # whenever Snakemake starts: every local snakemake command on this machine waited 9 s. A
+  # stopped test cluster cannot answer anyway, so its slurm.conf gets MessageTimeout=1 (clients
+  # fail in milliseconds) until `start` writes the full config again, before any daemon runs.
+  local conf=/etc/slurm/slurm.conf
+  [ -e "$conf" ] && grep -qF "$MARK" "$conf" || return 0
+  { grep -v '^MessageTimeout=' "$conf"; echo "MessageTimeout=1"; } | write_if_ours "$conf" 644 root:root
 }
 
 status() {
