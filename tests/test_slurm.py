@@ -30,8 +30,8 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "tools" / "slurm-test-cluster.sh"
 REQUIRE = os.environ.get("VACANCY_REQUIRE_SLURM") == "1"
-#: The first line of every config tools/slurm-test-cluster.sh writes.
-CONF_MARK = "# written by vacancy tools/slurm-test-cluster.sh"
+#: The first line of every config tools/slurm-test-cluster.sh writes (read from the script).
+CONF_MARK = re.search(r'^MARK="(.*)"$', SCRIPT.read_text(), re.M)[1]
 #: What tools/slurm-test-cluster.sh sets up.
 PARTITION, ACCOUNT = "debug", "vacancy"
 #: Small (120 images, 2 locations) so the ~14 jobs finish in a couple of minutes on 2 cores.
