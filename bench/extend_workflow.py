@@ -109,7 +109,7 @@ def reuse_cost(workdir: Path, sample: int) -> tuple[float, float, int]:
                     hash_size=config["dedup"]["hash_size"], color=config["features"]["color"],
                     batch_size=config["features"]["batch_size"], cell_px=config["tiles"]["cell_px"],
                     background=config["tiles"]["background"], draft=config["prepare"]["draft"],
-                    max_pixels=config["max_pixels"])
+                    draft_side=config["prepare"]["draft_side"], max_pixels=config["max_pixels"])
     outputs = [scratch / n for n in ("t.csv", "h.csv", "f.h5", "th.h5", "r.csv")]
     times = []
     for reuse in (None, results / "cache" / "prepare" / location):

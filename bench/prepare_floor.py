@@ -81,9 +81,12 @@ CACHE = REPO / "bench" / "cache"
 # The rule's parameters (the schema is the one source of defaults)
 
 
-def rule_params() -> dict:
-    """prepare_location's keyword arguments as the rule passes them, from the schema's defaults."""
+def rule_params(draft_side: int | None = None) -> dict:
+    """prepare_location's keyword arguments as the rule passes them, from the schema's defaults
+    (``draft_side``: another ``prepare.draft_side`` to measure)."""
     c = config_defaults()
+    if draft_side:
+        c["prepare"]["draft_side"] = draft_side
     return dict(graphic_below=c["triage"]["graphic_below"], photo_above=c["triage"]["photo_above"],
                 method=c["triage"]["method"],
                 score_graphic_below=c["triage"]["score_graphic_below"],
@@ -91,19 +94,19 @@ def rule_params() -> dict:
                 hash_size=c["dedup"]["hash_size"], color=c["features"]["color"],
                 batch_size=c["features"]["batch_size"], cell_px=c["tiles"]["cell_px"],
                 background=tuple(c["tiles"]["background"]), draft=c["prepare"]["draft"],
-                max_pixels=c["max_pixels"])
+                draft_side=c["prepare"]["draft_side"], max_pixels=c["max_pixels"])
 
 
 def measure_args(p: dict) -> tuple:
     """measure_image's positional arguments, in the order prepare_location passes them."""
-    return (prep.decode_options(p["draft"], p["cell_px"]), p["graphic_below"], p["photo_above"],
-            p["hash_size"], p["color"], p["cell_px"], p["background"], p["max_pixels"],
-            p["method"], p["score_graphic_below"], p["score_photo_above"])
+    return (prep.decode_options(p["draft"], p["cell_px"], p["draft_side"]), p["graphic_below"],
+            p["photo_above"], p["hash_size"], p["color"], p["cell_px"], p["background"],
+            p["max_pixels"], p["method"], p["score_graphic_below"], p["score_photo_above"])
 
 
 def draft_side(p: dict) -> int:
     """The side prepare's ``jpeg:size`` hint asks for (read from decode_options, not restated)."""
-    hint = prep.decode_options(True, p["cell_px"])["jpeg:size"]
+    hint = prep.decode_options(True, p["cell_px"], p["draft_side"])["jpeg:size"]
     return int(hint.split("x")[0])
 
 
@@ -289,7 +292,7 @@ def usable(batches, p: dict, side: int) -> tuple[list, dict]:
     """Keep the JPEGs that every method decodes (prepare's rejects and other formats are left
     out, so all rows time the same files); check the floor's size against ImageMagick's."""
     args = measure_args(p)
-    options = prep.decode_options(p["draft"], p["cell_px"])
+    options = prep.decode_options(p["draft"], p["cell_px"], p["draft_side"])
     kept, dropped = [], {"not JPEG": 0, "rejected by prepare": 0, "other": 0}
     mismatched = 0
     for loc, rows in batches:
@@ -351,7 +354,7 @@ def load_before(rev: str):
 def methods(p: dict, before=None) -> tuple[dict, dict]:
     """The timed methods: per image (path -> anything) and per location (inventory, dir -> ms)."""
     side, args = draft_side(p), measure_args(p)
-    options = prep.decode_options(p["draft"], p["cell_px"])
+    options = prep.decode_options(p["draft"], p["cell_px"], p["draft_side"])
     per_image = {
         FLOOR: lambda path: pillow_exact(path, side),
         "Pillow draft(), power-of-two scale": lambda path: pillow_draft(path, side),
@@ -474,16 +477,18 @@ def compare_before(batches, p: dict, before) -> str:
 # Peak RSS: one process per method
 
 
-def rss_child(method: str, paths_file: Path, cpu: int, before: str | None) -> float:
+def rss_child(method: str, paths_file: Path, cpu: int, before: str | None,
+              draft_side: int) -> float:
     """Peak RSS (MB) of a process doing ``method`` over every file (same imports as this one)."""
     cmd = [sys.executable, __file__, "--rss-method", method, "--rss-paths", str(paths_file),
-           "--cpu", str(cpu)] + (["--before", before] if before else [])
+           "--cpu", str(cpu), "--draft-side", str(draft_side)] + (
+               ["--before", before] if before else [])
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def rss_main(method: str, paths_file: Path, before) -> None:
-    p = rule_params()
+def rss_main(method: str, paths_file: Path, before, draft_side: int | None) -> None:
+    p = rule_params(draft_side)
     per_image, per_location = methods(p, before)
     rows = read_csv(paths_file)
     with threadpool_limits(1), tempfile.TemporaryDirectory(dir=CACHE) as tmp:
@@ -520,7 +525,8 @@ def report(label: str, batches, p: dict, passes: int, cpu: int, rss: bool, befor
             paths_file = workdir / "paths.csv"
             write_csv(paths_file, [r for _, rows in batches for r in rows], INVENTORY_COLUMNS)
             for name in ("none", *(k for k in times if k != STEPPED)):
-                peaks[name] = rss_child(name, paths_file, cpu, before[0] if before else None)
+                peaks[name] = rss_child(name, paths_file, cpu, before[0] if before else None,
+                                         p["draft_side"])
 
     floor = times[FLOOR]
     floor_med, floor_mean = statistics.median(floor), statistics.fmean(floor)
@@ -577,6 +583,8 @@ def main(argv=None) -> int:
                         help="the one core every timed process is pinned to")
     parser.add_argument("--realset", type=Path, default=CACHE / "realset")
     parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--draft-side", type=int, metavar="N",
+                        help="decode at this prepare.draft_side instead of the schema's default")
     parser.add_argument("--before", metavar="REV",
                         help="also time measure_image and prepare_location as they were at REV")
     parser.add_argument("--rss-method", help=argparse.SUPPRESS)
@@ -585,10 +593,10 @@ def main(argv=None) -> int:
     os.sched_setaffinity(0, {args.cpu})
     before = load_before(args.before) if args.before else None
     if args.rss_method:
-        rss_main(args.rss_method, args.rss_paths, before)
+        rss_main(args.rss_method, args.rss_paths, before, args.draft_side)
         return 0
 
-    p = rule_params()
+    p = rule_params(args.draft_side)
     side = draft_side(p)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {platform.machine()}, "

@@ -45,7 +45,8 @@ def settings() -> tuple[dict, dict]:
                   method=c["triage"]["method"],
                   score_graphic_below=c["triage"]["score_graphic_below"],
                   score_photo_above=c["triage"]["score_photo_above"])
-    return kwargs, decode_options(c["prepare"]["draft"], c["tiles"]["cell_px"])
+    return kwargs, decode_options(c["prepare"]["draft"], c["tiles"]["cell_px"],
+                                  c["prepare"]["draft_side"])
 
 
 def signal_inputs(blob: bytes, options) -> tuple:

@@ -21,9 +21,9 @@ from conftest import imagemagick_cli
 from reference import gray_entropy, image_features
 from test_triage import (jpeg_bytes, photo_like, png_claiming, read_rows, save, two_level,
                          write_inventory)
-from vacancy.imaging import Rejected
+from vacancy.imaging import Rejected, decode
 from vacancy.map.pca import FeatureShards
-from vacancy.images.prepare import measure_image, prepare_location
+from vacancy.images.prepare import decode_options, measure_image, prepare_location
 from vacancy.images.triage import OUT_COLUMNS as TRIAGE_COLUMNS
 
 OUTPUTS = ("triage.csv", "hashes.csv", "features.h5", "thumbs.h5", "rejects.csv")
@@ -45,8 +45,7 @@ def h5_ids(path: Path) -> list[str]:
 def measure(blob: bytes, draft=True, **overrides) -> dict:
     settings = {"graphic_below": 3.9, "photo_above": 4.4, "hash_size": 8, "color": "gray",
                 "cell_px": 32, "background": (24, 24, 24), **overrides}
-    options = {"jpeg:size": "128x128"} if draft else None
-    return measure_image(blob, options, **settings)
+    return measure_image(blob, decode_options(draft, settings["cell_px"]), **settings)
 
 
 def hamming(a: str, b: str) -> int:
@@ -153,6 +152,22 @@ def test_a_failed_run_leaves_no_output(tmp_path):
     with pytest.raises(KeyError):
         run(tmp_path, inventory)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("draft_side, cell_px, decoded", [
+    (128, 64, (225, 169)),  # the default: a 600x450 listing photo at 3/8 (libjpeg scales by M/8)
+    (96, 64, (150, 113)),  # 2/8: at least 96 a side
+    (96, 160, (300, 225)),  # big map cells raise the side: 4/8
+])
+def test_the_draft_side_sets_the_decoded_size(draft_side, cell_px, decoded):
+    """prepare.draft_side is the smallest side ImageMagick's hint asks libjpeg for, at least the
+    cell size; what a 600x450 JPEG then decodes to (the README's sizes)."""
+    options = decode_options(True, cell_px, draft_side)
+    assert options == {"jpeg:size": f"{max(draft_side, cell_px)}x{max(draft_side, cell_px)}"}
+    with decode(jpeg_bytes(photo_like(600, 450, seed=2)), options=options) as img:
+        assert (img.width, img.height) == decoded
+    assert decode_options(False, cell_px, draft_side) is None
+    assert decode_options(True, 64) == {"jpeg:size": "128x128"}  # the schema's default
 
 
 def test_reduced_scale_decode_stays_within_the_stated_tolerance():

@@ -106,7 +106,7 @@ def test_unchanged_images_are_reused_and_the_outputs_equal_a_clean_run(tmp_path,
 
 
 @pytest.mark.parametrize("change", [{"cell_px": 24}, {"graphic_below": 2.0, "photo_above": 3.0},
-                                    {"hash_size": 6}, {"draft": False}])
+                                    {"hash_size": 6}, {"draft": False}, {"draft_side": 96}])
 def test_a_changed_parameter_measures_every_image_again(tmp_path, caplog, change):
     caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
     raw = tmp_path / "raw"

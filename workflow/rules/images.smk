@@ -33,6 +33,7 @@ rule prepare:
         cell_px=config["tiles"]["cell_px"],
         background=config["tiles"]["background"],
         draft=config["prepare"]["draft"],
+        draft_side=config["prepare"]["draft_side"],
         max_pixels=config["max_pixels"],
         # the rows of the last run, for images that did not change (not an output: Snakemake
         # deletes outputs before a job, and this must survive it; README "Preparation")

@@ -17,11 +17,12 @@ content sniffing, pixel limits, damage checks) at reduced scale, and that one de
 
 Reduced scale: JPEGs are decoded with ImageMagick's ``jpeg:size`` hint, which lets libjpeg
 scale by M/8 while decoding, to the smallest scale at least ``draft_side`` pixels a side
-(600x450 -> 225x169 for the default 128; a 4000x3000 photo -> 500x375). Other formats are
-decoded whole. What it changes, measured on the 2,000-image demo against full decodes: entropy
-by 0.05 nats on average (0.2% of images change class), features by 0.0002 per value (0..1), and
-the hash by a few bits on some images (see README, "Preparation"). ``draft: false`` decodes
-everything whole.
+(600x450, a listing photo's size -> 225x169 for the default 128, 150x113 for 96; a 4000x3000
+photo -> 500x375). Other formats are decoded whole. What it changes against full decodes, and
+what 96 saves (1.2x per image), is measured by ``bench/draft_side.py`` (README, "Preparation"):
+on the demo at 128 the entropy moves by 0.05 nats on average (0.05% of images change class),
+features by 0.0009 per value (0..1), the hash by 0.4 bits. ``draft: false`` decodes everything
+whole.
 
 A bad image is one row in the location's rejects CSV (id, stage, reason) and never stops the job.
 Every output is written to a temporary file and renamed into place when the location is done.
@@ -43,7 +44,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from wand.color import Color
 
-from ..common import Progress, atomic_path, csv_rows, iter_csv, provenance
+from ..common import Progress, atomic_path, config_defaults, csv_rows, iter_csv, provenance
 from .features import N_FEATURES, RECIPE, check_color, features_of_small, wand_features
 from .resample import resize_gray
 from .reuse import PreviousRun
@@ -57,9 +58,10 @@ log = logging.getLogger("vacancy.images.prepare")
 
 STAGE = "prepare"
 REJECT_COLUMNS = ("id", "stage", "reason")
-#: Smallest side of a reduced-scale JPEG decode: twice the 64-px feature grid, so the Lanczos
-#: resize still averages several pixels per value. Raised to ``cell_px`` for big thumbnails.
-DRAFT_SIDE = 128
+#: Smallest side of a reduced-scale JPEG decode (config ``prepare.draft_side``, whose default
+#: lives in the schema): above the 64-px feature grid, so the Lanczos resize still averages
+#: pixels. Raised to ``cell_px`` for big thumbnails.
+DRAFT_SIDE: int = config_defaults()["prepare"]["draft_side"]
 #: ImageMagick 6's weights for ``-colorspace gray`` (Rec709Luma, on the sRGB-encoded values).
 REC709_LUMA = np.array([0.212656, 0.715158, 0.072186])
 #: Longest side worked on after the entropy is taken: larger decodes (formats without scaled
@@ -73,11 +75,12 @@ CHUNK_ROWS = 64
 FEATURE_COMPRESSION = dict(hdf5plugin.Bitshuffle(cname="lz4"))
 
 
-def decode_options(draft: bool, cell_px: int) -> dict[str, str] | None:
+def decode_options(draft: bool, cell_px: int,
+                   draft_side: int = DRAFT_SIDE) -> dict[str, str] | None:
     """ImageMagick read options: the JPEG scale hint, or none for a full decode."""
     if not draft:
         return None
-    side = max(DRAFT_SIDE, int(cell_px))
+    side = max(int(draft_side), int(cell_px))
     return {"jpeg:size": f"{side}x{side}"}
 
 
@@ -202,7 +205,7 @@ def _h5_rows(path, name, row_shape, dtype, batch, attrs, **storage) -> Iterator[
 def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_h5, rejects_csv,
                      graphic_below: float = 3.9, photo_above: float = 4.4, hash_size: int = 8,
                      color: str = "gray", cell_px: int = 64, background=(24, 24, 24),
-                     draft: bool = True, batch_size: int = 256,
+                     draft: bool = True, draft_side: int = DRAFT_SIDE, batch_size: int = 256,
                      max_pixels: int = DEFAULT_MAX_PIXELS, method: str = "entropy",
                      score_graphic_below: float = 0.5, score_photo_above: float = 0.5,
                      reuse_dir=None) -> dict:
@@ -224,10 +227,11 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     background = tuple(int(v) for v in background)
     params = {"graphic_below": graphic_below, "photo_above": photo_above,
               "hash_size": hash_size, "color": color, "cell_px": cell_px,
-              "background": list(background), "draft": draft, "max_pixels": max_pixels,
+              "background": list(background), "draft": draft, "draft_side": draft_side,
+              "max_pixels": max_pixels,
               "method": method, "score_graphic_below": score_graphic_below,
               "score_photo_above": score_photo_above}
-    options = decode_options(draft, cell_px)
+    options = decode_options(draft, cell_px, draft_side)
     total = sum(1 for _ in iter_csv(inventory_csv))
     counts = {"images": total, "graphic": 0, "maybe": 0, "photo": 0, "rejected": 0}
     progress = Progress(f"prepare {Path(inventory_csv).stem}", total, logger=log)
