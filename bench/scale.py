@@ -1,6 +1,7 @@
 """Run the whole workflow on N demo images and print what each stage costs and how good the map is.
 
     .venv/bin/python bench/scale.py --images 2000 [--cores 2] [--original 200] [--flas]
+                                    [--set prepare.draft_side=128 ...]
 
 The corpus is generated once into bench/cache/corpus-N/ (outside results/, git-ignored) and
 read through ``source: folder``; the run happens in bench/cache/run-N/, from triage to viewer,
@@ -59,14 +60,21 @@ def make_corpus(images: int, seed: int) -> Path:
     return corpus
 
 
-def prepare(workdir: Path, corpus: Path, cores: int) -> Path:
-    """A fresh working dir whose config reads the corpus as ``source: folder``."""
+def prepare(workdir: Path, corpus: Path, cores: int, settings: dict | None = None) -> Path:
+    """A fresh working dir whose config reads the corpus as ``source: folder``, with
+    ``settings`` ({"prepare.draft_side": 128, ...}) changed from config.yaml."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["source"] = "folder"
     config["folder"] = {"path": str(corpus / "raw")}
+    for dotted, value in (settings or {}).items():
+        *parents, key = dotted.split(".")
+        node = config
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[key] = value
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
 
@@ -213,10 +221,21 @@ def main() -> None:
                         help="time the original per-process approach on K images")
     parser.add_argument("--flas", action="store_true", help="compare with FLAS (vc_flas)")
     parser.add_argument("--no-rerun", action="store_true", help="skip the perplexity rerun")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config setting other than config.yaml's, e.g. "
+                             "prepare.draft_side=128 (YAML value; repeatable); the run then "
+                             "goes to bench/cache/run-N-KEY-VALUE")
     args = parser.parse_args()
 
+    settings = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        settings[key] = yaml.safe_load(value)
+    name = "-".join([f"run-{args.images}", *(f"{k}-{v}" for k, v in settings.items())])
     corpus = make_corpus(args.images, args.seed)
-    workdir = prepare(REPO / "bench" / "cache" / f"run-{args.images}", corpus, args.cores)
+    workdir = prepare(REPO / "bench" / "cache" / name, corpus, args.cores, settings)
+    if settings:
+        print(f"settings other than config.yaml: {settings}")
     results = workdir / "results"
     total = snakemake(workdir, args.cores)
     n = sum(1 for _ in read_csv(results / "selected.csv"))
