@@ -18,7 +18,8 @@ a model that never saw it or its copies) at the default thresholds, beside the e
 the in-sample figures of the final fit, and the final model's figures on the demo. Also
 cross-validated: the set's original photos and graphics at the size Craigslist serves listing
 photos (shrunk to fit 600x450, JPEG quality 85), which are never fitted on: most of the set is
-larger, and ``prepare`` decodes a 600x450 JPEG at a smaller scale than a big one. ``--draft-side``
+larger, and ``prepare`` decodes a 600x450 JPEG at a smaller scale than a big one; also for the
+originals at least LISTING_MIN_SIDE px a side only (no icons). ``--draft-side``
 measures every signal at another ``prepare.draft_side`` than the schema's. ``--write`` writes the model; without it nothing changes.
 """
 
@@ -60,6 +61,9 @@ AUGMENT_WEIGHT = 0.3
 #: check shrinks the set's originals to fit it.
 LISTING_SIZE = "600x450>"
 LISTING = "listing"
+#: Icons and buttons are graphics no listing carries: the listing-size figures are also given for
+#: the originals whose shorter side is at least this.
+LISTING_MIN_SIDE = 200
 #: The listing-size copies are measured, not fitted on (weight 0): with them in the fit (weight
 #: 0.5 or 1) the cross-validated share of their graphics on the map fell only to 0.14 / 0.12,
 #: and the originals' photos on the map from 0.996 to 0.968 (2026-12-07, draft_side 96, README
@@ -117,11 +121,14 @@ def measure_set(root: Path) -> dict[str, list]:
     blown-out variant (its group, weight AUGMENT_WEIGHT), so the model learns that these are
     still photos without the variants outweighing the real images.
     """
-    out: dict[str, list] = {"x": [], "y": [], "group": [], "variant": [], "weight": []}
+    out: dict[str, list] = {"x": [], "y": [], "group": [], "variant": [], "weight": [],
+                            "side": []}
     for row in read_labels(root / "labels.csv"):
         if row["kind"] == "other":
             continue
         blob = read_blob(root / row["id"])
+        with WandImage(blob=blob) as img:  # the shorter side of the file as shipped
+            side = min(img.width, img.height)
         copy = row["category"] in ("copy", "moved")
         group = row["source"].split(" of ")[-1] if copy else row["id"]
         variants = [("", blob)]
@@ -135,7 +142,7 @@ def measure_set(root: Path) -> dict[str, list]:
                 continue
             weight = {"": 1.0, LISTING: LISTING_WEIGHT}.get(variant, AUGMENT_WEIGHT)
             for key, value in (("x", values), ("y", row["kind"] == "photo"), ("group", group),
-                               ("variant", variant), ("weight", weight)):
+                               ("variant", variant), ("weight", weight), ("side", side)):
                 out[key].append(value)
     return {key: np.array(value) if key != "group" else value for key, value in out.items()}
 
@@ -229,6 +236,11 @@ def main(argv=None) -> int:
     print("  entropy rule: " + figures(x[at, 0], y[at], defaults["photo_above"]))
     for name, p in (("5-fold grouped cross-validation", held_out), ("in sample", in_sample)):
         print(f"  model, {name}: " + figures(p[at], y[at], above))
+    big = data["side"] >= LISTING_MIN_SIDE
+    for label, rows in (("at listing size", at & big), ("as shipped", real & big)):
+        print(f"  model, cross-validated, originals at least {LISTING_MIN_SIDE} px a side "
+              f"({int(y[rows].sum())} photos, {int((~y[rows]).sum())} graphics), {label}: "
+              + figures(held_out[rows], y[rows], above))
     if args.demo:
         dx, dy = measure_demo(args.demo)
         print(f"demo (held out: never fitted on): {int(dy.sum())} photos, "
