@@ -19,8 +19,9 @@ the in-sample figures of the final fit, and the final model's figures on the dem
 cross-validated: the set's original photos and graphics at the size Craigslist serves listing
 photos (shrunk to fit 600x450, JPEG quality 85), which are never fitted on: most of the set is
 larger, and ``prepare`` decodes a 600x450 JPEG at a smaller scale than a big one; also for the
-originals at least LISTING_MIN_SIDE px a side only (no icons). ``--draft-side``
-measures every signal at another ``prepare.draft_side`` than the schema's. ``--write`` writes the model; without it nothing changes.
+originals at least LISTING_MIN_SIDE px a side only (no icons). ``--draft-side`` measures every
+signal at another ``prepare.draft_side`` than the schema's. ``--write`` writes the model; without
+it nothing changes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from realset import CACHE, build, read_labels  # noqa: E402
 from vacancy.common import config_defaults  # noqa: E402
-from vacancy.imaging import Rejected, read_blob  # noqa: E402
+from vacancy.imaging import Rejected, check_blob, header_size, read_blob  # noqa: E402
 from vacancy.images.prepare import decode_options, measure_image  # noqa: E402
 from vacancy.images.triage import MODEL_PATH, SIGNALS  # noqa: E402
 
@@ -127,8 +128,7 @@ def measure_set(root: Path) -> dict[str, list]:
         if row["kind"] == "other":
             continue
         blob = read_blob(root / row["id"])
-        with WandImage(blob=blob) as img:  # the shorter side of the file as shipped
-            side = min(img.width, img.height)
+        side = min(header_size(blob, check_blob(blob)))  # the file as shipped, from its header
         copy = row["category"] in ("copy", "moved")
         group = row["source"].split(" of ")[-1] if copy else row["id"]
         variants = [("", blob)]

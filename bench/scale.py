@@ -1,7 +1,7 @@
 """Run the whole workflow on N demo images and print what each stage costs and how good the map is.
 
     .venv/bin/python bench/scale.py --images 2000 [--cores 2] [--original 200] [--flas]
-                                    [--set prepare.draft_side=128 ...]
+                                    [--set prepare.draft_side=96 ...]
 
 The corpus is generated once into bench/cache/corpus-N/ (outside results/, git-ignored) and
 read through ``source: folder``; the run happens in bench/cache/run-N/, from triage to viewer,
@@ -62,7 +62,7 @@ def make_corpus(images: int, seed: int) -> Path:
 
 def prepare(workdir: Path, corpus: Path, cores: int, settings: dict | None = None) -> Path:
     """A fresh working dir whose config reads the corpus as ``source: folder``, with
-    ``settings`` ({"prepare.draft_side": 128, ...}) changed from config.yaml."""
+    ``settings`` ({"prepare.draft_side": 96, ...}) changed from config.yaml."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--no-rerun", action="store_true", help="skip the perplexity rerun")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config setting other than config.yaml's, e.g. "
-                             "prepare.draft_side=128 (YAML value; repeatable); the run then "
+                             "prepare.draft_side=96 (YAML value; repeatable); the run then "
                              "goes to bench/cache/run-N-KEY-VALUE")
     args = parser.parse_args()
 
