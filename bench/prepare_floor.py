@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import os
 import platform
@@ -368,8 +369,9 @@ def methods(p: dict, before=None) -> tuple[dict, dict]:
         name, old = before
         per_image[f"measure_image at {name} (before)"] = \
             lambda path: old.measure_image(read_blob(path), *args)
+        old_p = accepted(old.prepare_location, p)
         per_location[f"prepare_location at {name} (before), per image"] = \
-            lambda inv, workdir: _run_location(old, inv, workdir, p)
+            lambda inv, workdir: _run_location(old, inv, workdir, old_p)
     return per_image, per_location
 
 
@@ -423,6 +425,18 @@ def timed_run(batches, p: dict, passes: int, workdir: Path, before=None
                 for name in locations:
                     times[name].append(per_location[name](inv, workdir) / len(rows))
     return times, steps, n_steps
+
+
+def accepted(function, p: dict) -> dict:
+    """The keyword arguments of ``p`` that an older ``prepare_location`` takes. A setting it
+    does not know must be at that revision's fixed value (``draft_side``: its DRAFT_SIDE),
+    else the two would not decode the same way."""
+    known = inspect.signature(function).parameters
+    fixed = sys.modules[function.__module__]
+    if "draft_side" not in known and p["draft_side"] != getattr(fixed, "DRAFT_SIDE", None):
+        raise SystemExit(f"--before: that revision decodes at {getattr(fixed, 'DRAFT_SIDE', '?')}"
+                         f" a side and has no draft_side setting; drop --draft-side")
+    return {key: value for key, value in p.items() if key in known}
 
 
 def _run_location(module, inv: Path, workdir: Path, p: dict) -> float:
