@@ -603,8 +603,8 @@ def report(label: str, batches, p: dict, passes: int, cpu: int, rss: bool, befor
           f"{loop_ratio[1]:.2f}x (mean); prepare_location {ratios[LOCATION][1]:.2f}x (mean): "
           f"{'holds' if max(loop_ratio) <= 1.5 else 'does not hold'}")
     least, loop = statistics.fmean(times[LEAST]), statistics.fmean(times[LOOP])
-    print(f"\nthe least prepare must do (decoder and filters as they are) is {least / floor_mean:.2f}x "
-          f"the floor (mean), so 1.5x leaves {1.5 * floor_mean - least:.3f} ms per image for "
+    print(f"\nthe least prepare must do (decoder and filters as they are) is "
+          f"{least / floor_mean:.2f}x the floor (mean), so 1.5x leaves {1.5 * floor_mean - least:.3f} ms per image for "
           f"triage, hash, blurs and rows, which take {loop - least:.3f} ms in measure_image "
           f"(and writing {ratios[LOCATION][1] * floor_mean - loop:.3f} ms more in "
           f"prepare_location)")

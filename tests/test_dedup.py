@@ -293,18 +293,48 @@ def test_profiles_see_a_zoomed_copy_and_not_a_shifted_scene():
     assert inner_dhash(base[None]).dtype == np.uint64
 
 
-def test_near_pairs_on_two_threads_with_one_giant_bucket_agree_with_brute_force():
-    """Two threads and a bucket far bigger than the rest (the quadratic case at 125,000 demo
-    images) find exactly the brute-force pairs: each bucket pair is looked up from one side."""
+def test_near_pairs_stream_each_pair_once_with_one_giant_bucket():
+    """A bucket far bigger than the rest (the quadratic case at 125,000 demo images): the
+    streamed chunks hold exactly the brute-force pairs, none twice, although close pairs match
+    in several bands (each is reported by the first), and every chunk is bounded."""
+    from vacancy.images.dedup import CHUNK_PAIRS, iter_near_pairs
+
     rng = np.random.default_rng(11)
     giant = clustered_hashes(rng, 1, 600) & np.uint64(0xFFFF_FFFF_FFFF_0000)  # one low band
     unique = np.unique(np.concatenate([giant, clustered_hashes(rng, 40, 20)]))
+    dist = np.bitwise_count(unique[:, None] ^ unique[None, :])
     for max_distance in (3, 7):
-        i, j = near_pairs(unique, max_distance, threads=2)
-        dist = np.bitwise_count(unique[:, None] ^ unique[None, :])
+        chunks = list(iter_near_pairs(unique, max_distance))
+        assert len(chunks) > 1 and max(i.size for i, _ in chunks) <= CHUNK_PAIRS
+        codes = np.concatenate([i * unique.size + j for i, j in chunks])
+        assert np.unique(codes).size == codes.size  # no pair twice
+        assert all((i < j).all() for i, j in chunks)
         bi, bj = np.nonzero(np.triu(dist <= max_distance, k=1))
-        assert np.array_equal(i, bi) and np.array_equal(j, bj)
+        assert np.array_equal(np.sort(codes), bi * unique.size + bj)
         assert bi.size > 1000
+        i, j = near_pairs(unique, max_distance)
+        assert np.array_equal(i, bi) and np.array_equal(j, bj)
+
+
+def test_candidate_pairs_of_repeated_hashes_come_once_in_bounded_chunks(monkeypatch):
+    """Images sharing hashes (many identical all-black ones, several near groups): the streamed
+    image pairs are the brute-force ones, each once, in chunks of the set size (smaller than
+    the largest group's pairs only where one pair of hashes alone is bigger)."""
+    from vacancy.images import dedup as d
+
+    monkeypatch.setattr(d, "EXPAND_PAIRS", 500)
+    rng = np.random.default_rng(3)
+    distinct = clustered_hashes(rng, 15, 6)
+    hashes = np.concatenate([distinct[rng.integers(0, distinct.size, 300)],
+                             np.zeros(40, np.uint64)])  # 40 identical: 780 pairs in one group
+    chunks = list(d.iter_candidate_pairs(hashes, 4))
+    codes = np.concatenate([i * hashes.size + j for i, j in chunks])
+    assert np.unique(codes).size == codes.size
+    dist = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    bi, bj = np.nonzero(np.triu(dist <= 4, k=1))
+    assert np.array_equal(np.sort(codes), bi * hashes.size + bj) and bi.size > 2000
+    assert max(i.size for i, _ in chunks) == 780  # the identical group's pairs, in one piece
+    assert sum(i.size <= 500 for i, _ in chunks) >= len(chunks) - 1
 
 
 def similar_profiles(rng, n: int) -> np.ndarray:
@@ -356,3 +386,28 @@ def test_two_threads_write_the_same_duplicates_as_one(real_prepared, tmp_path):
               inner_distance=8, min_correlation=0.99, threads=threads)
         rows[threads] = read_csv(out)
     assert rows[1] == rows[2] and len(rows[1]) >= 2
+
+
+def test_candidates_searched_ahead_pass_on_errors_and_stop_with_the_consumer():
+    """The candidate search runs on its own thread: its error reaches the caller (after the
+    items before it), and a caller that stops early does not leave the thread running."""
+    import threading
+
+    from vacancy.images.dedup import _ahead
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("search failed")
+
+    got = []
+    with pytest.raises(ValueError, match="search failed"):
+        for item in _ahead(failing()):
+            got.append(item)
+    assert got == [1, 2]
+    before = threading.active_count()
+    stream = _ahead(iter(range(1000)), depth=2)
+    assert [next(stream), next(stream)] == [0, 1]
+    assert threading.active_count() == before + 1  # the producer, blocked: 2 items ahead
+    stream.close()
+    assert threading.active_count() == before  # closing the stream ended it

@@ -36,9 +36,11 @@ images) costs quadratic time but not memory, and is logged: 5,000 such hashes ta
 and ~5 s at d = 4 (1.1 million near pairs). (These figures predate the one-sided lookups and the
 popcount-first order, which made the 125,000-image demo's two searches about 3x faster.)
 
-Speed (README "Dedup"): with ``threads`` > 1 the feature files are read by that many processes
-(decompression is the cost and h5py serialises threads) and the band lookups and the second
-check's chunks run on that many threads (NumPy releases the GIL); the second check first skips
+Speed and memory (README "Dedup"): with ``threads`` > 1 the feature files are read by that many
+processes (decompression is the cost and h5py serialises threads), and the second check's chunks
+run on that many threads while another thread searches the next candidates (NumPy releases the
+GIL). The candidates are streamed: each pair is found once (the first band it matches in) and
+checked batch by batch, so memory does not grow with their number. The second check first skips
 the pairs a cheap bound rules out (:class:`SecondCheck`). None of this changes a row of the output.
 
 Who takes part: only images that can reach the map (triage class ``photo``, and ``maybe`` when
@@ -69,14 +71,18 @@ images with one dHash are no longer copies without the check.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
+import queue
 import string
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import hdf5plugin  # noqa: F401 (registers the Bitshuffle filter the feature files use)
@@ -108,6 +114,10 @@ READ_ROWS = 1024
 #: Candidate pairs expanded at once: bounds memory, and small enough that a chunk's few arrays stay
 #: in the processor's cache (1.9x less CPU for the searches at 125,000 than 4 million at once).
 CHUNK_PAIRS = 1 << 18
+#: Image pairs made at once from pairs of distinct hashes (more only for one pair of big groups).
+EXPAND_PAIRS = 1 << 20
+#: Candidate pairs gathered before the second check runs on them (its threads split the batch).
+CHECK_BATCH = 1 << 20
 #: More candidate image pairs than this from identical hashes are logged.
 BIG_EXPANSION = 200_000_000
 
@@ -182,15 +192,6 @@ def plan_bands(nbits: int, max_distance: int, n: int) -> tuple[list[int], int]:
     return widths, radius
 
 
-def unique_codes(codes: np.ndarray) -> np.ndarray:
-    """The sorted distinct values of an int64 array, by sort and compare: NumPy 2.4's plain
-    ``np.unique`` takes a hash-table path that is ~14x slower on millions of pair codes."""
-    codes = np.sort(codes)
-    if codes.size == 0:
-        return codes
-    return codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
-
-
 def _flip_masks(width: int, radius: int) -> list[int]:
     """All band values with at most ``radius`` bits set: the XORs to look up around a band value."""
     masks = []
@@ -245,9 +246,9 @@ def _pairs_for_lookup(hashes, index: _BandIndex, queries, max_distance, sources=
     left, counts = index.lookup(queries)
     hits = np.flatnonzero(counts)
     if hits.size == 0:
-        return []
+        return
     cum = np.cumsum(counts[hits])
-    found, start = [], 0
+    start = 0
     while start < hits.size:
         base = cum[start - 1] if start else 0
         stop = max(int(np.searchsorted(cum, base + CHUNK_PAIRS, "right")), start + 1)
@@ -258,9 +259,8 @@ def _pairs_for_lookup(hashes, index: _BandIndex, queries, max_distance, sources=
                                                 ^ index.sorted_hashes[pos]) <= max_distance)
         i, j = np.repeat(sources[qs], c)[close], index.order[pos[close]]
         keep = i < j if exact else slice(None)
-        found.append((np.minimum(i, j)[keep], np.maximum(i, j)[keep]))
+        yield np.minimum(i, j)[keep], np.maximum(i, j)[keep]
         start = stop
-    return found
 
 
 def _band_pairs(hashes, index: _BandIndex, keys, flip: int, max_distance):
@@ -268,33 +268,53 @@ def _band_pairs(hashes, index: _BandIndex, keys, flip: int, max_distance):
     (k, k ^ flip) is looked up from its smaller key only: the other side would find the same
     pairs again (half the candidates, the quadratic part in big buckets)."""
     if flip == 0:
-        return _pairs_for_lookup(hashes, index, keys, max_distance)
+        yield from _pairs_for_lookup(hashes, index, keys, max_distance)
+        return
     flipped = keys ^ np.uint64(flip)
     side = np.flatnonzero(keys < flipped)
-    return _pairs_for_lookup(hashes, index, flipped[side], max_distance, side)
+    yield from _pairs_for_lookup(hashes, index, flipped[side], max_distance, side)
 
 
-def near_pairs(hashes: np.ndarray, max_distance: int, nbits: int = 64,
-               threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (i < j) of *distinct* uint64 hashes within ``max_distance`` bits (multi-index
-    hashing); the lookups (one per band and flip) run on ``threads`` threads."""
-    empty = np.empty(0, dtype=np.int64)
+def iter_near_pairs(hashes: np.ndarray, max_distance: int,
+                    nbits: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Chunks (i, j) of the pairs (i < j) of *distinct* uint64 hashes within ``max_distance``
+    bits (multi-index hashing), each pair exactly once, in no particular order.
+
+    A close pair lies within the flip radius in at least one band (the pigeonhole principle),
+    maybe in several; it is reported by the first such band only, so nothing downstream has to
+    collect every pair to remove repeats. That is what keeps dedup's memory flat in the number
+    of candidate pairs (117 million at a million demo-like images).
+    """
     if max_distance <= 0 or hashes.size < 2:
-        return empty, empty
+        return
     widths, radius = plan_bands(nbits, max_distance, hashes.size)
-    lookups, shift = [], 0
+    earlier, shift = [], 0  # the masks of the bands already searched
     for width in widths:
         keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
         index = _BandIndex(keys, width, hashes)
         _log_big_buckets(index.sorted_keys, shift, width)
-        lookups += [(index, keys, flip) for flip in _flip_masks(width, radius)]
+        for flip in _flip_masks(width, radius):
+            for i, j in _band_pairs(hashes, index, keys, flip, max_distance):
+                if earlier:
+                    differ = hashes[i] ^ hashes[j]
+                    first = np.ones(i.size, dtype=bool)
+                    for mask in earlier:
+                        first &= np.bitwise_count(differ & mask) > radius
+                    i, j = i[first], j[first]
+                if i.size:
+                    yield i, j
+        earlier.append(np.uint64(((1 << width) - 1) << shift))
         shift += width
-    with ThreadPoolExecutor(threads) as pool:
-        found = [pair for part in pool.map(lambda job: _band_pairs(hashes, *job, max_distance),
-                                           lookups) for pair in part]
-    if not found:
+
+
+def near_pairs(hashes: np.ndarray, max_distance: int,
+               nbits: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) of distinct hashes within ``max_distance`` bits, sorted by (i, j)."""
+    parts = list(iter_near_pairs(hashes, max_distance, nbits))
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
         return empty, empty
-    codes = unique_codes(np.concatenate([i * hashes.size + j for i, j in found]))
+    codes = np.sort(np.concatenate([i * hashes.size + j for i, j in parts]))
     return codes // hashes.size, codes % hashes.size
 
 
@@ -386,21 +406,25 @@ def read_descriptors(feature_h5s, wanted: set[str], threads: int = 1):
     with ``threads`` > 1 that many processes read files side by side (decompressing the feature
     rows is most of the cost, and h5py holds a global lock, so threads would not help)."""
     rows: dict[str, int] = {}
-    hashes, parts = [], []
-    if threads > 1 and len(feature_h5s) > 1:
-        with ProcessPoolExecutor(min(threads, len(feature_h5s))) as pool:
-            found = list(pool.map(_read_file, feature_h5s, itertools.repeat(wanted)))
-    else:
-        found = (_read_file(path, wanted) for path in feature_h5s)
-    for ids, inner, profile in found:
-        new = [k for k, image in enumerate(ids) if image not in rows]
-        for k in new:
-            rows[ids[k]] = len(rows)
-        hashes.append(inner[new])
-        parts.append(profile[new])
-    if not rows:
-        return rows, np.empty(0, np.uint64), np.empty((0, len(ZOOMS), CELLS * CELLS), np.float16)
-    return rows, np.concatenate(hashes), np.concatenate(parts)
+    # filled file by file: at a million images the profiles are 2 GB, and collecting them in
+    # parts before one concatenation would need twice that
+    hashes = np.empty(len(wanted), np.uint64)
+    profile_rows = np.empty((len(wanted), len(ZOOMS), CELLS * CELLS), np.float16)
+    with contextlib.ExitStack() as stack:
+        if threads > 1 and len(feature_h5s) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(min(threads, len(feature_h5s))))
+            found = pool.map(_read_file, feature_h5s, itertools.repeat(wanted))  # in order, lazily
+        else:
+            found = (_read_file(path, wanted) for path in feature_h5s)
+        for ids, inner, profile in found:
+            new = [k for k, image in enumerate(ids) if image not in rows]
+            first = len(rows)
+            for k in new:
+                rows[ids[k]] = len(rows)
+            hashes[first:len(rows)] = inner[new]
+            profile_rows[first:len(rows)] = profile[new]
+            del ids, inner, profile
+    return rows, hashes[:len(rows)], profile_rows[:len(rows)]
 
 
 def _read_file(path, wanted: set[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -514,32 +538,64 @@ class SecondCheck:
 # Candidates and grouping
 
 
-def expand_pairs(pairs, inverse: np.ndarray, n_unique: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image pairs (i < j) from pairs of distinct hashes, plus the pairs within each hash."""
-    order = np.argsort(inverse, kind="stable")
-    counts = np.bincount(inverse, minlength=n_unique)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    a, b = pairs
-    within = np.flatnonzero(counts > 1)
-    a, b = np.concatenate([a, within]), np.concatenate([b, within])
-    total = counts[a] * counts[b]
-    if total.sum() > BIG_EXPANSION:
-        log.warning("%d candidate image pairs (large groups of identical hashes)", int(total.sum()))
-    pair = np.repeat(np.arange(a.size), total)
-    local = np.arange(pair.size) - np.repeat(np.cumsum(total) - total, total)
-    i = order[starts[a[pair]] + local // counts[b[pair]]]
-    j = order[starts[b[pair]] + local % counts[b[pair]]]
-    keep = i != j
-    i, j = i[keep], j[keep]
-    return np.minimum(i, j), np.maximum(i, j)
+class _HashGroups:
+    """The images of each distinct hash, to turn pairs of distinct hashes into image pairs."""
+
+    def __init__(self, inverse: np.ndarray, n_unique: int):
+        self.order = np.argsort(inverse, kind="stable")  # images grouped by distinct hash
+        self.counts = np.bincount(inverse, minlength=n_unique)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)])
+
+    def within(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each distinct hash held by several images, as the pair (hash, itself)."""
+        shared = np.flatnonzero(self.counts > 1)
+        return shared, shared
+
+    def expand(self, a: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Image pairs (i < j) of the hash pairs (a, b), each once (for a == b: the pairs within
+        that hash), in chunks of about ``EXPAND_PAIRS`` (one hash pair's images may be more)."""
+        total = self.counts[a] * self.counts[b]
+        if total.sum() > BIG_EXPANSION:
+            log.warning("%d candidate image pairs (large groups of identical hashes)",
+                        int(total.sum()))
+        cum = np.cumsum(total)
+        start = 0
+        while start < a.size:
+            base = cum[start - 1] if start else 0
+            stop = max(int(np.searchsorted(cum, base + EXPAND_PAIRS, "right")), start + 1)
+            yield self._expand_part(a[start:stop], b[start:stop], total[start:stop])
+            start = stop
+
+    def _expand_part(self, a, b, total) -> tuple[np.ndarray, np.ndarray]:
+        pair = np.repeat(np.arange(a.size), total)
+        local = np.arange(pair.size) - np.repeat(np.cumsum(total) - total, total)
+        p, q = local // self.counts[b[pair]], local % self.counts[b[pair]]
+        keep = (a[pair] != b[pair]) | (p < q)  # within one hash: each unordered pair once
+        pair, p, q = pair[keep], p[keep], q[keep]
+        i = self.order[self.starts[a[pair]] + p]
+        j = self.order[self.starts[b[pair]] + q]
+        return np.minimum(i, j), np.maximum(i, j)
 
 
-def candidate_pairs(hashes: np.ndarray, max_distance: int, nbits: int = 64, threads: int = 1):
-    """Image pairs (i < j, unique) whose hashes differ in at most ``max_distance`` bits."""
+def iter_candidate_pairs(hashes: np.ndarray, max_distance: int,
+                         nbits: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Chunks of the image pairs (i < j) whose hashes differ in at most ``max_distance`` bits,
+    each pair once: images with identical hashes, then those of near distinct hashes."""
     unique, inverse = np.unique(hashes, return_inverse=True)
-    i, j = expand_pairs(near_pairs(unique, max_distance, nbits, threads), inverse.ravel(),
-                        unique.size)
-    codes = unique_codes(i * hashes.size + j)
+    groups = _HashGroups(inverse.ravel(), unique.size)
+    yield from groups.expand(*groups.within())
+    for a, b in iter_near_pairs(unique, max_distance, nbits):
+        yield from groups.expand(a, b)
+
+
+def candidate_pairs(hashes: np.ndarray, max_distance: int,
+                    nbits: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """All image pairs (i < j) within ``max_distance`` bits, sorted by (i, j)."""
+    parts = list(iter_candidate_pairs(hashes, max_distance, nbits))
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    codes = np.sort(np.concatenate([i * hashes.size + j for i, j in parts]))
     return codes // hashes.size, codes % hashes.size
 
 
@@ -557,25 +613,98 @@ def _priority(ids: list[str], areas: np.ndarray, placed: frozenset = frozenset()
     return rank
 
 
+def _all_candidates(hashes, max_distance, nbits, inner, has, inner_distance):
+    """Chunks of every candidate image pair, each once: dHash pairs, then inner-dHash pairs
+    (among the images ``has`` with a feature row) whose dHashes are not already close."""
+    yield from iter_candidate_pairs(hashes, max_distance, nbits)
+    if has.size == 0 or inner_distance <= 0:
+        return
+    for a, b in iter_candidate_pairs(inner, inner_distance):
+        i, j = has[a], has[b]  # has is sorted, so i < j
+        new = np.bitwise_count(hashes[i] ^ hashes[j]) > max_distance
+        if new.any():
+            yield i[new], j[new]
+
+
+def _batches(chunks, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pair chunks regrouped into batches of at least ``size`` pairs (the last smaller)."""
+    held, count = [], 0
+    for i, j in chunks:
+        held.append((i, j))
+        count += i.size
+        if count >= size:
+            yield np.concatenate([x for x, _ in held]), np.concatenate([y for _, y in held])
+            held, count = [], 0
+    if held:
+        yield np.concatenate([x for x, _ in held]), np.concatenate([y for _, y in held])
+
+
+def _ahead(iterable, depth: int = 2) -> Iterator:
+    """``iterable`` produced on a thread of its own, at most ``depth`` items ahead: the search
+    for candidates runs while the previous batch is checked (NumPy releases the GIL). An error
+    in the producer is raised in the consumer; a consumer that stops early stops the producer."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done, stop = object(), threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in iterable:
+                if not put((None, item)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer, raised there)
+            put((exc, None))
+            return
+        put((None, done))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            error, item = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _verified_pairs(ids, hashes, max_distance, nbits, check: SecondCheck):
-    """Candidate pairs (dHash or inner dHash) that pass the correlation: (i, j, correlation)."""
+    """Candidate pairs (dHash or inner dHash) that pass the correlation: (i, j, correlation),
+    sorted by (i, j). Streamed: candidates are searched, checked and dropped batch by batch,
+    so memory grows with the pairs that pass, not with the candidates."""
     row = np.array([check.rows.get(image, -1) for image in ids], dtype=np.int64)
     missing = int((row < 0).sum())
     if missing:
         log.warning("%d images have no feature row: they are compared by nothing and kept", missing)
-    i, j = candidate_pairs(hashes, max_distance, nbits, check.threads)
     has = np.flatnonzero(row >= 0)
-    if has.size and check.inner_distance > 0:
-        a, b = candidate_pairs(check.inner[row[has]], check.inner_distance, threads=check.threads)
-        codes = unique_codes(np.concatenate([i * len(ids) + j, has[a] * len(ids) + has[b]]))
-        i, j = codes // len(ids), codes % len(ids)
-    both = (row[i] >= 0) & (row[j] >= 0)
-    i, j = i[both], j[both]
-    corr, full = check.correlations(row[i], row[j])
-    ok = corr >= check.min_correlation
+    candidates = _all_candidates(hashes, max_distance, nbits, check.inner[row[has]], has,
+                                 check.inner_distance)
+    passed, n_candidates, n_full = [], 0, 0
+    for i, j in _ahead(_batches(candidates, CHECK_BATCH)):
+        both = (row[i] >= 0) & (row[j] >= 0)
+        i, j = i[both], j[both]
+        corr, full = check.correlations(row[i], row[j])
+        ok = corr >= check.min_correlation
+        passed.append((i[ok], j[ok], corr[ok]))
+        n_candidates, n_full = n_candidates + i.size, n_full + full
+    i, j, corr = (np.concatenate([part[k] for part in passed]) if passed else
+                  np.empty(0, np.float32 if k == 2 else np.int64) for k in range(3))
     log.info("second check: %d candidate pairs, %d within the bound checked in full, %d pass "
-             "correlation >= %g", i.size, full, int(ok.sum()), check.min_correlation)
-    return i[ok], j[ok], corr[ok]
+             "correlation >= %g", n_candidates, n_full, i.size, check.min_correlation)
+    order = np.lexsort((j, i))
+    return i[order], j[order], corr[order]
 
 
 def find_duplicates(records, max_distance: int, check: SecondCheck | None = None,
