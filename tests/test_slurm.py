@@ -208,3 +208,12 @@ def test_resource_requests_grow_with_the_input_and_with_each_retry(tmp_path):
         handle.truncate(80_000_000)
     assert resources.mem_per_mb(1000, 25)(wc, _Input(str(pca)), 1) == 3000
     assert resources.mem_fixed(1500)(wc, 2) == 3000
+    # dedup's memory from its hash tables only (one per location), not the feature files
+    hashes = []
+    for name in ("a", "b"):
+        hashes.append(tmp_path / f"{name}.csv")
+        with open(hashes[-1], "wb") as handle:
+            handle.truncate(4_000_000)
+    dedup = resources.mem_per_mb(1500, 75, only="hashes")
+    assert dedup(wc, _Input(hashes=[str(h) for h in hashes], features=str(pca)), 1) == 2100
+    assert dedup(wc, _Input(hashes=[str(h) for h in hashes], features=str(pca)), 2) == 4200

@@ -62,7 +62,10 @@ rule dedup:
     # two processes read the feature files, two threads check the candidate pairs
     threads: 2
     resources:
-        mem_mb=sizing.mem_fixed(2000),
+        # about 4 KB per image compared plus the 2 reader processes (bench/million_images.py:
+        # 0.7 GB at 125,000 images, 3.7 GB + 1.1 GB of readers at a million; the hash tables
+        # are ~70 bytes per image: 2.1 GB asked at 125,000, 6.5 GB at a million)
+        mem_mb=sizing.mem_per_mb(base_mb=1500, mb_per_input_mb=75, only="hashes"),
         # the feature files are most of the input (~3 GB at 125,000) and are read once
         runtime=sizing.runtime_per_mb(minutes_per_mb=0.005),
     params:
@@ -98,7 +101,9 @@ rule select:
         f"{ENVS}/images.yaml"
     threads: 1
     resources:
-        mem_mb=sizing.mem_fixed(2000),
+        # every inventory and triage row as a dict: 0.5 GB at 125,000 images, 3.5 GB at a
+        # million (bench/million_images.py), whose tables are 68 and ~540 MB
+        mem_mb=sizing.mem_per_mb(base_mb=1500, mb_per_input_mb=6.5),
         runtime=sizing.runtime_per_mb(minutes_per_mb=0.2),
     params:
         keep_maybe=config["triage"]["keep_maybe"],

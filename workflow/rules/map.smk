@@ -106,7 +106,9 @@ rule grid:
     # the blocks of each assignment pass are solved on 2 threads (the same cells for any count)
     threads: 2
     resources:
-        mem_mb=sizing.mem_fixed(2000),
+        # 0.38 GB at 103,615 images, 2.0 GB at a million (bench/million.py): pca.h5 is most of
+        # the input (70 MB, ~670 MB)
+        mem_mb=sizing.mem_per_mb(base_mb=1500, mb_per_input_mb=1.5),
         runtime=sizing.runtime_per_image(ms_per_image=1),
     params:
         mode=LAYOUT_MODE,
@@ -144,7 +146,8 @@ rule regions:
         f"{ENVS}/map.yaml"
     threads: 1
     resources:
-        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=2),
+        # 0.41 GB at 103,615 images, 2.4 GB at a million (bench/million.py); pca.h5 ~670 MB there
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=3),
         runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
     params:
         k=config["regions"]["k"],
@@ -173,7 +176,9 @@ rule viewer:
         f"{ENVS}/viewer.yaml"
     threads: 1
     resources:
-        mem_mb=sizing.mem_fixed(1000),
+        # 0.31 GB at 103,615 images, 1.8 GB at a million (bench/million.py), whose tables are
+        # 51 and ~500 MB
+        mem_mb=sizing.mem_per_mb(base_mb=1000, mb_per_input_mb=3),
         runtime=sizing.runtime_per_image(ms_per_image=0.5, table="grid"),
     params:
         pmtiles_url="../tiles.pmtiles" if config["publish"]["pmtiles"] else None,

@@ -3,8 +3,10 @@
 A cluster kills a job that outlives its ``runtime`` or outgrows its ``mem_mb``, and a request far
 too large waits longer in the queue. So the stages whose cost grows with the collection compute
 their request from what they will read: the number of images in their input table (per-image
-stages), or the size of their input file (PCA, t-SNE). Costs come from the scale benchmark
-(125,000 images, 2 cores): per-image stages take 5-10 ms an image, t-SNE 5-10 min and ~3 GB.
+stages), or the size of their input files (dedup, select, the map stages). Costs come from the
+scale benchmark (125,000 images, 2 cores: per-image stages take 5-10 ms an image, t-SNE 5-10 min
+and ~3 GB) and the million-image ones (``bench/million.py``, ``bench/million_images.py``), so
+that a run of a million images gets what it needs on its first attempt.
 
 Snakemake calls these with the job's ``wildcards``, ``input`` and ``attempt``. Before the input
 exists (dry run, DAG building) they return the base value; Snakemake evaluates them again just
@@ -70,8 +72,12 @@ def runtime_per_image(ms_per_image: float, base_min: float = 10, table: str | in
 
 
 def _sized(input, only: str | None):
-    """The input files a size-based request counts: all, or only the named one."""
-    return [getattr(input, only)] if only else input
+    """The input files a size-based request counts: all, or only the named input (one file, or
+    a list of them: one per location)."""
+    if not only:
+        return input
+    named = getattr(input, only)
+    return [named] if isinstance(named, (str, os.PathLike)) else list(named)
 
 
 def runtime_per_mb(minutes_per_mb: float, base_min: float = 10, only: str | None = None) -> Callable:
