@@ -553,7 +553,7 @@ class _HashGroups:
 
     def expand(self, a: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Image pairs (i < j) of the hash pairs (a, b), each once (for a == b: the pairs within
-        that hash), in chunks of about ``EXPAND_PAIRS`` (one hash pair's images may be more)."""
+        that hash), in chunks of at most about ``EXPAND_PAIRS``."""
         total = self.counts[a] * self.counts[b]
         if total.sum() > BIG_EXPANSION:
             log.warning("%d candidate image pairs (large groups of identical hashes)",
@@ -563,8 +563,24 @@ class _HashGroups:
         while start < a.size:
             base = cum[start - 1] if start else 0
             stop = max(int(np.searchsorted(cum, base + EXPAND_PAIRS, "right")), start + 1)
-            yield self._expand_part(a[start:stop], b[start:stop], total[start:stop])
+            if stop == start + 1 and total[start] > EXPAND_PAIRS:
+                yield from self._expand_big(int(a[start]), int(b[start]))
+            else:
+                yield self._expand_part(a[start:stop], b[start:stop], total[start:stop])
             start = stop
+
+    def _expand_big(self, a: int, b: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One hash pair whose images make more than ``EXPAND_PAIRS`` pairs (thousands of
+        identical hashes, say), a block of ``a``'s images at a time."""
+        count_a, count_b = int(self.counts[a]), int(self.counts[b])
+        step = max(1, EXPAND_PAIRS // count_b)
+        for first in range(0, count_a, step):
+            p = np.repeat(np.arange(first, min(count_a, first + step)), count_b)
+            q = np.tile(np.arange(count_b), p.size // count_b)
+            if a == b:
+                p, q = p[p < q], q[p < q]
+            i, j = self.order[self.starts[a] + p], self.order[self.starts[b] + q]
+            yield np.minimum(i, j), np.maximum(i, j)
 
     def _expand_part(self, a, b, total) -> tuple[np.ndarray, np.ndarray]:
         pair = np.repeat(np.arange(a.size), total)
