@@ -604,17 +604,6 @@ def iter_candidate_pairs(hashes: np.ndarray, max_distance: int,
         yield from groups.expand(a, b)
 
 
-def candidate_pairs(hashes: np.ndarray, max_distance: int,
-                    nbits: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """All image pairs (i < j) within ``max_distance`` bits, sorted by (i, j)."""
-    parts = list(iter_candidate_pairs(hashes, max_distance, nbits))
-    if not parts:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    codes = np.sort(np.concatenate([i * hashes.size + j for i, j in parts]))
-    return codes // hashes.size, codes % hashes.size
-
-
 def _priority(ids: list[str], areas: np.ndarray, placed: frozenset = frozenset()) -> np.ndarray:
     """Rank of each image in keeper order: images ``placed`` on the saved map first (an extend
     must not drop one for a later, larger copy: that would leave a hole in the map), then the
