@@ -101,9 +101,9 @@ rule select:
         f"{ENVS}/images.yaml"
     threads: 1
     resources:
-        # every inventory and triage row as a dict: 0.5 GB at 125,000 images, 3.5 GB at a
-        # million (bench/million_images.py), whose tables are 68 and ~540 MB
-        mem_mb=sizing.mem_per_mb(base_mb=1500, mb_per_input_mb=6.5),
+        # every inventory row and 4 triage columns as dicts: 0.4 GB at 125,000 images, 2.5 GB
+        # at a million (bench/million_images.py), whose tables are 68 and ~540 MB
+        mem_mb=sizing.mem_per_mb(base_mb=1500, mb_per_input_mb=4.5),
         runtime=sizing.runtime_per_mb(minutes_per_mb=0.2),
     params:
         keep_maybe=config["triage"]["keep_maybe"],
