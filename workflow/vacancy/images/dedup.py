@@ -670,7 +670,7 @@ def _ahead(iterable, depth: int = 2) -> Iterator:
             return
         put((None, done))
 
-    thread = threading.Thread(target=produce, daemon=True)
+    thread = threading.Thread(target=produce, name="dedup-search-ahead", daemon=True)
     thread.start()
     try:
         while True:
