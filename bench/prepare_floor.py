@@ -604,8 +604,9 @@ def report(label: str, batches, p: dict, passes: int, cpu: int, rss: bool, befor
           f"{'holds' if max(loop_ratio) <= 1.5 else 'does not hold'}")
     least, loop = statistics.fmean(times[LEAST]), statistics.fmean(times[LOOP])
     print(f"\nthe least prepare must do (decoder and filters as they are) is "
-          f"{least / floor_mean:.2f}x the floor (mean), so 1.5x leaves {1.5 * floor_mean - least:.3f} ms per image for "
-          f"triage, hash, blurs and rows, which take {loop - least:.3f} ms in measure_image "
+          f"{least / floor_mean:.2f}x the floor (mean), so 1.5x leaves "
+          f"{1.5 * floor_mean - least:.3f} ms per image for triage, hash, blurs and rows, "
+          f"which take {loop - least:.3f} ms in measure_image "
           f"(and writing {ratios[LOCATION][1] * floor_mean - loop:.3f} ms more in "
           f"prepare_location)")
     return ratios
