@@ -281,3 +281,17 @@ def test_unknown_method_and_mismatched_model_are_refused_by_name(tmp_path):
     bad.write_text(json.dumps(model))
     with pytest.raises(ValueError, match=re.escape(str(bad))):
         load_model(bad)
+
+
+def test_readme_signal_table_gives_the_shipped_model_weights():
+    """The README's table of signals names every signal once, in SIGNALS' order, with the
+    standardised weight of the model that ships (a refit must update the table too)."""
+    from vacancy.images.triage import SIGNALS, load_model
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| .*?\(([+-]\d\.\d\d)", readme, flags=re.M)
+    weights = dict(rows)
+    assert [name for name, _ in rows if name in SIGNALS] == list(SIGNALS)
+    model = load_model()
+    assert {name: weights[name] for name in SIGNALS} == {
+        name: f"{coef:+.2f}" for name, coef in zip(model["signals"], model["coef"])}
