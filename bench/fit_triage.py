@@ -67,8 +67,9 @@ LISTING = "listing"
 LISTING_MIN_SIDE = 200
 #: The listing-size copies are measured, not fitted on (weight 0): with them in the fit (weight
 #: 0.5 or 1) the cross-validated share of their graphics on the map fell only to 0.14 / 0.12,
-#: and the originals' photos on the map from 0.996 to 0.968 (2026-12-07, draft_side 96, README
-#: "Triage: signals and model").
+#: and the originals' photos on the map from 0.996 to 0.968 (2026-12-07, draft_side 96); at
+#: 128, weight 1 (``--listing-weight 1``) gives 0.136, and the dark and blown-out variants
+#: classed photo fall from 0.966 / 0.974 to 0.931 / 0.922 (README "Triage: signals and model").
 LISTING_WEIGHT = 0.0
 #: prepare's decode hint; ``--draft-side`` replaces it.
 OPTIONS = decode_options(True, config_defaults()["tiles"]["cell_px"])
@@ -115,7 +116,7 @@ def listing_copy(blob: bytes) -> bytes:
         return img.make_blob()
 
 
-def measure_set(root: Path) -> dict[str, list]:
+def measure_set(root: Path, listing_weight: float = LISTING_WEIGHT) -> dict[str, list]:
     """Signals, is-photo, group, variant and weight of the set's photos and graphics.
 
     A copy's or twin's group is its original; each original photo also gives a dark and a
@@ -140,7 +141,7 @@ def measure_set(root: Path) -> dict[str, list]:
             values = signal_row(data)
             if values is None:
                 continue
-            weight = {"": 1.0, LISTING: LISTING_WEIGHT}.get(variant, AUGMENT_WEIGHT)
+            weight = {"": 1.0, LISTING: listing_weight}.get(variant, AUGMENT_WEIGHT)
             for key, value in (("x", values), ("y", row["kind"] == "photo"), ("group", group),
                                ("variant", variant), ("weight", weight), ("side", side)):
                 out[key].append(value)
@@ -205,6 +206,9 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write {MODEL_PATH.name}")
     parser.add_argument("--draft-side", type=int, metavar="N",
                         help="measure the signals at this prepare.draft_side")
+    parser.add_argument("--listing-weight", type=float, default=LISTING_WEIGHT, metavar="W",
+                        help="fit on the listing-size copies too, at this weight (default: "
+                             "measured only; the written model records it)")
     args = parser.parse_args(argv)
     global OPTIONS
     if args.draft_side:
@@ -212,7 +216,7 @@ def main(argv=None) -> int:
     print(f"signals measured with ImageMagick's {OPTIONS}")
     if not (args.set / "labels.csv").is_file():
         build(args.set)
-    data = measure_set(args.set)
+    data = measure_set(args.set, args.listing_weight)
     x, y, variant = data["x"], data["y"], data["variant"]
     defaults = config_defaults()["triage"]
     above = defaults["score_photo_above"]
@@ -248,6 +252,8 @@ def main(argv=None) -> int:
         print("  entropy rule: " + figures(dx[:, 0], dy, defaults["photo_above"]))
         print("  model: " + figures(pipeline.predict_proba(dx)[:, 1], dy, above))
     model = model_json(pipeline)
+    if args.listing_weight:
+        model["listing_weight"] = args.listing_weight
     print("standardised weights: " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(SIGNALS, model["coef"])))
     if args.write:
         MODEL_PATH.write_text(json.dumps(model, indent=1) + "\n")
