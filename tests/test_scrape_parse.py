@@ -124,6 +124,33 @@ def test_allow_list_and_retry_after():
     assert retry_after_s("soon") is None
 
 
+def test_hostile_urls_and_values_are_refused_not_raised():
+    """URLs on which Python's and urllib3's parsers disagree about the host (a backslash before
+    an "@": requests would connect to the first host), URLs that do not parse, Retry-After
+    digits that are not ASCII, and JSON nested past Python's recursion limit."""
+    from vacancy.sources.scrape.api import ApiError, decode_batch
+    from vacancy.sources.scrape.fetch import FetchError, redirect_target
+    from vacancy.sources.scrape.parse import _http_url, loads_json, parse_areas
+
+    allowed = ["craigslist.org", "127.0.0.1"]
+    assert not host_allowed("http://evil.example\\@images.craigslist.org/x.jpg", allowed)
+    assert not host_allowed("http://127.0.0.6:8000\\@127.0.0.1/x.jpg", allowed)
+    assert not host_allowed("http://[::1/evil.jpg", allowed)
+    assert not host_allowed("http://127.0.0.1/a\nb.jpg", allowed)
+    assert host_allowed("http://127.0.0.1:8000/a%20b.jpg", allowed)
+    assert retry_after_s("\u00b2") is None and retry_after_s(" 12 ") == 12.0
+    with pytest.raises(FetchError, match="unparseable"):
+        redirect_target("http://127.0.0.1/x", "http://[::1/evil.jpg")
+    assert _http_url("http://127.0.0.1/", "http://[::1/evil.jpg") is None
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads_json(deep)
+    with pytest.raises(ValueError):
+        parse_areas(deep, "https://{site}.craigslist.org")
+    with pytest.raises(ApiError, match="not JSON"):
+        decode_batch(deep, "https://sfbay.craigslist.org")
+
+
 def test_the_example_config_and_the_fixture_settings_pass_the_schema():
     """The scraper's DEFAULTS are the schema's own (vacancy.sources.scrape.defaults reads them); what
     users and the tests write must pass the same schema, and typos must not."""
@@ -140,3 +167,72 @@ def test_the_example_config_and_the_fixture_settings_pass_the_schema():
     for bad in ({"locations": "every"}, {"max_rent": "lots"}, {"site_url": "https://x.org"}, {"delay": 1}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"craigslist": bad}, schema)
+
+
+def test_a_far_pause_left_in_a_host_lock_is_capped(tmp_path, monkeypatch):
+    """A 'not before' stamp a year ahead (a robots.txt Crawl-delay of a year, from an earlier
+    run) makes a host wait at most max_wait, not a year."""
+    import time
+
+    from vacancy.sources.scrape import fetch
+
+    gate = fetch.HostGate(tmp_path, "127.0.0.1:9", max_wait=2.5)
+    gate.path.write_text(f"{time.time() + 365 * 86400:.6f}")
+    waits = []
+    monkeypatch.setattr(fetch.time, "sleep", waits.append)
+    with gate.turn():
+        pass
+    assert len(waits) == 1 and 0 < waits[0] <= 2.5
+
+
+def test_a_backslash_redirect_never_reaches_the_other_host(tmp_path):
+    """Real HTTP on loopback: 127.0.0.1 redirects a photo to ``http://127.0.0.6:P\\@127.0.0.1:P/``.
+    Python's parser reads host 127.0.0.1 (allowed), requests would connect to 127.0.0.6: the
+    fetcher refuses it by name and 127.0.0.6 is never asked for anything."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from vacancy.sources.scrape.fetch import Fetcher, NotAllowed
+
+    seen = {"127.0.0.6": []}
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen["127.0.0.6"].append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"x")
+
+        def log_message(self, *args):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.6", 0), Other)
+    port = other.server_address[1]
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path == "/robots.txt":
+                self.send_response(404)
+            else:
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.6:{port}\\@127.0.0.1:{port}/x.jpg")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    servers = [threading.Thread(target=s.serve_forever, daemon=True) for s in (other, site)]
+    for thread in servers:
+        thread.start()
+    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
+                       "timeout_s": 2, "retries": 0}, tmp_path / "locks")
+    try:
+        with pytest.raises(NotAllowed, match="127.0.0.6"):
+            fetcher.get(f"http://127.0.0.1:{site.server_address[1]}/images/a.jpg")
+    finally:
+        fetcher.close()
+        for server in (other, site):
+            server.shutdown()
+            server.server_close()
+    assert seen["127.0.0.6"] == []

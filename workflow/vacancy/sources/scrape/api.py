@@ -19,11 +19,12 @@ known at all (or whose items all fail) raises :class:`ApiError`, which is what m
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlencode
+
+from .parse import loads_json
 
 #: Listings in the first answer and in each continuation batch (what the site's front end asks).
 FIRST_BATCH = 360
@@ -76,7 +77,7 @@ def decode_batch(body: bytes | str, site_base: str) -> Batch:
     the numeric form Craigslist redirects to the posting (no fetch needs it on this path).
     """
     try:
-        answer = json.loads(body)
+        answer = loads_json(body)
     except ValueError as exc:
         raise ApiError(f"answer is not JSON ({exc})") from None
     data = answer.get("data") if isinstance(answer, dict) else None

@@ -60,11 +60,28 @@ class _TooLarge(Exception):
     """The response is larger than max_bytes."""
 
 
+#: Characters no URL of the site has, and on which URL parsers disagree about the host: Python's
+#: ``urlsplit`` reads ``http://evil\@allowed/`` as host "allowed", urllib3 (which requests
+#: connects with) as host "evil".
+_UNSAFE_URL = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
 def host_allowed(url: str, allowed_hosts) -> bool:
-    """True for http(s) URLs whose host is an allowed host or a sub-domain of one."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower().rstrip(".")
-    if parts.scheme not in ("http", "https") or not host:
+    """True for http(s) URLs whose host is an allowed host or a sub-domain of one.
+
+    The host must be the same for Python's parser and for urllib3's, the one requests connects
+    with; a URL with a backslash, whitespace or a control character, or one that either cannot
+    parse, is refused.
+    """
+    if _UNSAFE_URL.search(url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        connects_to = (urllib3.util.parse_url(url).host or "").strip("[]").lower().rstrip(".")
+    except (ValueError, urllib3.exceptions.LocationParseError):
+        return False
+    if parts.scheme not in ("http", "https") or not host or connects_to != host:
         return False
     for allowed in allowed_hosts:
         allowed = str(allowed).lower().strip(".")
@@ -76,10 +93,11 @@ def host_allowed(url: str, allowed_hosts) -> bool:
 class HostGate:
     """One request at a time per host, across processes, spaced by a shared 'not before' time."""
 
-    def __init__(self, lock_dir: Path, host: str):
+    def __init__(self, lock_dir: Path, host: str, max_wait: float = float("inf")):
         safe = re.sub(r"[^A-Za-z0-9.-]", "_", host.lower()) or "host"
         self.path = Path(lock_dir) / f"{safe}.lock"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_wait = max_wait  # a stamp far ahead (an older run's setting) costs no more
 
     @contextlib.contextmanager
     def turn(self):
@@ -94,7 +112,7 @@ class HostGate:
                 not_before = float(os.pread(fd, 64, 0).decode() or 0)
             except ValueError:  # a writer killed mid-write: no pause is owed
                 not_before = 0.0
-            wait = not_before - time.time()
+            wait = min(not_before - time.time(), self.max_wait)
             if wait > 0:
                 time.sleep(wait)
             turn = _Turn()
@@ -126,12 +144,21 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", value):  # ASCII digits only: "²".isdigit() is True too
         return float(value)
     with contextlib.suppress(TypeError, ValueError):
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, when.timestamp() - (now or time.time()))
     return None
+
+
+def redirect_target(url: str, location: str) -> str:
+    """The absolute URL a redirect's Location names; FetchError when it cannot be parsed (a
+    hostile ``http://[::1/x`` makes urljoin raise), so the caller skips it like any bad URL."""
+    try:
+        return urljoin(url, location)
+    except ValueError as exc:
+        raise FetchError(url, f"redirect to an unparseable URL {location!r} ({exc})") from None
 
 
 class Fetcher:
@@ -160,7 +187,7 @@ class Fetcher:
             self._check_robots(url)
             response = self._attempts(url, max_bytes or self.s["max_bytes"])
             if response.status in REDIRECTS and response.headers.get("location"):
-                target = urljoin(url, response.headers["location"])
+                target = redirect_target(url, response.headers["location"])
                 self.log.info("redirect %s -> %s", url, target)
                 url = target
                 continue
@@ -194,7 +221,7 @@ class Fetcher:
         try:
             response = self._attempts(url, self.s["max_bytes"])
             if response.status in REDIRECTS and response.headers.get("location"):
-                target = urljoin(url, response.headers["location"])
+                target = redirect_target(url, response.headers["location"])
                 if not host_allowed(target, self.s["allowed_hosts"]):
                     raise FetchError(url, "robots.txt redirects outside allowed_hosts")
                 response = self._attempts(target, self.s["max_bytes"])
@@ -211,7 +238,11 @@ class Fetcher:
         parser.parse(response.body.decode("utf-8", "replace").splitlines())
         delay = parser.crawl_delay(self.s["user_agent"])
         if delay:
-            self.crawl_delay[urlsplit(root).netloc] = float(delay)
+            most = float(self.s["max_retry_after_s"])
+            if float(delay) > most:
+                self.log.warning("robots.txt of %s asks a Crawl-delay of %s s: %g s used "
+                                 "(max_retry_after_s)", root, delay, most)
+            self.crawl_delay[urlsplit(root).netloc] = min(float(delay), most)
         return parser
 
     def _accept(self, response: Response) -> Response:
@@ -235,7 +266,7 @@ class Fetcher:
     def _attempts(self, url: str, max_bytes: int) -> Response:
         """One response, retried with exponential backoff on timeouts, 5xx and 429."""
         netloc = urlsplit(url).netloc
-        gate = HostGate(self.lock_dir, netloc)
+        gate = HostGate(self.lock_dir, netloc, float(self.s["max_retry_after_s"]))
         retries = int(self.s["retries"])
         for attempt in range(retries + 1):
             backoff = float(self.s["delay_s"]) * 2 ** (attempt + 1)

@@ -42,12 +42,24 @@ def _text(node) -> str:
     return " ".join(node.get_text(" ", strip=True).split())
 
 
+def loads_json(text: str | bytes):
+    """``json.loads``, with ValueError also for nesting too deep for Python's parser: a hostile
+    ``[[[[...`` raises RecursionError, which the callers' ``except ValueError`` would miss."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _http_url(base: str, href: str | None) -> str | None:
-    """``href`` made absolute against ``base``; None unless it is http(s)."""
+    """``href`` made absolute against ``base``; None unless it is an http(s) URL that parses."""
     if not href:
         return None
-    url = urljoin(base, href.strip())
-    return url if urlsplit(url).scheme in ("http", "https") else None
+    try:
+        url = urljoin(base, href.strip())
+        return url if urlsplit(url).scheme in ("http", "https") else None
+    except ValueError:  # e.g. "http://[::1/x": not a URL
+        return None
 
 
 # --- sites page -------------------------------------------------------------------------------
@@ -120,7 +132,7 @@ def parse_areas(body: str | bytes, site_url: str) -> list[dict]:
     name is the ``Hostname`` (what ``locations`` names), the state the ``Region``. ValueError when
     the body is not a JSON array of area records.
     """
-    areas = json.loads(body)
+    areas = loads_json(body)
     if not isinstance(areas, list) or not all(isinstance(a, dict) for a in areas):
         raise ValueError("not a JSON array of area records")
     sites, seen = [], set()
@@ -203,7 +215,7 @@ def search_ld(soup) -> list[dict]:
     """
     node = soup.select_one('script#ld_searchpage_results[type="application/ld+json"]')
     try:
-        block = json.loads(node.string or "") if node else {}
+        block = loads_json(node.string or "") if node else {}
     except ValueError:
         log.info("result page: ld_searchpage_results is not valid JSON, ignored")
         return []
@@ -256,7 +268,7 @@ def _imglist_urls(soup, page_url: str) -> list[str]:
         if not match:
             continue
         try:
-            entries = json.loads(match.group(1))
+            entries = loads_json(match.group(1))
         except ValueError:
             log.info("posting %s: imgList is not valid JSON, ignored", page_url)
             continue
