@@ -236,3 +236,53 @@ def test_a_backslash_redirect_never_reaches_the_other_host(tmp_path):
             server.shutdown()
             server.server_close()
     assert seen["127.0.0.6"] == []
+
+
+def test_headers_sent_a_byte_at_a_time_meet_the_deadline(tmp_path):
+    """Real HTTP on loopback: a server sends its status line, then one header byte every 0.1 s
+    for up to 20 s. A read timeout never fires (every byte comes in time); the request must
+    still end at timeout_s as a FetchError that says so: the client hangs up while the server
+    is still sending (before, it waited the server's 20 s out)."""
+    import socket
+    import threading
+
+    from vacancy.sources.scrape.fetch import Fetcher, FetchError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    sent = []  # header bytes the server got out before the client hung up
+
+    def serve():
+        while not stop.is_set():
+            try:
+                listener.settimeout(0.2)
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                try:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                    for _ in range(200):  # 20 s of "X-Slow: aaaa..."
+                        if stop.wait(0.1):
+                            break
+                        conn.sendall(b"X-Slow: a\r\n" if _ % 10 == 9 else b"a" if _ % 10 else b"X")
+                        sent.append(_)
+                    conn.sendall(b"\r\n\r\nContent-Length: 1\r\n\r\nx")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/robots.txt"
+    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
+                       "timeout_s": 0.5, "retries": 0}, tmp_path / "locks")
+    try:
+        with pytest.raises(FetchError, match="no complete response within 0.5 s"):
+            fetcher._attempts(url, 1000)
+    finally:
+        fetcher.close()
+        stop.set()
+        thread.join()
+        listener.close()
+    assert 0 < len(sent) < 200

@@ -16,6 +16,8 @@ import logging
 import os
 import random
 import re
+import signal
+import threading
 import time
 import urllib.robotparser
 from dataclasses import dataclass, field
@@ -302,12 +304,15 @@ class Fetcher:
         """One GET, no redirects followed, the body read against a deadline and a size cap.
 
         ``read1`` returns whatever one read gives, so a server that trickles bytes forever still
-        meets the deadline (a read timeout alone never fires while bytes keep coming).
+        meets the deadline (a read timeout alone never fires while bytes keep coming). The
+        status line and headers are read inside requests, where no loop of ours can look at the
+        clock: :func:`_alarm` raises the deadline there.
         """
         timeout = float(self.s["timeout_s"])
         start = time.monotonic()
         self.requests += 1
-        with self.session.get(url, stream=True, timeout=(timeout, timeout), allow_redirects=False) as r:
+        with _alarm(timeout), self.session.get(url, stream=True, timeout=(timeout, timeout),
+                                               allow_redirects=False) as r:
             headers = {k.lower(): v for k, v in r.headers.items()}
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > max_bytes:
@@ -327,3 +332,29 @@ class Fetcher:
             if time.monotonic() - start > timeout:
                 raise _Deadline()
             return Response(url, r.status_code, b"".join(chunks), headers)
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float):
+    """Raise _Deadline in this thread once ``seconds`` have passed, even inside a blocking read.
+
+    Why: a server that sends its headers one byte at a time never trips a read timeout (each
+    byte comes in time) and http.client reads up to 100 header lines of 64 KB, so without this
+    one request could last days. SIGALRM interrupts the read (PEP 475 runs the handler, which
+    raises). Signals reach only the main thread; elsewhere (no scrape runs there) only the
+    timeouts apply.
+    """
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Deadline()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
