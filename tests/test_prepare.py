@@ -333,3 +333,56 @@ def test_thumbnail_of_q16_equals_the_thumbnail_of_its_8_bit_scaling():
     for orientation in ("top_left", "right_top"):
         assert np.array_equal(thumb_from_rgb(noise, 64, orientation),
                               thumb_from_rgb(noise8, 64, orientation))
+
+
+def test_pipes_devices_and_folders_named_like_photos_are_rejected_by_kind(tmp_path):
+    """read_blob checks the file it opened: a named pipe (which would block the job), a link to
+    /dev/zero (which never ends; it used to read as 'empty file'), a folder or a dangling link
+    each become a reject that says what it is, and the photo beside them is measured."""
+    import os
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "photo.jpg").write_bytes(jpeg_bytes(photo_like(200, 150, seed=1)))
+    os.mkfifo(raw / "pipe.jpg")
+    (raw / "zero.jpg").symlink_to("/dev/zero")
+    (raw / "folder.jpg").mkdir()
+    (raw / "dangling.jpg").symlink_to(raw / "nowhere.jpg")
+    names = ["pipe.jpg", "zero.jpg", "photo.jpg", "folder.jpg", "dangling.jpg"]
+    inventory = write_inventory(tmp_path / "inv.csv", [(n, str(raw / n)) for n in names])
+    counts, paths = run(tmp_path, inventory)
+    assert counts["rejected"] == 4 and counts["photo"] + counts["maybe"] == 1
+    reasons = {r["id"].split("/")[1]: r["reason"] for r in read_rows(paths["rejects"])}
+    assert reasons == {"pipe.jpg": "not a regular file (a named pipe)",
+                       "zero.jpg": "not a regular file (a character device)",
+                       "folder.jpg": "not a regular file (a folder)",
+                       "dangling.jpg": "cannot read file: No such file or directory"}
+
+
+def test_png_text_chunks_never_reach_the_decoder():
+    """A zTXt chunk of a gigabyte of zeros, compressed to 1 MB, cost 1 GB and 15 s in libpng,
+    twice; it carries no pixel, so it is dropped before ImageMagick: the rows are those of the
+    same PNG without it, and a truncated PNG keeps its tail for the decoder to judge."""
+    import struct
+    import zlib
+
+    from vacancy.formats import png_without_text
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    buffer = io.BytesIO()
+    Image.fromarray(photo_like(120, 90, seed=4)).save(buffer, "PNG")
+    clean = buffer.getvalue()
+    packer = zlib.compressobj(9)
+    zeros = b"".join(packer.compress(bytes(1 << 24)) for _ in range(64)) + packer.flush()
+    text = chunk(b"zTXt", b"Comment\0\0" + zeros) + chunk(b"tEXt", b"Title\0room")
+    hostile = clean[:33] + text + clean[33:]  # after IHDR (8 + 25 bytes)
+    assert png_without_text(hostile) == clean and png_without_text(clean) is clean
+    assert png_without_text(hostile[:-100]) == clean[:-100]
+    assert len(hostile) > 1_000_000
+    with_text, without = measure(hostile, **PHOTO), measure(clean, **PHOTO)
+    assert with_text["triage"] == without["triage"]
+    assert with_text["hash"]["dhash"] == without["hash"]["dhash"]
+    assert np.array_equal(with_text["thumb"], without["thumb"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 #: Files bigger than this are refused before reading (a 50-megapixel JPEG is ~10-30 MB).
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -110,18 +111,75 @@ def jpeg_size(blob: bytes) -> tuple[int, int] | None:
     return None
 
 
+#: What a path that is not a regular file is, for the reject's reason.
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
 def read_blob(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of ``path`` (opened by Python, never by a decoder); Rejected if unusable."""
+    """The bytes of ``path`` (opened by Python, never by a decoder); Rejected if unusable.
+
+    The file opened is the one checked (``fstat`` of the open file, not a ``stat`` before it), it
+    must be a regular file (a pipe or a device named ``x.jpg``, or swapped in after the
+    inventory, would block or never end), it is opened non-blocking (a pipe cannot hold the
+    open), and at most ``max_bytes`` + 1 bytes are read (a file growing meanwhile is refused).
+    """
     try:
-        size = os.stat(path).st_size
-        if size == 0:
-            raise Rejected("empty file (0 bytes)")
-        if size > max_bytes:
-            raise Rejected(f"file too large ({size} bytes > {max_bytes})")
-        with open(path, "rb") as handle:
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise Rejected(f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
+            raise Rejected(f"not a regular file ({kind})")
+        if info.st_size == 0:
+            raise Rejected("empty file (0 bytes)")
+        if info.st_size > max_bytes:
+            raise Rejected(f"file too large ({info.st_size} bytes > {max_bytes})")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            blob = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise Rejected(f"cannot read file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(blob) > max_bytes:
+        raise Rejected(f"file too large (more than {max_bytes} bytes when read)")
+    return blob
+
+
+#: PNG chunks of text (metadata only: no pixel depends on them). zTXt and iTXt are compressed,
+#: and libpng inflates them whole: a 1 MB chunk of zeros costs 1 GB and 15 s, twice (ping and
+#: decode). They are dropped before ImageMagick sees the file.
+PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def png_without_text(blob: bytes) -> bytes:
+    """A PNG's bytes without its text chunks (the same pixels); other formats unchanged.
+
+    The chunks are walked by their length fields only; anything past a chunk that does not fit
+    (a truncated file) is kept as it was, for the decoder to judge.
+    """
+    if not blob.startswith(b"\x89PNG\r\n\x1a\n"):
+        return blob
+    kept, pos, dropped = [blob[:8]], 8, False
+    while pos + 12 <= len(blob):
+        length = int.from_bytes(blob[pos:pos + 4], "big")
+        kind, end = blob[pos + 4:pos + 8], pos + 12 + length
+        if end > len(blob):
+            break
+        if kind in PNG_TEXT_CHUNKS:
+            dropped = True
+        else:
+            kept.append(blob[pos:end])
+        pos = end
+        if kind == b"IEND":
+            break
+    if not dropped:
+        return blob
+    kept.append(blob[pos:])
+    return b"".join(kept)
 
 
 def check_blob(blob: bytes) -> str:

@@ -43,7 +43,8 @@ from .common import config_defaults
 
 # Recognising content and reading files needs no ImageMagick: it lives in vacancy.formats and
 # the stages take it from here, with the decoder.
-from .formats import Rejected, check_blob, jpeg_size, read_blob, sniff_format  # noqa: F401
+from .formats import (Rejected, check_blob, jpeg_size, png_without_text,  # noqa: F401
+                      read_blob, sniff_format)
 
 #: Default limit on width x height, checked from the header before decoding: the config's
 #: ``max_pixels`` default, read from the schema (the one place it lives).
@@ -196,6 +197,8 @@ def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     compare stored sizes (it keeps the largest copy), so the header's size comes along.
     """
     fmt = check_blob(blob)
+    if fmt == "png":
+        blob = png_without_text(blob)  # metadata whose inflation libpng does not bound
     width, height = header_size(blob, fmt)
     if width <= 0 or height <= 0:
         raise Rejected(f"{fmt} header has no size ({width}x{height})")
@@ -226,16 +229,19 @@ def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
 _NUMPY_STORAGE = {"char": np.uint8, "short": np.uint16, "float": np.float32, "double": np.float64}
 
 
-def export_pixels(img: Image, channels: str = "R", storage: str = "float") -> np.ndarray:
+def export_pixels(img: Image, channels: str = "R", storage: str = "float",
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
     """Pixels as a (height, width, len(channels)) array, straight from ImageMagick's buffer.
 
     Wand's own ``export_pixels`` builds a Python list (slow) and its numpy interface only does
     8-bit; this fills a numpy array in one call. ``storage``: char, short, float (0..1), double.
+    ``rows``: (first row, number of rows) for a band of a large image, else the whole image.
     """
-    width, height = img.width, img.height
+    width = img.width
+    top, height = rows if rows is not None else (0, img.height)
     out = np.empty((height, width, len(channels)), dtype=_NUMPY_STORAGE[storage])
     ok = library.MagickExportImagePixels(
-        img.wand, 0, 0, width, height, channels.encode(), STORAGE_TYPES.index(storage),
+        img.wand, 0, top, width, height, channels.encode(), STORAGE_TYPES.index(storage),
         out.ctypes.data_as(ctypes.c_void_p),
     )
     if not ok:

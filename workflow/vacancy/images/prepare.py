@@ -95,9 +95,38 @@ def gray_and_rgb(img) -> tuple[np.ndarray, np.ndarray | None]:
     if img.colorspace not in ("srgb", "gray"):
         return gray_q16(img), None
     rgb16 = export_pixels(img, "RGB", "short")
+    return luma_q16(rgb16), rgb16
+
+
+def luma_q16(rgb16: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma of Q16 RGB, rounded as ImageMagick rounds (see :func:`gray_and_rgb`)."""
     luma = rgb16 @ REC709_LUMA
     luma += 0.5  # in place: the same float64 values as floor(luma + 0.5), one array fewer
-    return np.floor(luma, out=luma).astype(np.uint16), rgb16
+    return np.floor(luma, out=luma).astype(np.uint16)
+
+
+#: Rows of a large decode exported at a time for its histogram (see :func:`gray_histogram`).
+BAND_ROWS = 256
+
+
+def gray_histogram(img) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(256-level grey histogram, Q16 grey, Q16 RGB) of a decode, the arrays None when it is
+    larger than MAX_WORK_SIDE.
+
+    A large sRGB or grey decode (a PNG, GIF or TIFF is decoded whole: up to ``max_pixels``) is
+    exported a band of rows at a time for its histogram, then shrunk by the caller: exported
+    whole, its luma in float64 alone took 1.2 GB at 49 megapixels, beyond the rule's memory.
+    The counts are the same as the whole export's.
+    """
+    big = max(img.width, img.height) > MAX_WORK_SIDE
+    if big and img.colorspace in ("srgb", "gray"):
+        counts = np.zeros(256, dtype=np.int64)
+        for top in range(0, img.height, BAND_ROWS):
+            rows = (top, min(BAND_ROWS, img.height - top))
+            counts += histogram_of_q16(luma_q16(export_pixels(img, "RGB", "short", rows=rows)))
+        return counts, None, None
+    q16, rgb16 = gray_and_rgb(img)
+    return (histogram_of_q16(q16), None, None) if big else (histogram_of_q16(q16), q16, rgb16)
 
 
 def _flat_rgb8(img, background) -> np.ndarray:
@@ -121,9 +150,8 @@ def measure_image(blob: bytes, options: dict | None, graphic_below: float, photo
     the reason for an image that cannot be used.
     """
     with decode_sized(blob, max_pixels, options) as (img, (width, height)):
-        q16, rgb16 = gray_and_rgb(img)
-        counts = histogram_of_q16(q16)
-        if max(img.width, img.height) > MAX_WORK_SIDE:
+        counts, q16, rgb16 = gray_histogram(img)
+        if q16 is None:
             # a big PNG or TIFF (or draft off): shrink once, so resize matrices stay small
             img.transform(resize=f"{MAX_WORK_SIDE}x{MAX_WORK_SIDE}>")
             q16, rgb16 = gray_and_rgb(img)
