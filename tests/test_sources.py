@@ -41,3 +41,29 @@ def test_manifest_rows_are_the_images_with_their_listing_data(tmp_path):
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="folder.path"):
         list_locations(tmp_path / "nope")
+
+
+def test_names_that_are_not_utf8_are_skipped_by_name_and_odd_entries_are_listed(tmp_path, caplog):
+    """A file or location folder whose name is not UTF-8 cannot be a CSV cell, an image id or a
+    Snakemake path: it is left out with a warning that shows its bytes (before, the inventory
+    job crashed without naming it, and such a folder stopped Snakemake building its plan). A
+    pipe, a folder or a dangling link named like a photo is listed, so prepare names it."""
+    import os
+
+    photos = tmp_path / "photos"
+    loc = photos / "austin"
+    loc.mkdir(parents=True)
+    (loc / "ok.jpg").write_bytes(b"data")
+    with open(os.path.join(os.fsencode(loc), b"bad\xff\xfe.jpg"), "wb") as handle:
+        handle.write(b"data")
+    os.mkdir(os.path.join(os.fsencode(photos), b"loc\xff"))
+    os.mkfifo(loc / "pipe.jpg")
+    (loc / "folder.jpg").mkdir()
+    (loc / "dangling.jpg").symlink_to(loc / "nowhere.jpg")
+    with caplog.at_level("WARNING"):
+        assert list_locations(photos) == ["austin"]
+        build_inventory(loc, "austin", tmp_path / "inv.csv")
+    assert [r["id"] for r in read_csv(tmp_path / "inv.csv")] == [
+        "austin/dangling.jpg", "austin/folder.jpg", "austin/ok.jpg", "austin/pipe.jpg"]
+    warned = caplog.text
+    assert "b'bad\\xff\\xfe.jpg'" in warned and "b'loc\\xff'" in warned and "not UTF-8" in warned

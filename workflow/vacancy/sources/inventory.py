@@ -9,6 +9,7 @@ manifest says, so every later stage reads one uniform table and never lists fold
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ..common import IMAGE_SUFFIXES, image_id, provenance, read_csv, write_csv
@@ -35,16 +36,31 @@ def list_locations(folder: str | Path) -> list[str]:
         raise FileNotFoundError(
             f"folder.path {str(folder)!r} is not a folder: it must hold one sub-folder per location"
         )
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in names:
+        if not _printable_name(name):
+            log.warning("folder %s: location folder %r skipped: its name is not UTF-8 (rename it)",
+                        folder, os.fsencode(name))
+    return [name for name in names if _printable_name(name)]
+
+
+def _printable_name(name: str) -> bool:
+    """False for a name that is not valid UTF-8 (Python keeps its bytes as surrogates): no CSV,
+    image id or Snakemake path can hold it."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_candidate(path: Path) -> bool:
-    """A file that might be a photo: not hidden, not a partial download, an image suffix."""
-    return (
-        path.is_file()
-        and not path.name.startswith(".")
-        and path.suffix.lower() in IMAGE_SUFFIXES
-    )
+    """A folder entry that might be a photo: not hidden, not a partial download, an image suffix.
+
+    Not only regular files: a pipe, a device or a dangling link named like a photo is listed too,
+    so that ``prepare`` names it in its rejects (what it is) instead of it vanishing unseen.
+    """
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def _manifest_entries(manifest_path: Path, location: str) -> list[tuple[str, dict]]:
@@ -63,7 +79,10 @@ def _folder_entries(location_dir: Path, location: str) -> list[tuple[str, dict]]
     """(filename, {}) for each image file of a folder without a manifest, sorted by name."""
     entries = []
     for path in sorted(location_dir.iterdir()) if location_dir.is_dir() else []:
-        if _is_candidate(path):
+        if not _printable_name(path.name):
+            log.warning("inventory %s: skipped %r: its name is not UTF-8 (rename it)", location,
+                        os.fsencode(path.name))
+        elif _is_candidate(path):
             entries.append((path.name, {}))
         elif path.is_file():
             log.info("inventory %s: skipped %s (not an image file name)", location, path.name)
