@@ -1,6 +1,7 @@
 """Parsing Craigslist pages and naming files: pure functions, checked on exact values."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,40 @@ def test_headers_sent_a_byte_at_a_time_meet_the_deadline(tmp_path):
         thread.join()
         listener.close()
     assert 0 < len(sent) < 200
+
+
+def test_pages_are_capped_lower_than_photos(tmp_path):
+    """Real HTTP on loopback: a 2.5 MB page is refused by name (parsing a hostile one costs
+    far more memory than its size), a 2.5 MB photo is not."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from vacancy.sources.scrape.defaults import MAX_PAGE_BYTES
+    from vacancy.sources.scrape.fetch import Fetcher, FetchError
+
+    body = b"<i>" * (2_500_000 // 3)
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(404 if self.path == "/robots.txt" else 200)
+            self.send_header("Content-Length", "0" if self.path == "/robots.txt" else str(len(body)))
+            self.end_headers()
+            if self.path != "/robots.txt":
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{site.server_address[1]}"
+    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
+                       "timeout_s": 5, "retries": 0, "max_bytes": 20_000_000}, tmp_path / "locks")
+    try:
+        assert len(fetcher.get(f"{base}/photo.jpg").body) == len(body)
+        with pytest.raises(FetchError, match=re.escape(f"larger than max_bytes ({MAX_PAGE_BYTES})")):
+            fetcher.get_page(f"{base}/search/apa")
+    finally:
+        fetcher.close()
+        site.shutdown()
+        site.server_close()

@@ -17,6 +17,11 @@ DEFAULTS: dict = config_defaults()["craigslist"]
 BASE_SIZE = "600x450"
 #: Redirect hops followed (each hop is checked against allowed_hosts and robots.txt).
 MAX_REDIRECTS = 5
+#: Size cap of a page: a result or posting page, an API answer, the sites list (photos keep
+#: ``max_bytes``). The site's are tens to hundreds of KB; parsing is where a hostile one costs
+#: memory: BeautifulSoup's tree of 2 MB of unclosed tags took 433 MB (20 MB: 1.7 GB and 194 s),
+#: and the scrape rule asks for 500 MB.
+MAX_PAGE_BYTES = 2_000_000
 #: Pixels above which a downloaded image is rejected (the workflow's ``max_pixels``).
 MAX_PIXELS: int = config_defaults()["max_pixels"]
 

@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from .defaults import MAX_REDIRECTS, resolve
+from .defaults import MAX_PAGE_BYTES, MAX_REDIRECTS, resolve
 
 log = logging.getLogger("vacancy.sources.scrape")
 
@@ -195,6 +195,10 @@ class Fetcher:
                 continue
             return self._accept(response)
         raise FetchError(url, f"more than {MAX_REDIRECTS} redirects")
+
+    def get_page(self, url: str) -> Response:
+        """:meth:`get` for a page, an API answer or a list, capped at MAX_PAGE_BYTES."""
+        return self.get(url, min(MAX_PAGE_BYTES, int(self.s["max_bytes"])))
 
     # -- rules ----------------------------------------------------------------------------------
 

@@ -250,7 +250,7 @@ class LocationScrape:
         """Listings of the result page at ``offset`` (from the journal when already read)."""
         if offset not in self.pages:
             url = self.result_url(offset, max_rent)
-            listings = parse_results(self.fetcher.get(url).body, url)
+            listings = parse_results(self.fetcher.get_page(url).body, url)
             self.journal.add({"kind": "page", "offset": offset, "url": url, "listings": listings})
             self.pages[offset] = listings
         return self.pages[offset]
@@ -272,7 +272,7 @@ class LocationScrape:
             return {**listing, "images": self.image_urls(listing["image_ids"])}
         url = listing["listing_url"]
         if url not in self.postings:
-            parsed = parse_posting(self.fetcher.get(url).body, url)
+            parsed = parse_posting(self.fetcher.get_page(url).body, url)
             entry = {"kind": "posting", "listing_url": url, **parsed}
             self.journal.add(entry)
             self.postings[url] = entry
@@ -418,7 +418,7 @@ class LocationScrape:
                            "none; the Areas JSON has)")
         url = search_url(self.s["api_url"], int(area), offset, max_rent, cache_id)
         try:
-            body = self.fetcher.get(url).body
+            body = self.fetcher.get_page(url).body
         except Blocked:
             raise
         except FetchError as exc:

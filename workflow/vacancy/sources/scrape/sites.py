@@ -75,7 +75,7 @@ def _fetch_sites(settings: dict, lock_dir) -> list[dict]:
             if not url:
                 continue
             try:
-                page = fetcher.get(url)
+                page = fetcher.get_page(url)
                 sites = parse(page.body, page.url)
             except (FetchError, ValueError) as exc:
                 found.append(f"{url}: {getattr(exc, 'reason', exc)} (expected {expected})")
