@@ -324,3 +324,39 @@ def test_pages_are_capped_lower_than_photos(tmp_path):
         fetcher.close()
         site.shutdown()
         site.server_close()
+
+
+def test_the_last_retry_after_is_honoured_by_the_next_request(tmp_path):
+    """Real HTTP on loopback: a 429 with Retry-After: 30 on the last attempt still pauses the
+    host (its lock's 'not before' stamp), so the next photo does not follow at once."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from vacancy.sources.scrape.fetch import Fetcher, FetchError, HostGate
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(404 if self.path == "/robots.txt" else 429)
+            self.send_header("Retry-After", "30")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    netloc = f"127.0.0.1:{site.server_address[1]}"
+    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
+                       "timeout_s": 5, "retries": 0}, tmp_path / "locks")
+    try:
+        with pytest.raises(FetchError, match="HTTP 429"):
+            fetcher.get(f"http://{netloc}/images/a.jpg")
+        asked_at = time.time()
+    finally:
+        fetcher.close()
+        site.shutdown()
+        site.server_close()
+    not_before = float(HostGate(tmp_path / "locks", netloc).path.read_text())
+    assert not_before > asked_at + 25

@@ -294,6 +294,7 @@ class Fetcher:
                     if asked is not None and response.status in (429, 503):
                         wait = min(asked, float(self.s["max_retry_after_s"]))
                         backoff = max(backoff, wait)
+                        turn.pause = max(turn.pause, wait)  # owed after the last attempt too
                         problem += f", Retry-After {asked:g} s"
                 if attempt < retries:
                     turn.pause = max(turn.pause, backoff)
