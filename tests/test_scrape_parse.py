@@ -1,7 +1,11 @@
-"""Parsing Craigslist pages and naming files: pure functions, checked on exact values."""
+"""Parsing Craigslist pages, naming files and the fetcher's rules: pure functions and small
+HTTP servers on loopback, checked on exact values."""
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -186,57 +190,73 @@ def test_a_far_pause_left_in_a_host_lock_is_capped(tmp_path, monkeypatch):
     assert len(waits) == 1 and 0 < waits[0] <= 2.5
 
 
-def test_a_backslash_redirect_never_reaches_the_other_host(tmp_path):
-    """Real HTTP on loopback: 127.0.0.1 redirects a photo to ``http://127.0.0.6:P\\@127.0.0.1:P/``.
-    Python's parser reads host 127.0.0.1 (allowed), requests would connect to 127.0.0.6: the
-    fetcher refuses it by name and 127.0.0.6 is never asked for anything."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+@contextlib.contextmanager
+def loopback(answer, host: str = "127.0.0.1"):
+    """A real HTTP server on ``host`` (any 127/8 address) whose GETs ``answer(handler)`` serves;
+    yields its ``host:port``."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            answer(self)
 
-    from vacancy.sources.scrape.fetch import Fetcher, NotAllowed
-
-    seen = {"127.0.0.6": []}
-
-    class Other(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            seen["127.0.0.6"].append(self.path)
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"x")
-
-        def log_message(self, *args):
+        def log_message(self, *args):  # keep test output quiet
             pass
 
-    other = ThreadingHTTPServer(("127.0.0.6", 0), Other)
-    port = other.server_address[1]
-
-    class Site(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            if self.path == "/robots.txt":
-                self.send_response(404)
-            else:
-                self.send_response(302)
-                self.send_header("Location", f"http://127.0.0.6:{port}\\@127.0.0.1:{port}/x.jpg")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    servers = [threading.Thread(target=s.serve_forever, daemon=True) for s in (other, site)]
-    for thread in servers:
-        thread.start()
-    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
-                       "timeout_s": 2, "retries": 0}, tmp_path / "locks")
+    server = ThreadingHTTPServer((host, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with pytest.raises(NotAllowed, match="127.0.0.6"):
-            fetcher.get(f"http://127.0.0.1:{site.server_address[1]}/images/a.jpg")
+        yield f"{host}:{server.server_address[1]}"
     finally:
-        fetcher.close()
-        for server in (other, site):
-            server.shutdown()
-            server.server_close()
-    assert seen["127.0.0.6"] == []
+        server.shutdown()
+        server.server_close()
+
+
+def reply(handler, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+    handler.send_response(status)
+    for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def test_fetcher(tmp_path, **settings):
+    """A Fetcher for 127.0.0.1 with no pauses and no retries unless asked."""
+    from vacancy.sources.scrape.fetch import Fetcher
+
+    return Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
+                    "timeout_s": 5, "retries": 0, **settings}, tmp_path / "locks")
+
+
+test_fetcher.__test__ = False  # a helper, not a test
+
+
+def test_a_backslash_redirect_never_reaches_the_other_host(tmp_path):
+    """127.0.0.1 redirects a photo to ``http://127.0.0.6:P\\@127.0.0.1:P/``. Python's parser
+    reads host 127.0.0.1 (allowed), requests would connect to 127.0.0.6: the fetcher refuses it
+    by name and 127.0.0.6 is never asked for anything."""
+    from vacancy.sources.scrape.fetch import NotAllowed
+
+    seen = []
+
+    def other(handler):
+        seen.append(handler.path)
+        reply(handler, 200, b"x")
+
+    with loopback(other, "127.0.0.6") as elsewhere:
+        port = elsewhere.rsplit(":", 1)[1]
+
+        def site(handler):
+            if handler.path == "/robots.txt":
+                return reply(handler, 404)
+            reply(handler, 302, headers={"Location": f"http://{elsewhere}\\@127.0.0.1:{port}/x.jpg"})
+
+        with loopback(site) as here:
+            fetcher = test_fetcher(tmp_path)
+            try:
+                with pytest.raises(NotAllowed, match="127.0.0.6"):
+                    fetcher.get(f"http://{here}/images/a.jpg")
+            finally:
+                fetcher.close()
+    assert seen == []
 
 
 def test_headers_sent_a_byte_at_a_time_meet_the_deadline(tmp_path):
@@ -247,7 +267,7 @@ def test_headers_sent_a_byte_at_a_time_meet_the_deadline(tmp_path):
     import socket
     import threading
 
-    from vacancy.sources.scrape.fetch import Fetcher, FetchError
+    from vacancy.sources.scrape.fetch import FetchError
 
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
@@ -276,8 +296,7 @@ def test_headers_sent_a_byte_at_a_time_meet_the_deadline(tmp_path):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/robots.txt"
-    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
-                       "timeout_s": 0.5, "retries": 0}, tmp_path / "locks")
+    fetcher = test_fetcher(tmp_path, timeout_s=0.5)
     try:
         with pytest.raises(FetchError, match="no complete response within 0.5 s"):
             fetcher._attempts(url, 1000)
@@ -290,73 +309,37 @@ def test_headers_sent_a_byte_at_a_time_meet_the_deadline(tmp_path):
 
 
 def test_pages_are_capped_lower_than_photos(tmp_path):
-    """Real HTTP on loopback: a 2.5 MB page is refused by name (parsing a hostile one costs
-    far more memory than its size), a 2.5 MB photo is not."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
+    """A 2.5 MB page is refused by name (parsing a hostile one costs far more memory than its
+    size), a 2.5 MB photo is not."""
     from vacancy.sources.scrape.defaults import MAX_PAGE_BYTES
-    from vacancy.sources.scrape.fetch import Fetcher, FetchError
+    from vacancy.sources.scrape.fetch import FetchError
 
     body = b"<i>" * (2_500_000 // 3)
-
-    class Site(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(404 if self.path == "/robots.txt" else 200)
-            self.send_header("Content-Length", "0" if self.path == "/robots.txt" else str(len(body)))
-            self.end_headers()
-            if self.path != "/robots.txt":
-                self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{site.server_address[1]}"
-    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
-                       "timeout_s": 5, "retries": 0, "max_bytes": 20_000_000}, tmp_path / "locks")
-    try:
-        assert len(fetcher.get(f"{base}/photo.jpg").body) == len(body)
-        with pytest.raises(FetchError, match=re.escape(f"larger than max_bytes ({MAX_PAGE_BYTES})")):
-            fetcher.get_page(f"{base}/search/apa")
-    finally:
-        fetcher.close()
-        site.shutdown()
-        site.server_close()
+    with loopback(lambda h: reply(h, 404) if h.path == "/robots.txt" else reply(h, 200, body)) as host:
+        fetcher = test_fetcher(tmp_path, max_bytes=20_000_000)
+        try:
+            assert len(fetcher.get(f"http://{host}/photo.jpg").body) == len(body)
+            with pytest.raises(FetchError, match=re.escape(f"larger than max_bytes ({MAX_PAGE_BYTES})")):
+                fetcher.get_page(f"http://{host}/search/apa")
+        finally:
+            fetcher.close()
 
 
 def test_the_last_retry_after_is_honoured_by_the_next_request(tmp_path):
-    """Real HTTP on loopback: a 429 with Retry-After: 30 on the last attempt still pauses the
-    host (its lock's 'not before' stamp), so the next photo does not follow at once."""
-    import threading
+    """A 429 with Retry-After: 30 on the last attempt still pauses the host (its lock's 'not
+    before' stamp), so the next photo does not follow at once."""
     import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from vacancy.sources.scrape.fetch import Fetcher, FetchError, HostGate
+    from vacancy.sources.scrape.fetch import FetchError, HostGate
 
-    class Site(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(404 if self.path == "/robots.txt" else 429)
-            self.send_header("Retry-After", "30")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    netloc = f"127.0.0.1:{site.server_address[1]}"
-    fetcher = Fetcher({"allowed_hosts": ["127.0.0.1"], "delay_s": 0.0, "jitter": 0.0,
-                       "timeout_s": 5, "retries": 0}, tmp_path / "locks")
-    try:
-        with pytest.raises(FetchError, match="HTTP 429"):
-            fetcher.get(f"http://{netloc}/images/a.jpg")
-        asked_at = time.time()
-    finally:
-        fetcher.close()
-        site.shutdown()
-        site.server_close()
-    not_before = float(HostGate(tmp_path / "locks", netloc).path.read_text())
+    with loopback(lambda h: reply(h, 404 if h.path == "/robots.txt" else 429,
+                                  headers={"Retry-After": "30"})) as host:
+        fetcher = test_fetcher(tmp_path)
+        try:
+            with pytest.raises(FetchError, match="HTTP 429"):
+                fetcher.get(f"http://{host}/images/a.jpg")
+            asked_at = time.time()
+        finally:
+            fetcher.close()
+    not_before = float(HostGate(tmp_path / "locks", host).path.read_text())
     assert not_before > asked_at + 25
