@@ -361,10 +361,19 @@ async function run() {
       await page.waitForFunction(() => window.vacancyState.region, null, { timeout: 5000 });
       // the flight's end, then every tile and every original photo shown past the pyramid's top
       // loaded (a fixed wait was too short on a loaded machine: the screenshot caught a photo
-      // still loading)
-      await page.waitForFunction(() => window.__flown && window.vacancyState.tilesIdle &&
-        Array.from(document.querySelectorAll(".leaflet-pane img")).every((img) => img.complete),
-      null, { timeout: 15000 });
+      // still loading). The originals are added only once their records load, so "every image
+      // complete" can hold before some are there: also wait until their number stops growing.
+      const allLoaded = () => window.__flown && window.vacancyState.tilesIdle &&
+        Array.from(document.querySelectorAll(".leaflet-pane img")).every((img) => img.complete);
+      const originalsShown = () => page.evaluate(
+        () => document.querySelectorAll("img.vacancy-original").length);
+      for (let shown = -1, round = 0; round < 20; round += 1) {
+        await page.waitForFunction(allLoaded, null, { timeout: 15000 });
+        const now = await originalsShown();
+        if (now === shown) break;
+        shown = now;
+        await page.waitForTimeout(300);
+      }
       await page.waitForTimeout(450); // the last fade-in, as in openMap
       results.regions.clicked = await page.evaluate(() => {
         const m = window.vacancyState.map;
