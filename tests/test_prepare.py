@@ -106,7 +106,7 @@ def test_one_pass_sorts_good_images_and_rejects_bad_ones(tmp_path):
     assert reasons["corrupt.jpg"] == "unreadable jpeg header: JPEG datastream contains no image"
     assert reasons["empty.jpg"] == "empty file (0 bytes)"
     assert "looks like HTML" in reasons["page.jpg"] and "looks like SVG" in reasons["vector.png"]
-    assert reasons["bomb.png"].startswith("unreadable png header")
+    assert reasons["bomb.png"] == "100000x100000 (10000.0 megapixels) exceeds max_pixels 50000000"
     assert "No such file" in reasons["missing.jpg"]
 
     meta = json.loads((tmp_path / "out" / "triage.csv.meta.json").read_text())

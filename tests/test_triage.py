@@ -177,6 +177,24 @@ def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path):
             pass
 
 
+def test_a_side_beyond_imagemagicks_policy_is_refused_by_name(tmp_path, monkeypatch):
+    """A 1 x 20,000 PNG (a panorama strip: 20,000 pixels, far under max_pixels) is beyond
+    Debian's ImageMagick policy (16,000 px a side), which ImageMagick reports as "no image and
+    no reason": the reject names the limit instead, from the IHDR chunk, before any ping."""
+    from vacancy import imaging
+
+    most_wide, _ = imaging._side_limits()
+    if most_wide >= 20_000:
+        pytest.skip(f"this ImageMagick allows {most_wide} px a side")
+    strip = save(tmp_path / "strip.png", np.full((1, 20_000), 90, np.uint8)).read_bytes()
+    assert imaging.png_size(strip) == (20_000, 1)
+    monkeypatch.setattr(imaging, "ping_size", lambda *a: pytest.fail("pinged"))
+    with pytest.raises(Rejected, match=r"20000x1 is wider or taller than ImageMagick's policy "
+                                       rf"allows \({most_wide}x\d+ px"):
+        with decode(strip):
+            pass
+
+
 def test_jpeg_size_comes_from_the_sof_segment_as_imagemagick_pings_it(tmp_path, monkeypatch):
     from vacancy import imaging
     from vacancy.formats import jpeg_size

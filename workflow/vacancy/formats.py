@@ -77,6 +77,15 @@ def describe_content(head: bytes) -> str:
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
+def png_size(blob: bytes) -> tuple[int, int] | None:
+    """A PNG's (width, height) from its IHDR chunk, which the format puts first; None when it
+    is not there (ImageMagick's ping then judges the header)."""
+    if len(blob) >= 24 and blob[12:16] == b"IHDR":
+        width, height = int.from_bytes(blob[16:20], "big"), int.from_bytes(blob[20:24], "big")
+        return (width, height) if width and height else None
+    return None
+
+
 def jpeg_size(blob: bytes) -> tuple[int, int] | None:
     """(width, height) from a JPEG's start-of-frame segment, or None if not simply found.
 

@@ -31,20 +31,23 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import re
+import sys
 from typing import Iterator
 
 import numpy as np
 from wand.api import libmagick, library
 from wand.exceptions import WandException, WandRuntimeError
 from wand.image import STORAGE_TYPES, Image
+from wand.resource import limits as resource_limits
 
 from .common import config_defaults
 
 # Recognising content and reading files needs no ImageMagick: it lives in vacancy.formats and
 # the stages take it from here, with the decoder.
-from .formats import (Rejected, check_blob, jpeg_size, png_without_text,  # noqa: F401
-                      read_blob, sniff_format)
+from .formats import (Rejected, check_blob, jpeg_size, png_size,  # noqa: F401
+                      png_without_text, read_blob, sniff_format)
 
 #: Default limit on width x height, checked from the header before decoding: the config's
 #: ``max_pixels`` default, read from the schema (the one place it lives).
@@ -188,6 +191,29 @@ def decode(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         yield img
 
 
+def _check_size(fmt: str, width: int, height: int, max_pixels: int) -> None:
+    """Rejected, with the limit by name, for a size no decode should be tried on: none, above
+    ``max_pixels``, or wider or taller than ImageMagick's policy allows (Debian's: 16,000 px),
+    which ImageMagick itself reports only as "no image and no reason"."""
+    if width <= 0 or height <= 0:
+        raise Rejected(f"{fmt} header has no size ({width}x{height})")
+    if width * height > max_pixels:
+        raise Rejected(f"{width}x{height} ({width * height / 1e6:.1f} megapixels) "
+                       f"exceeds max_pixels {max_pixels}")
+    most_wide, most_tall = _side_limits()
+    if width > most_wide or height > most_tall:
+        raise Rejected(f"{width}x{height} is wider or taller than ImageMagick's policy allows "
+                       f"({most_wide}x{most_tall} px: resource width and height in policy.xml)")
+
+
+@functools.lru_cache(maxsize=1)
+def _side_limits() -> tuple[int, int]:
+    """ImageMagick's width and height resource limits (a 0 means none)."""
+    def side(name: str) -> int:
+        return int(resource_limits[name]) or sys.maxsize
+    return side("width"), side("height")
+
+
 @contextlib.contextmanager
 def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
                  options: dict[str, str] | None = None) -> Iterator[tuple[Image, tuple[int, int]]]:
@@ -199,12 +225,10 @@ def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     fmt = check_blob(blob)
     if fmt == "png":
         blob = png_without_text(blob)  # metadata whose inflation libpng does not bound
+        if png_size(blob):  # before the ping, whose failure on an oversized PNG names no limit
+            _check_size(fmt, *png_size(blob), max_pixels)
     width, height = header_size(blob, fmt)
-    if width <= 0 or height <= 0:
-        raise Rejected(f"{fmt} header has no size ({width}x{height})")
-    if width * height > max_pixels:
-        raise Rejected(f"{width}x{height} ({width * height / 1e6:.1f} megapixels) "
-                       f"exceeds max_pixels {max_pixels}")
+    _check_size(fmt, width, height, max_pixels)
     img = _new_wand(fmt, options)
     try:
         try:
