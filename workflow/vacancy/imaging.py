@@ -225,8 +225,9 @@ def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     fmt = check_blob(blob)
     if fmt == "png":
         blob = png_without_text(blob)  # metadata whose inflation libpng does not bound
-        if png_size(blob):  # before the ping, whose failure on an oversized PNG names no limit
-            _check_size(fmt, *png_size(blob), max_pixels)
+        claimed = png_size(blob)  # checked before the ping, which names no limit when it fails
+        if claimed:
+            _check_size(fmt, *claimed, max_pixels)
     width, height = header_size(blob, fmt)
     _check_size(fmt, width, height, max_pixels)
     img = _new_wand(fmt, options)
