@@ -36,12 +36,15 @@ def list_locations(folder: str | Path) -> list[str]:
         raise FileNotFoundError(
             f"folder.path {str(folder)!r} is not a folder: it must hold one sub-folder per location"
         )
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for name in names:
-        if not _printable_name(name):
+    names = []
+    folders = (p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in sorted(folders):
+        if _printable_name(name):
+            names.append(name)
+        else:
             log.warning("folder %s: location folder %r skipped: its name is not UTF-8 (rename it)",
                         folder, os.fsencode(name))
-    return [name for name in names if _printable_name(name)]
+    return names
 
 
 def _printable_name(name: str) -> bool:
