@@ -9,8 +9,8 @@ Sites (US section; Canada and Europe sections must be ignored):
 
 * ``sfbay`` (California): older ``li.result-row`` layout, 3 listings a page, 2 pages then an
   empty one. Page ``s=3`` fails twice with 500. Photos: ``00a0a_sf1`` is in listings 1 and 3
-  (cross-post), ``00r0r_sf429`` answers 429 + Retry-After: 1 once, ``00c0c_sfcut`` is always cut
-  short, ``00h0h_sfhtml`` is an HTML page sent as image/jpeg. Listing 6 has no photos.
+  (cross-post), ``00r0r_sf429`` answers 429 + Retry-After: 1 once, ``00c0c_sfcut`` is cut
+  short while ``site.cut_short`` is True (it is at first), ``00h0h_sfhtml`` is an HTML page sent as image/jpeg. Listing 6 has no photos.
 * ``newyork`` (New York): current ``li.cl-static-search-result`` layout, posting pages with
   ``#thumbs`` and/or ``imgList``; hostile names; a redirect off-site; a photo on a host outside the
   allow-list; a robots-disallowed photo and posting; a never-ending response; an oversized body;
@@ -151,6 +151,7 @@ class FixtureSite:
         self.requests: list[Request] = []
         self.counts: Counter = Counter()
         self.blocked = True            # reno's postings answer 403 while True
+        self.cut_short = True          # sfbay's photo 00c0c_sfcut is sent cut short while True
         self.stopping = threading.Event()
         self.lock = threading.Lock()
 
@@ -459,7 +460,7 @@ class FixtureSite:
             self.counts["429"] += 1
             if self.counts["429"] == 1:
                 return handler.send(429, b"slow down", "text/plain", {"Retry-After": str(RETRY_AFTER_S)})
-        if "sfcut" in name:
+        if "sfcut" in name and self.cut_short:
             return handler.send(200, photo_bytes(name)[:1000], "image/jpeg", {"Content-Length": "5000"})
         if "sfhtml" in name:
             return handler.send(200, b"<html><body>Not a photo</body></html>", "image/jpeg")

@@ -189,8 +189,16 @@ def test_robots_5xx_on_the_images_host_disallows_it(tmp_path):
         result = scrape_location("portland", tmp_path / "portland", current_settings(site, max_listings=1),
                                  lock_dir=tmp_path / "locks")
         assert not site.requested("/images/")
-    assert rows_of(tmp_path / "portland") == []
-    assert result["skipped_by_reason"] == {"disallowed by robots.txt": 2}
+        assert rows_of(tmp_path / "portland") == []
+        assert result["skipped_by_reason"] == {
+            "robots.txt unavailable, host treated as disallowed": 2}
+        # a 5xx may pass: not complete, and the next run, finding robots.txt, fetches the photos
+        assert result["complete"] is False and result["retryable"] == 2
+        site.images_robots_status = 200
+        again = scrape_location("portland", tmp_path / "portland", current_settings(site, max_listings=1),
+                                lock_dir=tmp_path / "locks")
+    assert again["complete"] is True and again["downloaded"] == 2
+    assert len(rows_of(tmp_path / "portland")) == 2
 
 
 def test_hostile_items_are_skipped_and_counted():

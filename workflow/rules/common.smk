@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from vacancy.common import read_csv  # noqa: E402
 from vacancy.sources.scrape.selection import select_sites  # noqa: E402
+from vacancy.sources.scrape.status import summary as scrape_summary  # noqa: E402
 from vacancy.sources.inventory import list_locations  # noqa: E402
 from vacancy.map.tsne_settings import resolve_settings  # noqa: E402
 from vacancy import resources as sizing  # noqa: E402  (callables for threads/resources)
@@ -74,6 +75,23 @@ def locations(wildcards=None):
     craigslist = config["craigslist"]
     sites = read_csv(checkpoints.sites.get().output[0])
     return select_sites(sites, "all", craigslist["start"], craigslist["count"])
+
+
+def report_incomplete_scrapes():
+    """At the end of a run that scraped (onsuccess, onerror): the locations that are not
+    complete and the --forcerun arguments that finish them (vacancy.sources.scrape.status)."""
+    names = LOCATIONS
+    sites_csv = Path(R) / "raw" / "sites.csv"
+    if names is None:  # locations: all; before the sites list exists nothing was scraped
+        craigslist = config["craigslist"]
+        names = (
+            select_sites(read_csv(sites_csv), "all", craigslist["start"], craigslist["count"])
+            if sites_csv.is_file()
+            else []
+        )
+    message = scrape_summary(f"{R}/raw", names)
+    if message:
+        print(message, file=sys.stderr)
 
 
 def triage_scale():

@@ -31,6 +31,13 @@ if config["source"] == "demo":
 
 if config["source"] == "craigslist":
 
+    # A location left incomplete keeps its outputs, so Snakemake would not say so: we do.
+    onsuccess:
+        report_incomplete_scrapes()
+
+    onerror:
+        report_incomplete_scrapes()
+
     localrules:
         sites,
         craigslist_probe,

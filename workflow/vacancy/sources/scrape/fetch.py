@@ -39,11 +39,17 @@ TRANSIENT = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
 
 
 class FetchError(Exception):
-    """A URL could not be fetched; ``reason`` says why in words fit for the log."""
+    """A URL could not be fetched; ``reason`` says why in words fit for the log.
 
-    def __init__(self, url: str, reason: str, status: int | None = None):
+    ``transient``: the cause may pass (a timeout, a broken transfer, a 5xx or 429 after every
+    retry, a robots.txt that could not be read), so a later run should ask again; the location
+    is then not recorded as complete. Otherwise the answer is the site's (a 404, a body too
+    large, a host or path we must not fetch) and asking again would get the same.
+    """
+
+    def __init__(self, url: str, reason: str, status: int | None = None, transient: bool = False):
         super().__init__(f"{reason}: {url}")
-        self.url, self.reason, self.status = url, reason, status
+        self.url, self.reason, self.status, self.transient = url, reason, status, transient
 
 
 class NotAllowed(FetchError):
@@ -212,7 +218,10 @@ class Fetcher:
         if root not in self.robots:
             self.robots[root] = self._load_robots(root)
         parser = self.robots[root]
-        if parser is None or not parser.can_fetch(self.s["user_agent"], url):
+        if parser is None:
+            raise NotAllowed(url, "robots.txt unavailable, host treated as disallowed (not fetched)",
+                             transient=True)
+        if not parser.can_fetch(self.s["user_agent"], url):
             raise NotAllowed(url, "disallowed by robots.txt (not fetched)")
 
     def _load_robots(self, root: str) -> urllib.robotparser.RobotFileParser | None:
@@ -259,7 +268,8 @@ class Fetcher:
                 raise Blocked(response.url, f"HTTP 403 {self.forbidden_streak} times in a row", 403)
             raise FetchError(response.url, "HTTP 403", 403)
         if response.status != 200:
-            raise FetchError(response.url, f"HTTP {response.status}", response.status)
+            raise FetchError(response.url, f"HTTP {response.status}", response.status,
+                             transient=response.status in RETRY_STATUSES)
         self.forbidden_streak = 0
         return response
 
@@ -303,7 +313,7 @@ class Fetcher:
                               retries + 1, turn.pause)
         if response is not None:
             return response  # the last 5xx/429 itself: the caller reports its status
-        raise FetchError(url, problem)
+        raise FetchError(url, problem, transient=True)
 
     def _once(self, url: str, max_bytes: int) -> Response:
         """One GET, no redirects followed, the body read against a deadline and a size cap.

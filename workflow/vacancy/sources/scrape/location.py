@@ -46,13 +46,13 @@ from .defaults import BASE_SIZE, MAX_PIXELS, resolve
 from .fetch import Blocked, FetchError, Fetcher, NotAllowed
 from .parse import image_key, largest_images, parse_posting, parse_results, url_filename
 from .sites import SitesError, list_sites, max_rent_for, state_code
+from .status import STATE
 
 log = logging.getLogger("vacancy.sources.scrape")
 
 JOURNAL = ".scrape-journal.jsonl"
 #: Manifest columns that come from the listing (the rest describe the photo file).
 LISTING_FIELDS = ("listing_url", "listing_id", "title", "price", "posted", "latitude", "longitude")
-STATE = "scrape_state.json"
 #: Image formats accepted (what the later stages decode).
 FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"}
 
@@ -211,6 +211,8 @@ class LocationScrape:
         self.names = Names()
         self.failed: set[str] = set()
         self.skipped: Counter = Counter()
+        self.retryable: Counter = Counter()          # what -> skips whose cause may pass
+        self.retryable_reasons: Counter = Counter()  # and their reasons
         self.count = Counter()
         self.last_log = time.monotonic()
         self._replay()
@@ -343,10 +345,26 @@ class LocationScrape:
 
     # -- flow -----------------------------------------------------------------------------------
 
-    def skip(self, what: str, target: str, reason: str) -> None:
+    def skip(self, what: str, target: str, exc: Exception) -> None:
+        """Leave one result page, listing or photo out: logged and counted by reason.
+
+        One whose cause may pass (:attr:`FetchError.transient`: a timeout, a 5xx or 429 after
+        every retry, an unreadable robots.txt) is also counted in ``retryable``: the location is
+        then not complete, and a rerun asks for it again (a skip is never journaled).
+        """
+        reason = getattr(exc, "reason", str(exc))
         self.skipped[reason.split(" (")[0]] += 1
         self.count["skipped"] += 1
+        if getattr(exc, "transient", False):
+            self.retryable[what] += 1
+            self.retryable_reasons[reason.split(" (")[0]] += 1
         self.log.warning("%s: skipped %s %s: %s", self.location, what, target, reason)
+
+    def retry_reason(self) -> str:
+        """Why a location whose every step ran is still not complete: what a rerun would fetch."""
+        missing = ", ".join(f"{n} {what}{'s' if n > 1 else ''}" for what, n in self.retryable.items())
+        causes = ", ".join(f"{cause}: {n}" for cause, n in self.retryable_reasons.most_common())
+        return f"{missing} not fetched for reasons that may pass ({causes}); rerun to fetch them"
 
     def progress(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -364,7 +382,7 @@ class LocationScrape:
             raise
         except FetchError as exc:
             self.count["listing_failed"] += 1
-            self.skip("listing", exc.url, exc.reason)
+            self.skip("listing", exc.url, exc)
             return
         self.count["listings"] += 1
         for url in full["images"]:
@@ -374,7 +392,7 @@ class LocationScrape:
                 raise
             except (FetchError, Skip) as exc:
                 self.failed.add(image_key(url))
-                self.skip("photo", url, getattr(exc, "reason", str(exc)))
+                self.skip("photo", url, exc)
             self.progress()
 
     def run(self, max_rent: float | None) -> tuple[bool, str]:
@@ -474,7 +492,7 @@ class LocationScrape:
             except Blocked:
                 raise
             except FetchError as exc:
-                self.skip("result page", exc.url, exc.reason)
+                self.skip("result page", exc.url, exc)
                 return False, f"result page s={offset} failed: {exc.reason}"
             self.count["pages"] += 1
             new = [x for x in listings if x["listing_url"] not in seen]
@@ -534,7 +552,9 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
 
     Never raises for what the network or the site does: a block (repeated 403s) or a failed
     result page ends the location early, recorded as incomplete with the reason, and what was
-    done is kept; a rerun resumes from the journal. ``state`` defaults to the site's state in the
+    done is kept; a rerun resumes from the journal. A location whose listings and photos were
+    all tried but some failed for a reason that may pass is recorded as incomplete too, saying
+    how many; a rerun fetches only those. ``state`` defaults to the site's state in the
     sites list (``sites_cache``, default ``<out_dir>/../sites.csv``); ``lock_dir`` (default
     ``<out_dir>/../.scrape-locks``) must be shared by all jobs that scrape at the same time.
     Returns the counts that also go to the state file.
@@ -553,6 +573,8 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
         except Blocked as exc:
             complete, reason = False, f"blocked: {exc.reason} (last {exc.url}); rerun to resume"
             logger.error("%s: stopped, %s", location, reason)
+        if complete and job.retryable:
+            complete, reason = False, job.retry_reason()
         rows = job.manifest_rows()
         params = {k: settings[k] for k in ("method", "pages", "max_listings", "site_url", "api_url",
                                            "image_url", "image_size", "max_rent", "delay_s")}
@@ -566,7 +588,8 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
             "rows": len(rows), "files": len({r["filename"] for r in rows}),
             "downloaded": job.count["downloaded"], "linked": job.count["linked"] + job.count["copied"],
             "bytes_downloaded": job.count["bytes"], "skipped": job.count["skipped"],
-            "skipped_by_reason": dict(job.skipped), "requests": job.fetcher.requests,
+            "skipped_by_reason": dict(job.skipped), "retryable": sum(job.retryable.values()),
+            "requests": job.fetcher.requests,
             "finished": _now(),
         }
         write_json(out_dir / STATE, result)
