@@ -213,3 +213,24 @@ def test_hostile_items_are_skipped_and_counted():
     odd, bad_position = batch.listings[1], batch.listings[2]
     assert (odd["price"], odd["image_ids"], odd["title"], odd["latitude"]) == ("", [], "", "")
     assert bad_position["latitude"] == "" and bad_position["listing_url"].endswith("/apa/d/listing/11.html")
+
+
+def test_a_failing_images_host_stops_the_location_for_now(tmp_path):
+    """Every photo answering 503 (after its retries): the location stops at max_failing in a row,
+    incomplete, instead of asking for every photo; once the host is back, the rerun finishes it."""
+    settings = dict(max_failing=3, retries=1)
+    with serve_fixture_site() as site:
+        site.images_down = True
+        result = scrape_location("portland", tmp_path / "portland", current_settings(site, **settings),
+                                 lock_dir=tmp_path / "locks")
+        asked = [r.status for r in site.requested("/images/")]
+        assert asked == [503] * 6  # 3 photos x (1 + 1 retry), then stopped
+        assert result["complete"] is False and rows_of(tmp_path / "portland") == []
+        assert result["reason"].startswith(
+            "host failing: 3 requests in a row failed for reasons that may pass, the last: HTTP 503 "
+            "(last http://127.0.0.2:")
+        site.images_down = False
+        again = scrape_location("portland", tmp_path / "portland", current_settings(site, **settings),
+                                lock_dir=tmp_path / "locks")
+    assert again["complete"] is True
+    assert rows_of(tmp_path / "portland") == [(pid, f"{photo}_600x450.jpg") for pid, photo in PORTLAND]

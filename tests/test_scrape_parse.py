@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vacancy.sources.scrape import max_rent_for, sanitize_filename, select_sites
-from vacancy.sources.scrape.fetch import host_allowed, retry_after_s
+from vacancy.sources.scrape.fetch import FetchError, host_allowed, retry_after_s
 from vacancy.sources.scrape.parse import (
     image_key, largest_images, parse_posting, parse_results, parse_sites, url_filename,
 )
@@ -134,7 +134,7 @@ def test_hostile_urls_and_values_are_refused_not_raised():
     an "@": requests would connect to the first host), URLs that do not parse, Retry-After
     digits that are not ASCII, and JSON nested past Python's recursion limit."""
     from vacancy.sources.scrape.api import ApiError, decode_batch
-    from vacancy.sources.scrape.fetch import FetchError, redirect_target
+    from vacancy.sources.scrape.fetch import redirect_target
     from vacancy.sources.scrape.parse import _http_url, loads_json, parse_areas
 
     allowed = ["craigslist.org", "127.0.0.1"]
@@ -343,3 +343,30 @@ def test_the_last_retry_after_is_honoured_by_the_next_request(tmp_path):
             fetcher.close()
     not_before = float(HostGate(tmp_path / "locks", host).path.read_text())
     assert not_before > asked_at + 25
+
+
+def test_failures_that_may_pass_stop_the_fetcher_only_in_a_row(tmp_path):
+    """Any answer of the site (a 200, a 404) resets the count; a URL refused without asking
+    (not in allowed_hosts) neither counts nor resets; max_failing in a row raise Failing."""
+    from vacancy.sources.scrape.fetch import Failing
+
+    def site(handler):
+        status = {"/robots.txt": 404, "/ok": 200, "/gone": 404}.get(handler.path, 503)
+        reply(handler, status, b"fine" if status == 200 else b"")
+
+    outcomes = []
+    with loopback(site) as host:
+        fetcher = test_fetcher(tmp_path, max_failing=2)
+        for url in (f"http://{host}/down", f"http://{host}/ok", f"http://{host}/down",
+                    f"http://{host}/gone", f"http://{host}/down", "http://elsewhere.example/x",
+                    f"http://{host}/down"):
+            try:
+                fetcher.get(url)
+                outcomes.append("ok")
+            except Failing as exc:
+                outcomes.append(f"stop: {exc.reason}")
+            except FetchError as exc:
+                outcomes.append(f"{'may pass' if exc.transient else 'final'}: {exc.reason}")
+    assert outcomes == ["may pass: HTTP 503", "ok", "may pass: HTTP 503", "final: HTTP 404",
+                        "may pass: HTTP 503", "final: host not in allowed_hosts (not fetched)",
+                        "stop: 2 requests in a row failed for reasons that may pass, the last: HTTP 503"]

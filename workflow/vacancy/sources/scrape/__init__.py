@@ -21,7 +21,8 @@ import importlib
 #: Snakefile can import the light ``vacancy.sources.scrape.selection`` without requests and
 #: BeautifulSoup.
 _EXPORTS = {
-    "DEFAULTS": "defaults", "Blocked": "fetch", "FetchError": "fetch", "NotAllowed": "fetch",
+    "DEFAULTS": "defaults", "Blocked": "fetch", "Failing": "fetch", "FetchError": "fetch",
+    "NotAllowed": "fetch",
     "check_image": "location", "scrape_location": "location", "sanitize_filename": "parse",
     "list_sites": "sites", "max_rent_for": "sites", "select_sites": "selection",
 }

@@ -60,6 +60,12 @@ class Blocked(FetchError):
     """The server refuses us repeatedly (403s in a row): the location must stop."""
 
 
+class Failing(Blocked):
+    """Requests keep failing for reasons that may pass (``max_failing`` in a row): the location
+    stops for now, rather than spend ``timeout_s`` per attempt on every photo of a host that is
+    down, overloaded or trickling."""
+
+
 class _Deadline(Exception):
     """The response did not finish within timeout_s."""
 
@@ -181,6 +187,7 @@ class Fetcher:
         self.robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
         self.crawl_delay: dict[str, float] = {}
         self.forbidden_streak = 0
+        self.failing_streak = 0
         self.requests = 0
 
     def close(self) -> None:
@@ -189,7 +196,30 @@ class Fetcher:
     # -- public ---------------------------------------------------------------------------------
 
     def get(self, url: str, max_bytes: int | None = None) -> Response:
-        """The 200 response for ``url`` after redirects, or FetchError/NotAllowed/Blocked."""
+        """The 200 response for ``url`` after redirects, or FetchError/NotAllowed/Blocked.
+
+        Failures that may pass are counted in a row (any answer of the site resets the count;
+        a URL refused without asking does not): at ``max_failing`` this raises :class:`Failing`.
+        """
+        try:
+            response = self._follow(url, max_bytes)
+        except Blocked:
+            raise
+        except FetchError as exc:
+            if exc.transient:
+                self.failing_streak += 1
+                if self.failing_streak >= int(self.s["max_failing"]):
+                    raise Failing(exc.url, f"{self.failing_streak} requests in a row failed for "
+                                           f"reasons that may pass, the last: {exc.reason}",
+                                  exc.status, transient=True) from exc
+            elif not isinstance(exc, NotAllowed):
+                self.failing_streak = 0
+            raise
+        self.failing_streak = 0
+        return response
+
+    def _follow(self, url: str, max_bytes: int | None) -> Response:
+        """:meth:`get` without the count: the checks, the attempts and the redirects."""
         for _ in range(MAX_REDIRECTS + 1):
             self._check_allowed(url)
             self._check_robots(url)

@@ -43,7 +43,7 @@ from ...common import provenance, write_csv, write_json
 from ..inventory import MANIFEST_COLUMNS
 from .api import ApiError, check_area, decode_batch, search_url
 from .defaults import BASE_SIZE, MAX_PIXELS, resolve
-from .fetch import Blocked, FetchError, Fetcher, NotAllowed
+from .fetch import Blocked, Failing, FetchError, Fetcher
 from .parse import image_key, largest_images, parse_posting, parse_results, url_filename
 from .sites import SitesError, list_sites, max_rent_for, state_code
 from .status import STATE
@@ -571,7 +571,8 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
         try:
             complete, reason = job.run(max_rent)
         except Blocked as exc:
-            complete, reason = False, f"blocked: {exc.reason} (last {exc.url}); rerun to resume"
+            kind = "host failing" if isinstance(exc, Failing) else "blocked"
+            complete, reason = False, f"{kind}: {exc.reason} (last {exc.url}); rerun to resume"
             logger.error("%s: stopped, %s", location, reason)
         if complete and job.retryable:
             complete, reason = False, job.retry_reason()
