@@ -353,11 +353,12 @@ class LocationScrape:
         then not complete, and a rerun asks for it again (a skip is never journaled).
         """
         reason = getattr(exc, "reason", str(exc))
-        self.skipped[reason.split(" (")[0]] += 1
+        cause = reason.split(" (")[0]  # the kind, without the details that vary
+        self.skipped[cause] += 1
         self.count["skipped"] += 1
         if getattr(exc, "transient", False):
             self.retryable[what] += 1
-            self.retryable_reasons[reason.split(" (")[0]] += 1
+            self.retryable_reasons[cause] += 1
         self.log.warning("%s: skipped %s %s: %s", self.location, what, target, reason)
 
     def retry_reason(self) -> str:
