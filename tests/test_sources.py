@@ -20,6 +20,23 @@ def test_folder_without_manifest_lists_image_files_only(tmp_path):
     assert rows[1]["path"] == str(loc / "a.png") and rows[1]["title"] == ""
 
 
+def test_phone_and_camera_photos_that_are_not_read_are_named_in_one_warning(tmp_path, caplog):
+    """A folder of iPhone photos (HEIC) must not become an empty map with nothing said; a JPEG
+    saved by a browser as .jfif is read."""
+    loc = tmp_path / "austin"
+    loc.mkdir()
+    for name in ["IMG_0001.HEIC", "IMG_0002.heic", "DSC_1.NEF", "cover.avif", "saved.jfif",
+                 "notes.txt", ".IMG_0003.heic"]:
+        (loc / name).write_bytes(b"data")
+    with caplog.at_level("INFO", logger="vacancy.sources.inventory"):
+        assert build_inventory(loc, "austin", tmp_path / "inv.csv") == 1
+    assert [r["filename"] for r in read_csv(tmp_path / "inv.csv")] == ["saved.jfif"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "inventory austin: 1 AVIF (.avif), 2 HEIC (.heic), 1 raw (.nef) photos left out: only "
+        "bmp, gif, jfif, jpe, jpeg, jpg, png, tif, tiff, webp files are read; convert them to JPEG")
+
+
 def test_manifest_rows_are_the_images_with_their_listing_data(tmp_path):
     loc = tmp_path / "sfbay"
     loc.mkdir()

@@ -32,8 +32,13 @@ TRACKED_PACKAGES = (
     "scikit-learn", "opentsne", "lapjv", "vc_flas", "snakemake",
 )
 
-#: File name suffixes that the sources treat as images (case-insensitive).
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+#: File name suffixes that the sources treat as images (case-insensitive): the six formats of
+#: :data:`vacancy.formats.FORMATS` (``.jfif`` and ``.jpe`` are JPEG as browsers save it).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+#: Photo formats a folder of photos often holds that are not read (phones save HEIC; the map's
+#: viewer shows originals in the browser, which cannot show HEIC): named in the inventory's warning.
+UNREAD_PHOTO_SUFFIXES = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".jxl": "JPEG XL",
+                         ".dng": "raw", ".cr2": "raw", ".nef": "raw", ".arw": "raw"}
 
 
 #: The config schema: the one place every default lives (Snakemake's ``validate`` fills them in).

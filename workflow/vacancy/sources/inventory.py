@@ -1,6 +1,6 @@
 """Sources of images: every source ends in one inventory CSV per location.
 
-The demo generator and (later) the Craigslist scraper write ``results/raw/<location>/`` with the
+The demo generator and the Craigslist scraper write ``results/raw/<location>/`` with the
 photos and a ``manifest.csv`` of listing data; ``source: folder`` points at a user's folder with
 one sub-folder per location and no manifest. The inventory joins what is on disk with what the
 manifest says, so every later stage reads one uniform table and never lists folders itself.
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
-from ..common import IMAGE_SUFFIXES, image_id, provenance, read_csv, write_csv
+from ..common import IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, image_id, provenance, read_csv, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,13 @@ def _manifest_entries(manifest_path: Path, location: str) -> list[tuple[str, dic
 
 
 def _folder_entries(location_dir: Path, location: str) -> list[tuple[str, dict]]:
-    """(filename, {}) for each image file of a folder without a manifest, sorted by name."""
-    entries = []
+    """(filename, {}) for each image file of a folder without a manifest, sorted by name.
+
+    Other files are left out, each logged, and photos of a format that is not read (HEIC from a
+    phone, camera raw) are counted in one warning that says what to do: a folder of iPhone
+    photos must not become an empty map with nothing said.
+    """
+    entries, unread = [], Counter()
     for path in sorted(location_dir.iterdir()) if location_dir.is_dir() else []:
         if not _printable_name(path.name):
             log.warning("inventory %s: skipped %r: its name is not UTF-8 (rename it)", location,
@@ -89,6 +95,14 @@ def _folder_entries(location_dir: Path, location: str) -> list[tuple[str, dict]]
             entries.append((path.name, {}))
         elif path.is_file():
             log.info("inventory %s: skipped %s (not an image file name)", location, path.name)
+            kind = UNREAD_PHOTO_SUFFIXES.get(path.suffix.lower())
+            if kind and not path.name.startswith("."):
+                unread[f"{kind} ({path.suffix.lower()})"] += 1
+    if unread:
+        found = ", ".join(f"{n} {kind}" for kind, n in sorted(unread.items()))
+        log.warning("inventory %s: %s photos left out: only %s files are read; convert them to "
+                    "JPEG first (for example `mogrify -format jpg *.heic` with ImageMagick)",
+                    location, found, ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)))
     return entries
 
 
