@@ -386,3 +386,24 @@ def test_png_text_chunks_never_reach_the_decoder():
     assert with_text["triage"] == without["triage"]
     assert with_text["hash"]["dhash"] == without["hash"]["dhash"]
     assert np.array_equal(with_text["thumb"], without["thumb"])
+
+
+def test_a_damaged_png_is_rejected_saying_where():
+    """libpng refuses a PNG whose chunk fails its CRC, and ImageMagick 6 then gives no reason:
+    the reject names the chunk and its byte, or says the file was cut short."""
+    buffer = io.BytesIO()
+    Image.fromarray(photo_like(120, 90, seed=5)).save(buffer, "PNG")
+    clean = buffer.getvalue()
+    idat = clean.index(b"IDAT") - 4  # the chunk starts at its length field
+    flipped = bytearray(clean)
+    flipped[idat + 40] ^= 0x10
+    reasons = {}
+    for name, blob in {"flipped": bytes(flipped), "cut": clean[:idat + 200]}.items():
+        with pytest.raises(Rejected) as caught:
+            measure(blob, **PHOTO)
+        reasons[name] = str(caught.value)
+    assert reasons["flipped"] == ("undecodable png: decoder returned no image; chunk IDAT at "
+                                  f"byte {idat} does not match its CRC: damaged")
+    assert reasons["cut"].startswith("undecodable png: decoder returned no image; chunk IDAT at "
+                                     f"byte {idat} runs past the end of the file: cut short (")
+    assert measure(clean, **PHOTO)["triage"]["class"] == "photo"

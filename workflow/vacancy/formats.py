@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import zlib
 
 #: Files bigger than this are refused before reading (a 50-megapixel JPEG is ~10-30 MB).
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -189,6 +190,31 @@ def png_without_text(blob: bytes) -> bytes:
         return blob
     kept.append(blob[pos:])
     return b"".join(kept)
+
+
+def png_damage(blob: bytes) -> str | None:
+    """Where a PNG is damaged, found by walking its chunks and checking each one's CRC, or None
+    when every chunk up to IEND is whole.
+
+    libpng stops at such damage, and ImageMagick 6 then reports "no image and no reason"; the
+    reject says instead which chunk, at which byte, and whether the file was cut short. Only
+    called after a decode failed: it reads the whole file once (a CRC is ~1 GB/s).
+    """
+    pos = 8
+    while pos + 8 <= len(blob):
+        length = int.from_bytes(blob[pos:pos + 4], "big")
+        name = blob[pos + 4:pos + 8].decode("ascii", "backslashreplace")
+        end = pos + 12 + length
+        if end > len(blob):
+            return (f"chunk {name} at byte {pos} runs past the end of the file: cut short "
+                    f"({end - len(blob)} bytes missing)")
+        crc = int.from_bytes(blob[end - 4:end], "big")
+        if blob[pos + 4:pos + 8] not in PNG_TEXT_CHUNKS and zlib.crc32(blob[pos + 4:end - 4]) != crc:
+            return f"chunk {name} at byte {pos} does not match its CRC: damaged"  # (text is dropped)
+        if name == "IEND":
+            return None
+        pos = end
+    return "no IEND chunk: cut short"
 
 
 def check_blob(blob: bytes) -> str:

@@ -46,7 +46,7 @@ from .common import config_defaults
 
 # Recognising content and reading files needs no ImageMagick: it lives in vacancy.formats and
 # the stages take it from here, with the decoder.
-from .formats import (Rejected, check_blob, jpeg_size, png_size,  # noqa: F401
+from .formats import (Rejected, check_blob, jpeg_size, png_damage, png_size,  # noqa: F401
                       png_without_text, read_blob, sniff_format)
 
 #: Default limit on width x height, checked from the header before decoding: the config's
@@ -206,6 +206,15 @@ def _check_size(fmt: str, width: int, height: int, max_pixels: int) -> None:
                        f"({most_wide}x{most_tall} px: resource width and height in policy.xml)")
 
 
+def _where_damaged(reason: str, fmt: str, blob: bytes) -> str:
+    """A failed decode's reason, with where a PNG is damaged (:func:`png_damage`) when found:
+    ImageMagick 6 often gives none for a PNG whose chunks libpng refused."""
+    damage = png_damage(blob) if fmt == "png" else None
+    if not damage:
+        return reason
+    return f"{reason.replace(_NO_REASON, 'decoder returned no image')}; {damage}"
+
+
 @functools.lru_cache(maxsize=1)
 def _side_limits() -> tuple[int, int]:
     """ImageMagick's width and height resource limits (a 0 means none)."""
@@ -222,23 +231,27 @@ def decode_sized(blob: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     With a ``jpeg:size`` hint the decoded image is smaller than the stored one; dedup must still
     compare stored sizes (it keeps the largest copy), so the header's size comes along.
     """
-    fmt = check_blob(blob)
+    fmt, original = check_blob(blob), blob
     if fmt == "png":
         blob = png_without_text(blob)  # metadata whose inflation libpng does not bound
         claimed = png_size(blob)  # checked before the ping, which names no limit when it fails
         if claimed:
             _check_size(fmt, *claimed, max_pixels)
-    width, height = header_size(blob, fmt)
+    try:
+        width, height = header_size(blob, fmt)
+    except Rejected as exc:
+        raise Rejected(_where_damaged(str(exc), fmt, original)) from None
     _check_size(fmt, width, height, max_pixels)
     img = _new_wand(fmt, options)
     try:
         try:
             img.read(blob=blob)
         except WandException as exc:
-            raise Rejected(f"undecodable {fmt}: {_clean_message(exc)}") from None
+            raise Rejected(_where_damaged(f"undecodable {fmt}: {_clean_message(exc)}", fmt,
+                                          original)) from None
         damage = decoder_damage(img)
         if damage:
-            raise Rejected(f"corrupt {fmt}: {damage}")
+            raise Rejected(_where_damaged(f"corrupt {fmt}: {damage}", fmt, original))
         try:
             yield img, (width, height)
         except WandException as exc:  # e.g. a resource limit hit while processing this image
