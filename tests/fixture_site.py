@@ -53,7 +53,8 @@ The Craigslist of 2024-2026 (issue 10), alongside the old forms above:
 * ``format=rss`` answers 403 (RSS retired in 2023, same sources).
 * Photos of the current sites come from a separate images host on 127.0.0.2 with its own
   robots.txt; ``images_robots_status = 403`` makes that robots.txt forbidden, which must not block
-  (RFC 9309: 4xx means no rules); ``images_down = True`` makes it answer 503 to every photo.
+  (RFC 9309: 4xx means no rules); ``images_down = True`` makes it answer 503 to every photo,
+  ``images_challenge = True`` a 200 HTML page (a block that does not say so).
 * ``changed``: a set of format changes for the probe's tests: ``"api_photos"`` (the photo block
   gets another tag), ``"html_list"`` (the static list gets another class).
 """
@@ -146,6 +147,7 @@ class FixtureSite:
         self.sites_form = "old"        # "old", "current" or "broken"
         self.images_robots_status = 200
         self.images_down = False       # the images host answers 503 to every photo while True
+        self.images_challenge = False  # ... or, while True, a 200 HTML page (a soft block)
         self.changed: set[str] = set()
         self.base = ""                 # set once the server has its port
         self.images_base = ""          # the images host (127.0.0.2)
@@ -453,6 +455,9 @@ class FixtureSite:
             name = path[len("/images/"):]
             if self.images_down:
                 return handler.send(503, b"service unavailable", "text/plain")
+            if self.images_challenge:
+                return handler.send(200, b"<!DOCTYPE html><html><body>Are you a robot?</body></html>",
+                                    "image/jpeg")
             if "no1200" in name and "_1200x900" in name:
                 return handler.send(404, b"not found", "text/plain")
             return handler.send(200, photo_bytes(name), "image/jpeg")

@@ -234,3 +234,22 @@ def test_a_failing_images_host_stops_the_location_for_now(tmp_path):
                                 lock_dir=tmp_path / "locks")
     assert again["complete"] is True
     assert rows_of(tmp_path / "portland") == [(pid, f"{photo}_600x450.jpg") for pid, photo in PORTLAND]
+
+
+def test_photos_answered_with_html_pages_in_a_row_stop_the_location(tmp_path):
+    """A block may come as status 200 with an HTML page for every photo: max_forbidden of them in
+    a row stop the location as blocked (not 'complete' with no photos); the rerun finishes it."""
+    with serve_fixture_site() as site:
+        site.images_challenge = True
+        result = scrape_location("portland", tmp_path / "portland", current_settings(site),
+                                 lock_dir=tmp_path / "locks")
+        assert len(site.requested("/images/")) == 3  # max_forbidden: 3, then stopped
+        assert result["complete"] is False and rows_of(tmp_path / "portland") == []
+        assert result["reason"].startswith("blocked: an HTML page instead of a photo 3 times in a "
+                                           "row (a block or challenge page?) (last http://127.0.0.2:")
+        assert result["skipped_by_reason"] == {"an HTML page, not an image": 2}
+        site.images_challenge = False
+        again = scrape_location("portland", tmp_path / "portland", current_settings(site),
+                                lock_dir=tmp_path / "locks")
+    assert again["complete"] is True
+    assert rows_of(tmp_path / "portland") == [(pid, f"{photo}_600x450.jpg") for pid, photo in PORTLAND]

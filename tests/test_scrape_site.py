@@ -62,7 +62,7 @@ def test_sfbay_manifest_rows(scraped):
     assert (int(first["bytes"]), first["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
     assert rows[2]["title"] == HOSTILE_TITLE  # listing text is stored verbatim as text
     assert results["sfbay"]["skipped"] == 2
-    assert results["sfbay"]["skipped_by_reason"] == {"transfer failed": 1, "not a decodable image": 1}
+    assert results["sfbay"]["skipped_by_reason"] == {"transfer failed": 1, "an HTML page, not an image": 1}
     # the photo cut short in every attempt may come whole later: not complete, one to fetch;
     # the HTML page sent as a photo is the site's answer, not counted
     assert results["sfbay"]["complete"] is False and results["sfbay"]["retryable"] == 1

@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 from PIL import Image
 
 from ...common import provenance, write_csv, write_json
+from ...formats import describe_content
 from ..inventory import MANIFEST_COLUMNS
 from .api import ApiError, check_area, decode_batch, search_url
 from .defaults import BASE_SIZE, MAX_PIXELS, resolve
@@ -59,6 +60,11 @@ FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"}
 
 class Skip(Exception):
     """One page, listing or photo is left out; the reason goes to the log and the counts."""
+
+
+class HtmlPage(Skip):
+    """A photo URL answered with an HTML page: an error page, or, when it keeps coming, a block
+    or challenge page served with status 200 (see :meth:`LocationScrape.download`)."""
 
 
 # --- journal ----------------------------------------------------------------------------------
@@ -147,8 +153,12 @@ def check_image(path: Path, max_pixels: int) -> str:
     """The format of a decodable image file, else Skip: judged by the bytes, never by name or type.
 
     The size is checked from the header before decoding (gigantic dimensions are refused without
-    allocating), then the whole image is decoded, which catches bodies cut short.
+    allocating), then the whole image is decoded, which catches bodies cut short. An HTML page
+    (an error or block page sent as the photo) is :class:`HtmlPage`.
     """
+    with open(path, "rb") as handle:
+        if describe_content(handle.read(512)) == "HTML":
+            raise HtmlPage("an HTML page, not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -210,6 +220,7 @@ class LocationScrape:
         self.images: dict[str, dict] = {}
         self.names = Names()
         self.failed: set[str] = set()
+        self.html_in_a_row = 0  # photos answered with an HTML page, in a row (download)
         self.skipped: Counter = Counter()
         self.retryable: Counter = Counter()          # what -> skips whose cause may pass
         self.retryable_reasons: Counter = Counter()  # and their reasons
@@ -331,16 +342,30 @@ class LocationScrape:
         return found
 
     def download(self, url: str, dest: Path) -> dict:
-        """Fetch to ``.<name>.part``, check it decodes, rename into place."""
+        """Fetch to ``.<name>.part``, check it decodes, rename into place.
+
+        A site that blocks may answer every photo with an HTML page and status 200 instead of a
+        403: each photo would be skipped as "not an image" and the location end "complete" with
+        nothing. So HTML pages in a row count as 403s do: ``max_forbidden`` of them stop the
+        location (:class:`Blocked`); one among photos is only that photo's error page.
+        """
         body = self.fetcher.get(url).body
         part = dest.with_name(f".{dest.name}.part")
         try:
             with open(part, "wb") as handle:
                 handle.write(body)
-            check_image(part, int(self.s.get("max_pixels") or MAX_PIXELS))
+            try:
+                check_image(part, int(self.s.get("max_pixels") or MAX_PIXELS))
+            except Skip as exc:
+                self.html_in_a_row = self.html_in_a_row + 1 if isinstance(exc, HtmlPage) else 0
+                if self.html_in_a_row >= int(self.s["max_forbidden"]):
+                    raise Blocked(url, f"an HTML page instead of a photo {self.html_in_a_row} "
+                                       "times in a row (a block or challenge page?)", 200) from exc
+                raise
             os.replace(part, dest)
         finally:
             part.unlink(missing_ok=True)
+        self.html_in_a_row = 0
         return {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "fetched_at": _now()}
 
     # -- flow -----------------------------------------------------------------------------------
