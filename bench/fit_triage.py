@@ -47,7 +47,7 @@ from realset import CACHE, build, read_labels  # noqa: E402
 from vacancy.common import config_defaults  # noqa: E402
 from vacancy.imaging import Rejected, check_blob, header_size, read_blob  # noqa: E402
 from vacancy.images.prepare import decode_options, measure_image  # noqa: E402
-from vacancy.images.triage import MODEL_PATH, SIGNALS  # noqa: E402
+from vacancy.images.triage import MODEL_PATH, SIGNALS, score  # noqa: E402
 
 #: Regularisation of the logistic regression (inverse strength). Chosen by the cross-validated
 #: figures printed here (0.3, 1, 3, 10 tried: 1 keeps the most photos at <= 5% graphics).
@@ -223,11 +223,14 @@ def main(argv=None) -> int:
     held_out = cross_validate(data)
     pipeline = fit(x, y, data["weight"])
     in_sample = pipeline.predict_proba(x)[:, 1]
+    # the model the workflow uses now, on these signals (it may have been fitted on others)
+    shipped = np.array([score(dict(zip(SIGNALS, row))) for row in x])
     real = variant == ""
     print(f"real set: {int(y[real].sum())} photos, {int((~y[real]).sum())} graphics")
     print(f"  entropy rule (> {defaults['photo_above']} nats): "
           + figures(x[real, 0], y[real], defaults["photo_above"]))
-    for name, p in (("5-fold grouped cross-validation", held_out), ("in sample", in_sample)):
+    for name, p in (("5-fold grouped cross-validation", held_out), ("in sample", in_sample),
+                    (f"as shipped ({MODEL_PATH.name})", shipped)):
         print(f"  model, {name} (score > {above}): " + figures(p[real], y[real], above)
               + "".join(f", {v} variants classed photo {np.mean(p[variant == v] > above):.4f}"
                         for v in HARD_VARIANTS))
@@ -238,7 +241,8 @@ def main(argv=None) -> int:
     print(f"the set's originals at listing size ({LISTING_SIZE}, JPEG 85, never fitted on): "
           f"{int(y[at].sum())} photos, {int((~y[at]).sum())} graphics")
     print("  entropy rule: " + figures(x[at, 0], y[at], defaults["photo_above"]))
-    for name, p in (("5-fold grouped cross-validation", held_out), ("in sample", in_sample)):
+    for name, p in (("5-fold grouped cross-validation", held_out), ("in sample", in_sample),
+                    ("as shipped", shipped)):
         print(f"  model, {name}: " + figures(p[at], y[at], above))
     big = data["side"] >= LISTING_MIN_SIDE
     for label, rows in (("at listing size", at & big), ("as shipped", real & big)):

@@ -452,3 +452,29 @@ def test_mutated_files_of_every_format_each_become_a_row_or_a_reject_with_a_reas
     assert 20 < len(rejects) < 120  # most mutations damage the image, some only its pixels
     png_rejects = [reason for name, reason in rejects.items() if name.endswith(".png")]
     assert png_rejects and not [r for r in png_rejects if "no reason" in r]
+
+
+def test_transparent_parts_are_measured_as_the_map_shows_them():
+    """Hidden colours under transparency are not measured: a fully transparent PNG over noise
+    is a flat picture of the background (graphic, entropy 0), and a photo with a transparent
+    frame is measured on the background, as its thumbnail shows it."""
+    noise = np.random.default_rng(3).integers(0, 255, (80, 80, 4)).astype(np.uint8)
+    noise[..., 3] = 0
+    hidden = measure(png_rgba(noise), background=(24, 24, 24))
+    assert hidden["triage"]["class"] == "graphic" and float(hidden["triage"]["entropy"]) == 0.0
+    assert hidden["thumb"] is None  # graphics get no thumbnail
+
+    framed = np.dstack([photo_like(120, 90, seed=8), np.full((90, 120), 255, np.uint8)])
+    framed[:15, :, 3] = 0  # a transparent band on top, over white
+    framed[:15, :, :3] = 255
+    on_map = measure(png_rgba(framed), background=(24, 24, 24), **PHOTO)
+    flat = framed[..., :3].copy()
+    flat[:15] = 24  # the same picture with the band already the map background
+    assert on_map["triage"] == measure(png_rgba(np.dstack([flat, framed[..., 3:] * 0 + 255])),
+                                       background=(24, 24, 24), **PHOTO)["triage"]
+
+
+def png_rgba(rgba: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, "PNG")
+    return buffer.getvalue()

@@ -129,11 +129,21 @@ def gray_histogram(img) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | Non
     return (histogram_of_q16(q16), None, None) if big else (histogram_of_q16(q16), q16, rgb16)
 
 
-def _flat_rgb8(img, background) -> np.ndarray:
-    """8-bit sRGB pixels; transparent parts show the map background rather than black."""
+def _flatten(img, background) -> None:
+    """Transparent parts replaced by the map background, before anything is measured.
+
+    Triage, hash, features and thumbnail then all see what the map shows. Measured on the colours
+    hidden under transparency (black, white or anything), a fully transparent PNG could be
+    classed photo and mapped as a blank cell. On the real set this moves no photo and takes
+    one graphic in 30 with alpha off the map (shipped model: 0.0331 -> 0.0294 of graphics).
+    """
     if img.alpha_channel:
         img.background_color = Color("rgb({},{},{})".format(*background))
         img.alpha_channel = "remove"
+
+
+def _flat_rgb8(img) -> np.ndarray:
+    """8-bit sRGB pixels (of an image already flattened by :func:`_flatten`)."""
     img.transform_colorspace("srgb")  # a grey or CMYK JPEG comes out as three equal channels
     return export_pixels(img, "RGB", "char")
 
@@ -150,6 +160,7 @@ def measure_image(blob: bytes, options: dict | None, graphic_below: float, photo
     the reason for an image that cannot be used.
     """
     with decode_sized(blob, max_pixels, options) as (img, (width, height)):
+        _flatten(img, background)
         counts, q16, rgb16 = gray_histogram(img)
         if q16 is None:
             # a big PNG or TIFF (or draft off): shrink once, so resize matrices stay small
@@ -177,8 +188,8 @@ def measure_image(blob: bytes, options: dict | None, graphic_below: float, photo
             with img.clone() as copy:
                 result["features"] = wand_features(copy, color)
         orientation = img.orientation
-        if rgb16 is None or img.alpha_channel:
-            rgb = _flat_rgb8(img, background)
+        if rgb16 is None:  # CMYK: ImageMagick converts
+            rgb = _flat_rgb8(img)
         else:  # the Q16 export: scaled to 8 bits as ImageMagick does, inside the crop only
             rgb = rgb16
     result["thumb"] = thumb_from_rgb(rgb, cell_px, orientation)
