@@ -1,5 +1,9 @@
-"""Atomic writes leave nothing behind, even after a writer was killed before it could clean up."""
-from vacancy.common import atomic_dir, atomic_path
+"""Shared helpers: atomic writes leave nothing behind, even after a writer was killed before it
+could clean up; calls run ahead come back in order."""
+import threading
+import time
+
+from vacancy.common import atomic_dir, atomic_path, run_ahead
 
 
 def test_a_rerun_removes_what_a_killed_writer_left(tmp_path):
@@ -46,3 +50,39 @@ def test_atomic_outputs_get_the_modes_the_umask_gives_new_files(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "site").stat().st_mode) == 0o755
+
+
+def test_run_ahead_keeps_order_raises_in_place_and_bounds_the_calls_in_flight():
+    lock = threading.Lock()
+    started, running, most = [], [0], [0]
+
+    def call(k):
+        with lock:
+            started.append(k)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.005 * (3 - k % 3))  # later items often finish first
+        with lock:
+            running[0] -= 1
+        if k == 5:
+            raise ValueError("five")
+        return k * k
+
+    got = []
+    with run_ahead(call, range(20), 4) as results:
+        for k, future in results:
+            try:
+                got.append((k, future.result()))
+            except ValueError as exc:
+                got.append((k, str(exc)))
+    assert got == [(k, "five" if k == 5 else k * k) for k in range(20)]
+    assert 2 <= most[0] <= 4
+
+    # leaving early: what had not started is cancelled, so at most depth + 1 items past the
+    # last one taken ever start
+    started.clear()
+    with run_ahead(call, range(100), 4) as results:
+        for k, future in results:
+            if k == 2:
+                break
+    assert 3 <= len(started) <= 7

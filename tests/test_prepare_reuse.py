@@ -3,13 +3,15 @@
 Real ImageMagick on real files: a location is prepared, then images are added, rewritten or
 left alone and it is prepared again with the cache; every output must equal, row for row and
 value for value, a clean prepare of the same files, and only new or changed images (or all,
-after a parameter change) may be measured.
+after a parameter change) may be measured (and read: files are read ahead on threads, and the
+outputs are the same however they are read).
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 
 import h5py
@@ -17,6 +19,8 @@ import numpy as np
 import pytest
 
 from test_triage import jpeg_bytes, photo_like, read_rows, save, two_level, write_inventory
+from vacancy.images import prepare as prepare_module
+from vacancy.imaging import read_blob as original_read_blob
 from vacancy.images.prepare import prepare_location
 
 OUTPUTS = ("triage.csv", "hashes.csv", "features.h5", "thumbs.h5", "rejects.csv")
@@ -74,7 +78,8 @@ def reused(caplog) -> tuple[int, int]:
     return tuple(int(v) for v in found[-1])
 
 
-def test_unchanged_images_are_reused_and_the_outputs_equal_a_clean_run(tmp_path, caplog):
+def test_unchanged_images_are_reused_and_the_outputs_equal_a_clean_run(tmp_path, caplog,
+                                                                       monkeypatch):
     caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
     raw = tmp_path / "raw"
     names = make_location(raw, 150)
@@ -90,8 +95,14 @@ def test_unchanged_images_are_reused_and_the_outputs_equal_a_clean_run(tmp_path,
     (raw / "img0012.jpg").write_bytes(jpeg_bytes(photo_like(60, 45, seed=77)))
     os.utime(raw / "img0012.jpg", ns=(before.st_atime_ns, before.st_mtime_ns + 1))
     later = sorted(set(names) - {"img0020.jpg"} | set(added))
+    read = []
+    monkeypatch.setattr(prepare_module, "read_blob", lambda path: read.append(Path(path).name)
+                        or original_read_blob(path))
     second, again = prepare(tmp_path, raw, later, "second")
+    monkeypatch.undo()
     assert reused(caplog) == (148, 170)  # 150 - removed - rewritten; the 21 new and 1 changed measured
+    # the files read ahead are only those measured: a reused image's bytes are never read
+    assert sorted(read) == sorted(set(added) | {"img0012.jpg"})
     clean, fresh = prepare(tmp_path, raw, later, "clean", reuse=False)
     assert second == clean
     assert_same(contents(again), contents(fresh))
@@ -131,3 +142,27 @@ def test_a_damaged_cache_costs_time_not_values(tmp_path, caplog):
     assert "unusable" in caplog.text and reused(caplog) == (0, 30)
     _, clean = prepare(tmp_path, raw, names, "clean", reuse=False)
     assert_same(contents(second), contents(clean))
+
+
+def test_files_read_ahead_or_in_turn_give_the_same_outputs(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    names = make_location(raw, 40)
+    (raw / "folder.jpg").mkdir()  # rejected the same way on either path
+    names.append("folder.jpg")
+    readers = []
+
+    def counting(path):
+        readers.append(threading.current_thread() is threading.main_thread())
+        return original_read_blob(path)
+
+    monkeypatch.setattr(prepare_module, "read_blob", counting)
+    counts, ahead = prepare(tmp_path, raw, names, "ahead", reuse=False)
+    assert len(readers) == 41 and not any(readers)  # every file read on a thread ahead
+    readers.clear()
+    monkeypatch.setattr(prepare_module, "READ_AHEAD_MAX_BYTES", 0)  # all "too large" to read ahead
+    in_turn_counts, in_turn = prepare(tmp_path, raw, names, "in_turn", reuse=False)
+    assert len(readers) == 41 and all(readers)
+    assert in_turn_counts == counts and counts["rejected"] > 3
+    assert_same(contents(in_turn), contents(ahead))
+    rejects = {r["id"]: r["reason"] for r in read_rows(ahead / "rejects.csv")}
+    assert rejects["sfbay/folder.jpg"] == "not a regular file (a folder)"

@@ -20,6 +20,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -324,3 +326,30 @@ class Progress:
             "%s %s: %d%s images, %.1f images/s, %.1f s",
             self.label, word, self.done, total, self.done / elapsed, elapsed,
         )
+
+
+@contextlib.contextmanager
+def run_ahead(function, items: Iterable, depth: int) -> Iterator[Iterator[tuple]]:
+    """``(item, future of function(item))`` in the order of ``items``, with up to ``depth``
+    calls running ahead of the caller, each on its own thread.
+
+    Why: for calls that mostly wait (a file read from a network file system, a USB disk or a
+    cloud-drive mount) while the caller computes: the waits overlap the caller's work and each
+    other. ``future.result()`` gives the call's value or raises what it raised. Leaving the
+    ``with`` block early cancels the calls not yet started and waits for the running ones.
+    """
+    pool = ThreadPoolExecutor(max(1, depth), thread_name_prefix="ahead")
+
+    def ordered() -> Iterator[tuple]:
+        pending: deque = deque()
+        for item in items:
+            pending.append((item, pool.submit(function, item)))
+            if len(pending) > depth:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+
+    try:
+        yield ordered()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

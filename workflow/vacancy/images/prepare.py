@@ -31,6 +31,7 @@ Every output is written to a temporary file and renamed into place when the loca
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -44,10 +45,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from wand.color import Color
 
-from ..common import Progress, atomic_path, config_defaults, csv_rows, iter_csv, provenance
+from ..common import (Progress, atomic_path, config_defaults, csv_rows, iter_csv, provenance,
+                      run_ahead)
 from .features import N_FEATURES, RECIPE, check_color, features_of_small, wand_features
 from .resample import resize_gray
-from .reuse import PreviousRun
+from .reuse import PreviousRun, file_identity
 from .hashes import HASH_COLUMNS, check_hash_size, dhash_of_gray, gray8_of_unit
 from ..imaging import DEFAULT_MAX_PIXELS, Rejected, decode_sized, export_pixels, read_blob
 from .thumbs import thumb_from_rgb
@@ -69,6 +71,13 @@ REC709_LUMA = np.array([0.212656, 0.715158, 0.072186])
 MAX_WORK_SIDE = 1024
 #: Rows per HDF5 chunk: a chunk of 64 gray vectors is 3 MB raw, a good unit for PCA batches.
 CHUNK_ROWS = 64
+#: Files read ahead of the decoding, each on its own thread: on storage that answers slowly (a
+#: network file system, a USB disk, a cloud-drive mount) the waits overlap the decoding and each
+#: other. Measured by bench/read_ahead.py (README, "Preparation").
+READ_AHEAD = 8
+#: Larger files are read when their turn comes, not ahead: the reads ahead hold at most
+#: READ_AHEAD x this (a listing photo is well under 1 MB, a 50-megapixel JPEG 10-30 MB).
+READ_AHEAD_MAX_BYTES = 16 * 1024 * 1024
 #: Bitshuffle + LZ4 (hdf5plugin). Measured on 2,048 rows of demo features: 31.8 KB per image
 #: (raw 48, lzf+shuffle 34.5), written in 0.04 ms per image (lzf+shuffle 0.25: a sixth of the
 #: whole per-image cost) and read back in 0.02 ms (lzf+shuffle 0.10); PCA reads every row twice.
@@ -283,15 +292,20 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
         out = _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumbs_h5,
                             prov, color, cell_px, batch_size)
         previous = stack.enter_context(PreviousRun(reuse_dir, params))
-        for row in iter_csv(inventory_csv):
-            if previous.replay(row, out, counts):
+        loads = stack.enter_context(run_ahead(
+            functools.partial(_load, previous=previous), iter_csv(inventory_csv), READ_AHEAD))
+        for row, loading in loads:
+            identity, blob = loading.result()
+            if previous.replay(row, identity, out, counts):
                 progress.update()
                 continue
             try:
-                result = measure_image(read_blob(row["path"]), options, graphic_below,
-                                       photo_above, hash_size, color, cell_px, background,
-                                       max_pixels, method, score_graphic_below,
-                                       score_photo_above)
+                if isinstance(blob, Rejected):
+                    raise blob
+                result = measure_image(read_blob(row["path"]) if blob is None else blob,
+                                       options, graphic_below, photo_above, hash_size, color,
+                                       cell_px, background, max_pixels, method,
+                                       score_graphic_below, score_photo_above)
             except Rejected as exc:
                 log.warning("reject %s (%s): %s", row["id"], row["path"], exc)
                 out["rejects"].add({"id": row["id"], "stage": STAGE, "reason": str(exc)})
@@ -309,6 +323,25 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     log.info("prepare %s: %s in %.1f s (%.2f ms per image)", Path(inventory_csv).stem, counts,
              seconds, 1000 * seconds / max(1, total))
     return counts
+
+
+def _load(row: dict, previous: PreviousRun) -> tuple[tuple[str, str] | None,
+                                                     bytes | Rejected | None]:
+    """(identity, bytes) of an inventory row's file, on a thread ahead of the decoding.
+
+    The identity (:func:`.reuse.file_identity`) is taken before the bytes are read. The bytes
+    are None when the last run's rows will be replayed, or when the file is larger than
+    READ_AHEAD_MAX_BYTES (read when its turn comes); a Rejected when the file cannot be read.
+    """
+    identity = file_identity(row["path"])
+    if previous.stored(row, identity) is not None:
+        return identity, None
+    if identity is not None and int(identity[0]) > READ_AHEAD_MAX_BYTES:
+        return identity, None
+    try:
+        return identity, read_blob(row["path"])
+    except Rejected as exc:
+        return identity, exc
 
 
 def _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumbs_h5, prov,

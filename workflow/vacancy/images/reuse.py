@@ -126,36 +126,47 @@ class PreviousRun:
                    for name in ("features", "thumbs")}
         self.known = known
 
-    def replay(self, row: dict, out: dict, counts: dict) -> bool:
-        """Write the stored rows of this inventory row's image if it is unchanged (True), or
-        note its identity and leave it to be measured (False)."""
-        self.images += 1
-        identity = file_identity(row["path"])
+    def stored(self, row: dict, identity: tuple[str, str] | None) -> dict | None:
+        """The stored rows of this inventory row's image if they can be replayed, else None.
+
+        Only reads what :meth:`_load` built, so the threads reading files ahead may ask it."""
         if identity is None:
-            return False  # a missing or unreadable file is measured (and rejected) every time
-        image_id = row["id"]
-        self.seen.append({"id": image_id, "path": row["path"], "size": identity[0],
-                          "mtime_ns": identity[1]})
-        old = self.known.get(image_id)
+            return None  # a missing or unreadable file is measured (and rejected) every time
+        old = self.known.get(row["id"])
         if old is None or old["identity"] != (row["path"], *identity):
+            return None
+        if "rejects" in old:
+            return None if old["rejects"]["reason"].startswith(TRANSIENT_REJECTS) else old
+        if "triage" not in old or "hashes" not in old:
+            return None
+        if old["triage"]["class"] != "graphic" and not all(
+                row["id"] in h.index for h in self.h5.values()):
+            return None
+        return old
+
+    def replay(self, row: dict, identity: tuple[str, str] | None, out: dict,
+               counts: dict) -> bool:
+        """Write the stored rows of this inventory row's image if it is unchanged (True), or
+        note its ``identity`` (:func:`file_identity`, taken before the file was read) and
+        leave it to be measured (False)."""
+        self.images += 1
+        if identity is not None:
+            self.seen.append({"id": row["id"], "path": row["path"], "size": identity[0],
+                              "mtime_ns": identity[1]})
+        old = self.stored(row, identity)
+        if old is None:
             return False
         if "rejects" in old:
-            if old["rejects"]["reason"].startswith(TRANSIENT_REJECTS):
-                return False
             out["rejects"].add(old["rejects"])
             counts["rejected"] += 1
-        elif "triage" in old and "hashes" in old:
+        else:
             klass = old["triage"]["class"]
-            if klass != "graphic" and not all(image_id in h.index for h in self.h5.values()):
-                return False
             out["triage"].add(old["triage"])
             out["hashes"].add(old["hashes"])
             if klass != "graphic":
-                out["features"].add(image_id, self.h5["features"].get(image_id))
-                out["thumbs"].add(image_id, self.h5["thumbs"].get(image_id))
+                out["features"].add(row["id"], self.h5["features"].get(row["id"]))
+                out["thumbs"].add(row["id"], self.h5["thumbs"].get(row["id"]))
             counts[klass] += 1
-        else:
-            return False
         self.reused += 1
         return True
 
