@@ -84,3 +84,25 @@ def test_names_that_are_not_utf8_are_skipped_by_name_and_odd_entries_are_listed(
         "austin/dangling.jpg", "austin/folder.jpg", "austin/ok.jpg", "austin/pipe.jpg"]
     warned = caplog.text
     assert "b'bad\\xff\\xfe.jpg'" in warned and "b'loc\\xff'" in warned and "not UTF-8" in warned
+
+
+def test_images_outside_any_location_folder_are_named(tmp_path, caplog):
+    """A flat folder of photos is what many users point at first: a clear error that says
+    what to do, not "no locations"; loose images beside location folders are counted."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ["a.jpg", "b.PNG", "notes.txt", ".hidden.jpg"]:
+        (photos / name).write_bytes(b"data")
+    with pytest.raises(ValueError, match=r"holds 2 image files but no sub-folder: .* Move the "
+                                         r"images into one, for example '.*/photos/all'"):
+        list_locations(photos)
+    (photos / "austin").mkdir()
+    with caplog.at_level("WARNING"):
+        assert list_locations(photos) == ["austin"]
+    assert "2 image files directly in it are left out" in caplog.text
+    (photos / "a.jpg").unlink()
+    (photos / "b.PNG").unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert list_locations(photos) == ["austin"]
+    assert caplog.text == ""

@@ -31,21 +31,45 @@ INVENTORY_COLUMNS = [
 
 
 def list_locations(folder: str | Path) -> list[str]:
-    """Sub-folders of a ``source: folder`` tree, sorted; hidden folders are skipped."""
+    """Sub-folders of a ``source: folder`` tree, sorted; hidden folders are skipped.
+
+    Image files directly in ``folder`` belong to no location. A flat folder of photos (images,
+    no sub-folder) is the first thing many users try: it is an error that says what to do,
+    not "no locations". Loose images beside sub-folders are counted in a warning, not left
+    out unsaid.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
             f"folder.path {str(folder)!r} is not a folder: it must hold one sub-folder per location"
         )
-    names = []
-    folders = (p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for name in sorted(folders):
+    names, loose = [], 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                names.append(entry.name)
+            elif _is_candidate(Path(entry.name)):
+                loose += 1
+    if loose and not names:
+        raise ValueError(
+            f"folder.path {str(folder)!r} holds {loose} image files but no sub-folder: each "
+            f"sub-folder of folder.path is one location (one prepare job: several run in "
+            f"parallel). Move the images into one, for example {str(folder / 'all')!r}, or into "
+            f"several (by place or by batch), and run again"
+        )
+    if loose:
+        log.warning("folder %s: %d image files directly in it are left out: only its "
+                    "sub-folders are locations (move them into one)", folder, loose)
+    printable = []
+    for name in sorted(names):
         if _printable_name(name):
-            names.append(name)
+            printable.append(name)
         else:
             log.warning("folder %s: location folder %r skipped: its name is not UTF-8 (rename it)",
                         folder, os.fsencode(name))
-    return names
+    return printable
 
 
 def _printable_name(name: str) -> bool:
