@@ -8,6 +8,7 @@
 #   chromium: the viewer's tests drive Debian's headless Chromium (no browser downloads).
 # With "realset" (and with "test"), also the packages whose images make up the real-image test set
 #   (bench/realset.py: photos, screenshots, maps, clip art, plots, and the watermark font).
+# With "bench", also fuse3: bench/read_ahead.py serves the demo's files through a slow FUSE mount.
 set -euo pipefail
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -48,6 +49,7 @@ realset=(opencv-doc mate-backgrounds gimp-help-en marble-data openclipart-png gn
 case "${1:-}" in
   test) packages+=(chromium "${realset[@]}") ;;
   realset) packages+=("${realset[@]}") ;;
+  bench) packages+=(fuse3) ;;
 esac
 missing=()
 for pkg in "${packages[@]}"; do
