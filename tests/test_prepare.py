@@ -359,6 +359,31 @@ def test_pipes_devices_and_folders_named_like_photos_are_rejected_by_kind(tmp_pa
                        "dangling.jpg": "cannot read file: No such file or directory"}
 
 
+def test_a_file_that_grew_after_its_size_was_taken_is_read_on_to_the_cap(tmp_path, monkeypatch):
+    """read_blob asks for the size fstat gave plus one byte (not for max_bytes + 1, which cost a
+    256 MB buffer per file); a file still being written is read to its end, or refused when it
+    passes max_bytes, as before."""
+    import os
+
+    from vacancy import formats
+
+    path = tmp_path / "growing.jpg"
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    path.write_bytes(data)
+    real_fstat = os.fstat
+
+    def size_before_the_last_4000_bytes(fd):
+        st = real_fstat(fd)
+        return os.stat_result((*st[:6], st.st_size - 4000, *st[7:10]))
+
+    monkeypatch.setattr(formats.os, "fstat", size_before_the_last_4000_bytes)
+    assert formats.read_blob(path) == data
+    with pytest.raises(formats.Rejected, match="more than 8000 bytes when read"):
+        formats.read_blob(path, max_bytes=8000)
+    monkeypatch.undo()
+    assert formats.read_blob(path) == data
+
+
 def test_png_text_chunks_never_reach_the_decoder():
     """A zTXt chunk of a gigabyte of zeros, compressed to 1 MB, cost 1 GB and 15 s in libpng,
     twice; it carries no pixel, so it is dropped before ImageMagick: the rows are those of the

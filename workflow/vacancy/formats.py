@@ -149,7 +149,11 @@ def read_blob(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes
         if info.st_size > max_bytes:
             raise Rejected(f"file too large ({info.st_size} bytes > {max_bytes})")
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            blob = handle.read(max_bytes + 1)
+            # One byte more than fstat said, so one buffer of the file's size (asking for
+            # max_bytes + 1 allocated 256 MB per file); a file that grew since is read on.
+            blob = handle.read(info.st_size + 1)
+            if len(blob) > info.st_size:
+                blob += handle.read(max_bytes + 1 - len(blob))
     except OSError as exc:
         raise Rejected(f"cannot read file: {exc.strerror or exc}") from None
     finally:
