@@ -94,7 +94,7 @@ def test_images_outside_any_location_folder_are_named(tmp_path, caplog):
     for name in ["a.jpg", "b.PNG", "notes.txt", ".hidden.jpg"]:
         (photos / name).write_bytes(b"data")
     with pytest.raises(ValueError, match=r"holds 2 image files but no sub-folder: .* Move the "
-                                         r"images into one, for example '.*/photos/all'"):
+                                         r"images into sub-folders .*'.*/photos/batch1'"):
         list_locations(photos)
     (photos / "austin").mkdir()
     with caplog.at_level("WARNING"):

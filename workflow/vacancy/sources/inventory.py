@@ -55,9 +55,9 @@ def list_locations(folder: str | Path) -> list[str]:
     if loose and not names:
         raise ValueError(
             f"folder.path {str(folder)!r} holds {loose} image files but no sub-folder: each "
-            f"sub-folder of folder.path is one location (one prepare job: several run in "
-            f"parallel). Move the images into one, for example {str(folder / 'all')!r}, or into "
-            f"several (by place or by batch), and run again"
+            f"sub-folder of folder.path is one location. Move the images into sub-folders (by "
+            f"place or by batch, for example {str(folder / 'batch1')!r}) and run again: each "
+            f"location is one prepare job, so several of similar size use every core"
         )
     if loose:
         log.warning("folder %s: %d image files directly in it are left out: only its "
