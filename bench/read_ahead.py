@@ -1,7 +1,7 @@
 """What reading files ahead saves ``prepare`` where files answer slowly.
 
     .venv/bin/python bench/read_ahead.py [--images 2000] [--files 500] [--latency-ms 0.5 2 5]
-                                         [--passes 2] [--cpu 1]
+                                         [--passes 2] [--cpu 1] [--depths 1 2 4 8 16]
 
 ``prepare_location`` reads each image's bytes on one of READ_AHEAD threads, up to READ_AHEAD
 files ahead of the decoding (:func:`vacancy.common.run_ahead`). On a local disk with a warm page
@@ -22,7 +22,8 @@ runs unpinned, as a file server would): reading in turn (every file read when it
 as before read-ahead: ``READ_AHEAD_MAX_BYTES`` set to 0) and reading ahead (the default), in
 alternating order, ``--passes`` times. Printed: ms per image (means over passes), images/s,
 the ratio, each child's peak RSS, and whether both wrote the same outputs (every CSV row and
-every HDF5 value).
+every HDF5 value). With ``--depths``, also ms per image on each FUSE mount for other numbers of
+files read ahead (``READ_AHEAD``), to see where more stops paying.
 
 Needs FUSE: ``bash tools/install-system-deps.sh bench`` (Debian's fuse3) and
 ``.venv/bin/pip install -e '.[bench]'`` (mfusepy). Run as root or with /dev/fuse usable.
@@ -135,6 +136,8 @@ def child(inventory: str, out: str, mode: str, cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
     if mode == "in turn":
         prep.READ_AHEAD_MAX_BYTES = 0  # every file is then read when its turn comes
+    elif mode.startswith("ahead "):
+        prep.READ_AHEAD = int(mode.split()[1])  # "ahead 4": another depth than the default
     folder = Path(out)
     start = time.perf_counter()
     counts = prep.prepare_location(inventory, *(folder / name for name in OUTPUTS),
@@ -211,6 +214,22 @@ def measure(storage: str, inventory: Path, work: Path, passes: int, cpu: int,
     return row
 
 
+def measure_depths(storage: str, inventory: Path, work: Path, depths: list[int],
+                   passes: int, cpu: int) -> dict:
+    """ms per image reading ahead by each of ``depths`` files (rotating order, means)."""
+    modes = [f"ahead {d}" for d in depths]
+    runs = {mode: [] for mode in modes}
+    base = work / ("depths_" + "".join(c if c.isalnum() else "_" for c in storage))
+    for k in range(passes):
+        for mode in (modes if k % 2 == 0 else modes[::-1]):
+            out = base / mode.replace(" ", "_")
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            runs[mode].append(timed(inventory, out, mode, cpu))
+    return {mode: 1000 * sum(r["seconds"] for r in rs) / sum(r["images"] for r in rs)
+            for mode, rs in runs.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=2000, help="demo corpus size")
@@ -218,6 +237,8 @@ def main(argv=None) -> int:
     parser.add_argument("--files", type=int, default=500, help="images prepared per run")
     parser.add_argument("--latency-ms", type=float, nargs="*", default=[0.5, 2.0, 5.0])
     parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--depths", type=int, nargs="*", default=[],
+                        help="also time these READ_AHEAD depths on each FUSE mount")
     parser.add_argument("--cpu", type=int, default=1, help="core the prepare runs are pinned to")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -239,7 +260,7 @@ def main(argv=None) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; {platform.machine()}, "
           f"{os.cpu_count()} cores; READ_AHEAD {READ_AHEAD}\n")
-    results = []
+    results, depth_rows = [], {}
     with tempfile.TemporaryDirectory(prefix="read_ahead-") as tmp:
         work = Path(tmp)
         local = inventory_under(rows, raw, raw, work / "local.csv")
@@ -257,6 +278,10 @@ def main(argv=None) -> int:
                 inventory = inventory_under(rows, raw, mount, work / f"fuse-{latency}.csv")
                 results.append(measure(f"FUSE, {latency:g} ms", inventory, work, args.passes,
                                        args.cpu))
+                if args.depths:
+                    depth_rows[f"FUSE, {latency:g} ms"] = measure_depths(
+                        f"FUSE, {latency:g} ms", inventory, work, args.depths, args.passes,
+                        args.cpu)
             finally:
                 unmount(mount, server)
     print(f"**prepare_location on {results[0]['images']} demo images, one core, "
@@ -269,6 +294,12 @@ def main(argv=None) -> int:
               f"{1000 / r['ahead']:.0f} | {r['in turn'] / r['ahead']:.2f}x | "
               f"{r['in turn rss']:.0f} / {r['ahead rss']:.0f} | "
               f"{'yes' if r['same'] else 'NO'} |")
+    if depth_rows:
+        print(f"\n*ms per image by READ_AHEAD (files read ahead), {args.passes} passes, means*\n")
+        print("| storage | " + " | ".join(str(d) for d in args.depths) + " |")
+        print("|---|" + "---:|" * len(args.depths))
+        for storage, row in depth_rows.items():
+            print(f"| {storage} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
     return 0 if all(r["same"] for r in results) else 1
 
 
