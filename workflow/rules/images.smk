@@ -17,9 +17,13 @@ rule prepare:
         f"{R}/benchmarks/prepare/{{location}}.tsv"
     conda:
         f"{ENVS}/images.yaml"
-    threads: 1
+    # worker processes for a location that is a large share of all images (README "Preparation")
+    threads:
+        sizing.prepare_threads(
+            per_location(f"{R}/inventory/{{location}}.csv"), workflow.resource_settings.cores
+        )
     resources:
-        mem_mb=sizing.mem_fixed(1000),
+        mem_mb=sizing.mem_per_thread(1000, 500),
         runtime=sizing.runtime_per_image(ms_per_image=5),
     params:
         graphic_below=config["triage"]["graphic_below"],

@@ -104,6 +104,16 @@ def mem_per_mb(base_mb: int, mb_per_input_mb: float = 0.0, only: str | None = No
     return mem_mb
 
 
+def mem_per_thread(base_mb: int, mb_per_thread: int) -> Callable:
+    """Memory (MB) of a streaming stage whose extra threads are worker processes, each holding
+    its own copy of the libraries and one image's arrays; doubled on each retry."""
+
+    def mem_mb(wildcards, threads, attempt) -> int:
+        return (base_mb + mb_per_thread * (max(1, threads) - 1)) * max(1, attempt)
+
+    return mem_mb
+
+
 def mem_fixed(base_mb: int) -> Callable:
     """Memory (MB) of a streaming stage (flat in the number of images), doubled on each retry."""
 
@@ -111,3 +121,77 @@ def mem_fixed(base_mb: int) -> Callable:
         return base_mb * max(1, attempt)
 
     return mem_mb
+
+
+#: A prepare worker process is worth starting only for this many images of its location: each
+#: costs the job's main process about 0.35 ms an image (receiving and writing its results), and
+#: an image takes 2-3 ms to measure (README, "Preparation").
+MIN_IMAGES_PER_WORKER = 500
+#: The cores a location's prepare may be given on a cluster, where Snakemake has no --cores
+#: total to share (a node commonly has 8 or more).
+CLUSTER_CORES = 8
+
+
+def _file_sizes(paths) -> list[int | None]:
+    sizes = []
+    for path in paths:
+        try:
+            sizes.append(os.path.getsize(path))
+        except OSError:
+            sizes.append(None)
+    return sizes
+
+
+def apportion(sizes: list[float], cores: int) -> list[int]:
+    """Cores given to jobs of these sizes, in proportion, as seats in a parliament are (the
+    largest remainder method): floor(cores x share) each, then one more to each of the largest
+    remainders until the cores are used. At least 1 each (small jobs share the cores in turn).
+
+    Why not plain rounding: it can hand out more cores than there are (three equal jobs on 8
+    cores would ask for 3 each, and the third would wait for the first two).
+    """
+    total = sum(sizes)
+    if total <= 0:
+        return [1] * len(sizes)
+    quotas = [cores * size / total for size in sizes]
+    seats = [int(quota) for quota in quotas]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: (seats[i] - quotas[i], i))
+    for i in by_remainder[:max(0, cores - sum(seats))]:
+        seats[i] += 1
+    return [max(1, seat) for seat in seats]
+
+
+def prepare_threads(inventories: Callable, cores: int | None) -> Callable:
+    """Threads (worker processes) of a location's prepare job: its share of the cores.
+
+    Why: each location is one job, and locations are rarely of one size (a scrape's big cities,
+    a folder of photos never split). With one process a job, the largest location set the wall
+    time of the whole stage while other cores sat idle. The cores are shared out among the
+    locations in proportion to their images (:func:`apportion`): 1 each when they are alike
+    (separate jobs are then cheaper than workers in one job), more for a location that would
+    otherwise finish long after the rest, all of them for the only location. At most one
+    worker per MIN_IMAGES_PER_WORKER images.
+
+    ``inventories``: an input function giving every location's inventory. Shares are counted in
+    bytes of the inventories (a row per image, of similar length: cheap to take for hundreds of
+    locations each time a job is planned); an inventory not written yet (a location still being
+    scraped) counts as the mean of the others. ``cores``: Snakemake's --cores, or None on a
+    cluster (CLUSTER_CORES). Snakemake caps the result at --cores and --max-threads.
+    """
+    total_cores = cores or CLUSTER_CORES
+
+    def threads(wildcards, input) -> int:
+        own = count_rows(input[0])  # 0 before the inventory exists (a dry run)
+        if own < 2 * MIN_IMAGES_PER_WORKER:
+            return 1
+        paths = [os.path.normpath(path) for path in inventories(wildcards)]
+        mine = os.path.normpath(input[0])
+        if mine not in paths:
+            return 1
+        sizes = _file_sizes(paths)
+        known = [size for size in sizes if size is not None]
+        mean = sum(known) / len(known)
+        seats = apportion([mean if size is None else size for size in sizes], total_cores)
+        return max(1, min(seats[paths.index(mine)], own // MIN_IMAGES_PER_WORKER))
+
+    return threads

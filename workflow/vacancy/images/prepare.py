@@ -34,8 +34,11 @@ import contextlib
 import functools
 import json
 import logging
+import multiprocessing
 import os
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -256,7 +259,7 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
                      draft: bool = True, draft_side: int = DRAFT_SIDE, batch_size: int = 256,
                      max_pixels: int = DEFAULT_MAX_PIXELS, method: str = "entropy",
                      score_graphic_below: float = 0.5, score_photo_above: float = 0.5,
-                     reuse_dir=None) -> dict:
+                     reuse_dir=None, workers: int = 1) -> dict:
     """Decode every image of one location's inventory once; write the five outputs; return counts.
 
     ``triage_csv``: :data:`vacancy.images.triage.OUT_COLUMNS` (id, entropy, class, width, height,
@@ -266,6 +269,8 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     cell_px x 3 uint8). ``rejects_csv``: id, stage, reason. Rows keep inventory
     order. Configuration errors (thresholds, hash size, colour) are raised before any image.
     ``reuse_dir``: the location's cache of its last run (:mod:`.reuse`), for unchanged images.
+    ``workers``: processes that measure images side by side (the rule's threads: more for a
+    large location, see :func:`_measure_in_workers`); the outputs are the same for any number.
     """
     classify(0.0, graphic_below, photo_above)
     triage_class(dict.fromkeys(SIGNALS, 0.0), method, graphic_below, photo_above,
@@ -292,27 +297,13 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
         out = _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumbs_h5,
                             prov, color, cell_px, batch_size)
         previous = stack.enter_context(PreviousRun(reuse_dir, params))
-        loads = stack.enter_context(run_ahead(
-            functools.partial(_load, previous=previous), iter_csv(inventory_csv), READ_AHEAD))
-        for row, loading in loads:
-            identity, blob = loading.result()
-            if previous.replay(row, identity, out, counts):
-                progress.update()
-                continue
-            try:
-                if isinstance(blob, Rejected):
-                    raise blob
-                result = measure_image(read_blob(row["path"]) if blob is None else blob,
-                                       options, graphic_below, photo_above, hash_size, color,
-                                       cell_px, background, max_pixels, method,
-                                       score_graphic_below, score_photo_above)
-            except Rejected as exc:
-                log.warning("reject %s (%s): %s", row["id"], row["path"], exc)
-                out["rejects"].add({"id": row["id"], "stage": STAGE, "reason": str(exc)})
-                counts["rejected"] += 1
-            else:
-                _record(out, row["id"], result)
-                counts[result["triage"]["class"]] += 1
+        measure_args = (options, graphic_below, photo_above, hash_size, color, cell_px,
+                        background, max_pixels, method, score_graphic_below, score_photo_above)
+        measured = stack.enter_context(_measured(iter_csv(inventory_csv), previous,
+                                                 measure_args, workers))
+        for row, identity, outcome in measured:
+            if not previous.replay(row, identity, out, counts):
+                _write_outcome(out, counts, row, outcome)
             progress.update()
         seconds = time.perf_counter() - started
         for name in ("triage", "hashes", "rejects"):
@@ -320,22 +311,117 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     progress.finish()
     previous.save(Path(inventory_csv).stem, triage_csv, hashes_csv, rejects_csv, features_h5,
                   thumbs_h5)
-    log.info("prepare %s: %s in %.1f s (%.2f ms per image)", Path(inventory_csv).stem, counts,
-             seconds, 1000 * seconds / max(1, total))
+    log.info("prepare %s: %s in %.1f s (%.2f ms per image, %d worker%s)",
+             Path(inventory_csv).stem, counts, seconds, 1000 * seconds / max(1, total), workers,
+             "" if workers == 1 else "s")
     return counts
+
+
+#: What measuring one image gave: measure_image's result, the reason it was rejected, or None
+#: for an image whose rows the last run's cache replays.
+Outcome = dict | Rejected | None
+#: In place of a file's bytes: the image will be replayed from the cache, so was not read.
+_REPLAY = object()
+
+
+@contextlib.contextmanager
+def _measured(rows, previous: PreviousRun, args: tuple,
+              workers: int) -> Iterator[Iterator[tuple[dict, tuple | None, Outcome]]]:
+    """``(row, identity, outcome)`` for every inventory row, in order: the outcome is
+    :func:`measure_image`'s result, the Rejected, or None for an image the last run's rows will
+    replay (never read). Measured in this process (``workers`` 1) or in worker processes."""
+    if workers > 1:
+        with _measure_in_workers(rows, previous, args, workers) as outcomes:
+            yield outcomes
+    else:
+        with run_ahead(functools.partial(_load, previous=previous), rows, READ_AHEAD) as loads:
+            yield ((row, *_measure_loaded(row, loading.result(), args))
+                   for row, loading in loads)
+
+
+def _measure_loaded(row: dict, loaded: tuple, args: tuple) -> tuple[tuple | None, Outcome]:
+    """(identity, outcome) of a row whose file :func:`_load` read ahead (or left to read)."""
+    identity, blob = loaded
+    if blob is _REPLAY:
+        return identity, None
+    if isinstance(blob, Rejected):
+        return identity, blob
+    try:
+        return identity, measure_image(read_blob(row["path"]) if blob is None else blob, *args)
+    except Rejected as exc:
+        return identity, exc
+
+
+@contextlib.contextmanager
+def _measure_in_workers(rows, previous: PreviousRun, args: tuple,
+                        workers: int) -> Iterator[Iterator[tuple[dict, tuple | None, Outcome]]]:
+    """:func:`_measured` with ``workers`` processes reading and measuring images side by side.
+
+    Why: a location is one job, and without this one core measures all of it. Locations are
+    rarely of one size (a scrape's big cities, a folder the user never split), and the largest
+    one set the wall time of the whole stage however many cores were free. This process keeps
+    what needs order and state: the reuse check, which it makes before an image is sent, and the
+    writing, in inventory order. Each worker reads the file itself, so up to ``workers`` reads
+    wait at once on slow storage; up to 4 images per worker are in flight.
+
+    Workers are forked, not spawned: a spawned child would re-run the Snakemake script that
+    started this job. With fork, ProcessPoolExecutor starts them all at the first submit, before
+    its own threads, and this path starts no other thread. They are single-threaded like a
+    one-thread job: MAGICK_THREAD_LIMIT is set by the rule's script, BLAS by _worker_start.
+    """
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start)
+
+    def ordered() -> Iterator[tuple[dict, tuple | None, Outcome]]:
+        pending: deque = deque()
+        for row in rows:
+            identity = file_identity(row["path"])
+            replayed = previous.stored(row, identity) is not None
+            pending.append((row, identity,
+                            None if replayed else pool.submit(_measure_file, row["path"], args)))
+            if len(pending) > 4 * workers:
+                yield _settled(*pending.popleft())
+        while pending:
+            yield _settled(*pending.popleft())
+
+    try:
+        yield ordered()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _settled(row: dict, identity, future) -> tuple[dict, tuple | None, Outcome]:
+    return row, identity, None if future is None else future.result()
+
+
+def _worker_start() -> None:
+    """A worker of :func:`_measure_in_workers`: one BLAS thread, as in a one-thread job."""
+    global _WORKER_LIMITS
+    _WORKER_LIMITS = threadpool_limits(1)
+
+
+_WORKER_LIMITS = None
+
+
+def _measure_file(path: str, args: tuple) -> Outcome:
+    """In a worker: read and measure one image; a Rejected is returned (sent back as a value)."""
+    try:
+        return measure_image(read_blob(path), *args)
+    except Rejected as exc:
+        return exc
 
 
 def _load(row: dict, previous: PreviousRun) -> tuple[tuple[str, str] | None,
                                                      bytes | Rejected | None]:
     """(identity, bytes) of an inventory row's file, on a thread ahead of the decoding.
 
-    The identity (:func:`.reuse.file_identity`) is taken before the bytes are read. The bytes
-    are None when the last run's rows will be replayed, or when the file is larger than
-    READ_AHEAD_MAX_BYTES (read when its turn comes); a Rejected when the file cannot be read.
+    The identity (:func:`.reuse.file_identity`) is taken before the bytes are read. In place of
+    the bytes: _REPLAY when the last run's rows will be replayed, None when the file is larger
+    than READ_AHEAD_MAX_BYTES (read when its turn comes), a Rejected when it cannot be read.
     """
     identity = file_identity(row["path"])
     if previous.stored(row, identity) is not None:
-        return identity, None
+        return identity, _REPLAY
     if identity is not None and int(identity[0]) > READ_AHEAD_MAX_BYTES:
         return identity, None
     try:
@@ -360,6 +446,17 @@ def _open_outputs(stack, triage_csv, hashes_csv, rejects_csv, features_h5, thumb
         "thumbs": stack.enter_context(_h5_rows(
             thumbs_h5, "thumbs", (cell_px, cell_px, 3), "uint8", batch_size, h5_attrs)),
     }
+
+
+def _write_outcome(out: dict, counts: dict, row: dict, outcome: dict | Rejected) -> None:
+    """Append a measured image's rows, or its reject, to the outputs and count it."""
+    if isinstance(outcome, Rejected):
+        log.warning("reject %s (%s): %s", row["id"], row["path"], outcome)
+        out["rejects"].add({"id": row["id"], "stage": STAGE, "reason": str(outcome)})
+        counts["rejected"] += 1
+    else:
+        _record(out, row["id"], outcome)
+        counts[outcome["triage"]["class"]] += 1
 
 
 def _record(out: dict, image_id: str, result: dict) -> None:

@@ -56,8 +56,8 @@ def list_locations(folder: str | Path) -> list[str]:
         raise ValueError(
             f"folder.path {str(folder)!r} holds {loose} image files but no sub-folder: each "
             f"sub-folder of folder.path is one location. Move the images into sub-folders (by "
-            f"place or by batch, for example {str(folder / 'batch1')!r}) and run again: each "
-            f"location is one prepare job, so several of similar size use every core"
+            f"place or by batch, for example {str(folder / 'batch1')!r}; one sub-folder of "
+            f"them all will do) and run again"
         )
     if loose:
         log.warning("folder %s: %d image files directly in it are left out: only its "
