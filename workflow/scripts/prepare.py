@@ -14,8 +14,9 @@ from vacancy.common import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])  # noqa: F821
 
-from vacancy.images.prepare import prepare_location  # noqa: E402
+from vacancy.images.prepare import prepare_location_guarded  # noqa: E402
 
 out = snakemake.output  # noqa: F821
-prepare_location(snakemake.input[0], out.triage, out.hashes, out.features, out.thumbs,  # noqa: F821
-                 out.rejects, **snakemake.params, workers=snakemake.threads)  # noqa: F821
+prepare_location_guarded(snakemake.input[0], out.triage, out.hashes, out.features,  # noqa: F821
+                         out.thumbs, out.rejects, **snakemake.params,  # noqa: F821
+                         workers=snakemake.threads)  # noqa: F821

@@ -52,6 +52,7 @@ from ..common import (Progress, atomic_path, config_defaults, csv_rows, iter_csv
                       run_ahead)
 from .features import N_FEATURES, RECIPE, check_color, features_of_small, wand_features
 from .resample import resize_gray
+from .isolate import Guard, supervised
 from .reuse import PreviousRun, file_identity
 from .hashes import HASH_COLUMNS, check_hash_size, dhash_of_gray, gray8_of_unit
 from ..imaging import DEFAULT_MAX_PIXELS, Rejected, decode_sized, export_pixels, read_blob
@@ -259,7 +260,7 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
                      draft: bool = True, draft_side: int = DRAFT_SIDE, batch_size: int = 256,
                      max_pixels: int = DEFAULT_MAX_PIXELS, method: str = "entropy",
                      score_graphic_below: float = 0.5, score_photo_above: float = 0.5,
-                     reuse_dir=None, workers: int = 1) -> dict:
+                     reuse_dir=None, workers: int = 1, guard: Guard | None = None) -> dict:
     """Decode every image of one location's inventory once; write the five outputs; return counts.
 
     ``triage_csv``: :data:`vacancy.images.triage.OUT_COLUMNS` (id, entropy, class, width, height,
@@ -271,7 +272,10 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     ``reuse_dir``: the location's cache of its last run (:mod:`.reuse`), for unchanged images.
     ``workers``: processes that measure images side by side (the rule's threads: more for a
     large location, see :func:`_measure_in_workers`); the outputs are the same for any number.
+    ``guard``: how images are measured when a file may crash or hang the decoder (see
+    :func:`prepare_location_guarded`, which the rule runs); None measures them plainly.
     """
+    guard = guard or Guard()
     classify(0.0, graphic_below, photo_above)
     triage_class(dict.fromkeys(SIGNALS, 0.0), method, graphic_below, photo_above,
                  score_graphic_below, score_photo_above)  # bad method or thresholds: fail now
@@ -300,7 +304,7 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
         measure_args = (options, graphic_below, photo_above, hash_size, color, cell_px,
                         background, max_pixels, method, score_graphic_below, score_photo_above)
         measured = stack.enter_context(_measured(iter_csv(inventory_csv), previous,
-                                                 measure_args, workers))
+                                                 measure_args, workers, guard))
         for row, identity, outcome in measured:
             if not previous.replay(row, identity, out, counts):
                 _write_outcome(out, counts, row, outcome)
@@ -317,6 +321,14 @@ def prepare_location(inventory_csv, triage_csv, hashes_csv, features_h5, thumbs_
     return counts
 
 
+def prepare_location_guarded(inventory_csv, *outputs, **settings) -> dict:
+    """:func:`prepare_location` in a supervised process, as the rule runs it: a file that
+    crashes or hangs the decoder becomes that image's reject and the location is still
+    prepared (:mod:`.isolate`)."""
+    return supervised(lambda guard: prepare_location(inventory_csv, *outputs, **settings,
+                                                     guard=guard), Path(inventory_csv).stem)
+
+
 #: What measuring one image gave: measure_image's result, the reason it was rejected, or None
 #: for an image whose rows the last run's cache replays.
 Outcome = dict | Rejected | None
@@ -325,21 +337,22 @@ _REPLAY = object()
 
 
 @contextlib.contextmanager
-def _measured(rows, previous: PreviousRun, args: tuple,
-              workers: int) -> Iterator[Iterator[tuple[dict, tuple | None, Outcome]]]:
+def _measured(rows, previous: PreviousRun, args: tuple, workers: int,
+              guard: Guard) -> Iterator[Iterator[tuple[dict, tuple | None, Outcome]]]:
     """``(row, identity, outcome)`` for every inventory row, in order: the outcome is
     :func:`measure_image`'s result, the Rejected, or None for an image the last run's rows will
     replay (never read). Measured in this process (``workers`` 1) or in worker processes."""
     if workers > 1:
-        with _measure_in_workers(rows, previous, args, workers) as outcomes:
+        with _measure_in_workers(rows, previous, args, workers, guard) as outcomes:
             yield outcomes
     else:
         with run_ahead(functools.partial(_load, previous=previous), rows, READ_AHEAD) as loads:
-            yield ((row, *_measure_loaded(row, loading.result(), args))
+            yield ((row, *_measure_loaded(row, loading.result(), args, guard))
                    for row, loading in loads)
 
 
-def _measure_loaded(row: dict, loaded: tuple, args: tuple) -> tuple[tuple | None, Outcome]:
+def _measure_loaded(row: dict, loaded: tuple, args: tuple,
+                    guard: Guard) -> tuple[tuple | None, Outcome]:
     """(identity, outcome) of a row whose file :func:`_load` read ahead (or left to read)."""
     identity, blob = loaded
     if blob is _REPLAY:
@@ -347,14 +360,15 @@ def _measure_loaded(row: dict, loaded: tuple, args: tuple) -> tuple[tuple | None
     if isinstance(blob, Rejected):
         return identity, blob
     try:
-        return identity, measure_image(read_blob(row["path"]) if blob is None else blob, *args)
+        blob = read_blob(row["path"]) if blob is None else blob
+        return identity, guard.measure(row["id"], measure_image, blob, *args)
     except Rejected as exc:
         return identity, exc
 
 
 @contextlib.contextmanager
-def _measure_in_workers(rows, previous: PreviousRun, args: tuple,
-                        workers: int) -> Iterator[Iterator[tuple[dict, tuple | None, Outcome]]]:
+def _measure_in_workers(rows, previous: PreviousRun, args: tuple, workers: int,
+                        guard: Guard) -> Iterator[Iterator[tuple[dict, tuple | None, Outcome]]]:
     """:func:`_measured` with ``workers`` processes reading and measuring images side by side.
 
     Why: a location is one job, and without this one core measures all of it. Locations are
@@ -377,8 +391,8 @@ def _measure_in_workers(rows, previous: PreviousRun, args: tuple,
         for row in rows:
             identity = file_identity(row["path"])
             replayed = previous.stored(row, identity) is not None
-            pending.append((row, identity,
-                            None if replayed else pool.submit(_measure_file, row["path"], args)))
+            pending.append((row, identity, None if replayed else pool.submit(
+                _measure_file, row["id"], row["path"], args, guard)))
             if len(pending) > 4 * workers:
                 yield _settled(*pending.popleft())
         while pending:
@@ -403,12 +417,16 @@ def _worker_start() -> None:
 _WORKER_LIMITS = None
 
 
-def _measure_file(path: str, args: tuple) -> Outcome:
+def _measure_file(image_id: str, path: str, args: tuple, guard: Guard) -> Outcome:
     """In a worker: read and measure one image; a Rejected is returned (sent back as a value)."""
     try:
-        return measure_image(read_blob(path), *args)
+        return guard.measure(image_id, _read_and_measure, path, args)
     except Rejected as exc:
         return exc
+
+
+def _read_and_measure(path: str, args: tuple) -> dict:
+    return measure_image(read_blob(path), *args)
 
 
 def _load(row: dict, previous: PreviousRun) -> tuple[tuple[str, str] | None,

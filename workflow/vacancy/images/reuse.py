@@ -44,7 +44,7 @@ TRANSIENT_REJECTS = ("cannot read file", "ImageMagick failed")
 #: makes every cached row stale, since it may change a value.
 MEASURING_CODE = ("images/prepare.py", "images/features.py", "images/hashes.py",
                   "images/triage.py", "images/triage_model.json", "images/thumbs.py",
-                  "images/resample.py", "imaging.py", "formats.py")
+                  "images/resample.py", "images/isolate.py", "imaging.py", "formats.py")
 
 
 def signature(params: dict) -> str:
