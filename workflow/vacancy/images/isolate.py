@@ -21,6 +21,7 @@ not decode the file again.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -74,7 +75,7 @@ class Guard:
         """``function(*args)``: its value, or what it raised. A suspect runs in a forked process
         of its own, and its death is a :class:`vacancy.formats.Rejected` with the reason."""
         if image_id in self.suspects:
-            return _isolated(function, args)
+            return in_own_process(function, *args)
         if self.journal is None:
             return function(*args)
         slot = _slot(self.journal)
@@ -114,8 +115,11 @@ def suspects_in(journal: str | os.PathLike) -> set[str]:
     return found
 
 
-def _isolated(function: Callable, args: tuple):
-    """``function(*args)`` in a forked process, under the alarm; its death a Rejected."""
+def in_own_process(function: Callable, *args):
+    """``function(*args)`` in a forked process under the alarm of IMAGE_SECONDS: its value, or
+    what it raised; its death (a crash, or the alarm) a :class:`vacancy.formats.Rejected` whose
+    reason says which. For code that decodes untrusted bytes where a fork costs little against
+    the rest (a suspect file here, a downloaded photo in the scraper)."""
     from ..formats import Rejected
 
     receive, send = _FORK.Pipe(duplex=False)
@@ -130,9 +134,7 @@ def _isolated(function: Callable, args: tuple):
         receive.close()
     child.join()
     if raised is None:
-        reason = death_reason(child.exitcode)
-        log.warning("a suspect file, measured alone: %s", reason)
-        raise Rejected(reason)
+        raise Rejected(death_reason(child.exitcode))
     if raised:
         raise value
     return value
@@ -207,15 +209,22 @@ def _round(run: Callable[[Guard], object], guard: Guard) -> tuple[str | None, ob
     return ended, value
 
 
+def _find_prctl():
+    """libc's prctl, found once here rather than in each child (Linux only; else None)."""
+    try:
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+
+
 def _die_with_parent() -> None:
     """Linux: this process is killed when its parent dies, so a job stopped by Snakemake or
     SLURM leaves no child behind to finish (and rename outputs) later."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _round_child(send, run: Callable[[Guard], object], guard: Guard) -> None:

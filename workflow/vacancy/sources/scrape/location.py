@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -40,7 +41,8 @@ from urllib.parse import urlencode
 from PIL import Image
 
 from ...common import provenance, write_csv, write_json
-from ...formats import describe_content
+from ...formats import MAX_JPEG_SCANS, Rejected, describe_content, jpeg_scans
+from ...images.isolate import in_own_process
 from ..inventory import MANIFEST_COLUMNS
 from .api import ApiError, check_area, decode_batch, search_url
 from .defaults import BASE_SIZE, MAX_PIXELS, resolve
@@ -154,15 +156,32 @@ def check_image(path: Path, max_pixels: int) -> str:
 
     The size is checked from the header before decoding (gigantic dimensions are refused without
     allocating), then the whole image is decoded, which catches bodies cut short. An HTML page
-    (an error or block page sent as the photo) is :class:`HtmlPage`.
+    (an error or block page sent as the photo) is :class:`HtmlPage`. A photo comes from a server
+    we do not control, so the decode cannot take the job down with it: a JPEG of more scans
+    than MAX_JPEG_SCANS is refused undecoded (each scan is a pass over the whole frame: a few
+    bytes each kept Pillow busy for minutes), and the decode runs in a process of its own
+    (:func:`vacancy.images.isolate.in_own_process`, a fork: a millisecond against the
+    download), so a crash or a hang in the decoder skips the photo, with the reason.
     """
-    with open(path, "rb") as handle:
-        if describe_content(handle.read(512)) == "HTML":
-            raise HtmlPage("an HTML page, not an image")
+    blob = path.read_bytes()
+    if describe_content(blob[:512]) == "HTML":
+        raise HtmlPage("an HTML page, not an image")
+    if blob.startswith(b"\xff\xd8") and jpeg_scans(blob) > MAX_JPEG_SCANS:
+        raise Skip(f"a JPEG of more than {MAX_JPEG_SCANS} scans (each a pass over the whole "
+                   f"picture: a decoder bomb), not decoded")
+    Image.init()  # Pillow's format plugins, loaded once here, not again in every child (15 ms)
+    try:
+        return in_own_process(_decoded_format, blob, max_pixels)
+    except Rejected as exc:
+        raise Skip(f"not a decodable image ({exc})") from None
+
+
+def _decoded_format(blob: bytes, max_pixels: int) -> str:
+    """Pillow's format of ``blob`` after a full decode (in a process of its own), else Skip."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(io.BytesIO(blob))
         with im:
             fmt = im.format
             if fmt not in FORMATS:
