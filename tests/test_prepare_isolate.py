@@ -136,3 +136,15 @@ def test_the_journal_names_only_the_image_being_measured(tmp_path):
     with pytest.raises(ZeroDivisionError):
         guard.measure("sfbay/c.jpg", lambda: 1 / 0)
     assert isolate.suspects_in(tmp_path) == set()  # an exception is not a death
+
+
+def test_too_many_crashing_files_stop_the_job_naming_every_suspect(tmp_path, hostile_decoder,
+                                                                    monkeypatch):
+    raw = tmp_path / "raw"
+    names = make_location(raw, 20)
+    hostile_decoder(raw)
+    monkeypatch.setattr(isolate, "MAX_ROUNDS", 2)
+    with pytest.raises(RuntimeError, match=r"gave up after 2 rounds of crashes "
+                                           r"\(suspects: sfbay/img0002.jpg, sfbay/img0009.jpg\)"):
+        run(tmp_path, raw, names, "many", True)
+    assert not any((tmp_path / "many").glob("*.csv"))

@@ -42,8 +42,10 @@ CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, s
                  signal.SIGALRM)
 #: Exit code of the child when one of its worker processes died (the pool cannot say which).
 WORKER_DIED = 75
-#: Rounds of :func:`supervised` before it gives up (each isolates at least one new suspect).
-MAX_ROUNDS = 12
+#: Rounds of :func:`supervised` before it gives up and names every suspect. Each round isolates
+#: at least one new suspect and measures the location again up to its next crash, so a folder
+#: of many crashing files costs many passes: past this, removing them is the user's faster way.
+MAX_ROUNDS = 20
 
 _FORK = multiprocessing.get_context("fork")
 

@@ -24,8 +24,11 @@ on the demo at 128 the entropy moves by 0.05 nats on average (0.05% of images ch
 features by 0.0009 per value (0..1), the hash by 0.4 bits. ``draft: false`` decodes everything
 whole.
 
-A bad image is one row in the location's rejects CSV (id, stage, reason) and never stops the job.
+A bad image is one row in the location's rejects CSV (id, stage, reason) and never stops the job,
+even one that crashes or hangs the decoder (:func:`prepare_location_guarded`, :mod:`.isolate`).
 Every output is written to a temporary file and renamed into place when the location is done.
+A location that holds a large share of all images is measured by several worker processes (the
+rule's threads, :func:`vacancy.resources.prepare_threads`); the rows are the same either way.
 """
 
 from __future__ import annotations
