@@ -124,22 +124,30 @@ def in_own_process(function: Callable, *args):
     the rest (a suspect file here, a downloaded photo in the scraper)."""
     from ..formats import Rejected
 
-    receive, send = _FORK.Pipe(duplex=False)
-    child = _FORK.Process(target=_isolated_child, args=(send, function, args), daemon=True)
-    child.start()
-    send.close()
-    try:
-        raised, value = receive.recv()
-    except EOFError:  # it died before sending anything
-        raised, value = None, None
-    finally:
-        receive.close()
-    child.join()
-    if raised is None:
-        raise Rejected(death_reason(child.exitcode))
+    message, exitcode = _forked(_isolated_child, function, args)
+    if message is None:  # it died before sending anything
+        raise Rejected(death_reason(exitcode))
+    raised, value = message
     if raised:
         raise value
     return value
+
+
+def _forked(child_main: Callable, *args) -> tuple[object | None, int | None]:
+    """(the one message ``child_main(send, *args)`` sent, or None if it died first; its exit
+    code) of a forked process: how both the supervised job and an isolated image are run."""
+    receive, send = _FORK.Pipe(duplex=False)
+    child = _FORK.Process(target=child_main, args=(send, *args))
+    child.start()
+    send.close()
+    try:
+        message = receive.recv()
+    except EOFError:
+        message = None
+    finally:
+        receive.close()
+    child.join()
+    return message, child.exitcode
 
 
 def _isolated_child(send, function: Callable, args: tuple) -> None:
@@ -188,27 +196,16 @@ def supervised(run: Callable[[Guard], object], label: str):
 
 def _round(run: Callable[[Guard], object], guard: Guard) -> tuple[str | None, object]:
     """One run in a forked child: (None, value), ("raised", exception) or ("died", reason)."""
-    receive, send = _FORK.Pipe(duplex=False)
-    child = _FORK.Process(target=_round_child, args=(send, run, guard))
-    child.start()
-    send.close()
-    try:
-        ended, value = receive.recv()
-    except EOFError:
-        ended, value = "died", None
-    finally:
-        receive.close()
-    child.join()
-    if ended == "died":
-        code = child.exitcode
-        if code == WORKER_DIED:
-            return ended, "a worker process died"
-        if code is not None and code < 0 and -code in CRASH_SIGNALS:
-            return ended, death_reason(code)
-        how = (f"was killed by {signal.Signals(-code).name} (out of memory, or stopped from "
-               f"outside)" if code is not None and code < 0 else f"ended with exit code {code}")
-        raise RuntimeError(f"prepare's process {how}")
-    return ended, value
+    message, code = _forked(_round_child, run, guard)
+    if message is not None:
+        return message
+    if code == WORKER_DIED:
+        return "died", "a worker process died"
+    if code is not None and code < 0 and -code in CRASH_SIGNALS:
+        return "died", death_reason(code)
+    how = (f"was killed by {signal.Signals(-code).name} (out of memory, or stopped from outside)"
+           if code is not None and code < 0 else f"ended with exit code {code}")
+    raise RuntimeError(f"prepare's process {how}")
 
 
 def _find_prctl():

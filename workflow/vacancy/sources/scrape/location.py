@@ -158,10 +158,11 @@ def check_image(path: Path, max_pixels: int) -> str:
     allocating), then the whole image is decoded, which catches bodies cut short. An HTML page
     (an error or block page sent as the photo) is :class:`HtmlPage`. A photo comes from a server
     we do not control, so the decode cannot take the job down with it: a JPEG of more scans
-    than MAX_JPEG_SCANS is refused undecoded (each scan is a pass over the whole frame: a few
-    bytes each kept Pillow busy for minutes), and the decode runs in a process of its own
-    (:func:`vacancy.images.isolate.in_own_process`, a fork: a millisecond against the
-    download), so a crash or a hang in the decoder skips the photo, with the reason.
+    than MAX_JPEG_SCANS is refused undecoded (each scan is a pass over the whole frame: 300 of a
+    few bytes each kept Pillow busy for 9 s, and a server may send thousands), and the decode
+    runs in a process of its own (:func:`vacancy.images.isolate.in_own_process`, a fork: 5-10 ms
+    against the 2 s pause between requests), so a crash or a hang in the decoder skips the
+    photo, with the reason.
     """
     blob = path.read_bytes()
     if describe_content(blob[:512]) == "HTML":
