@@ -3,6 +3,9 @@ found once by the ``neighbours`` rule (new), and fewer iterations, with the fina
 
     nice .venv/bin/python bench/tsne.py --results bench/cache/run-125000/results \\
         --truth bench/cache/corpus-125000-seed1/truth.csv --perplexity 40 --n-iter 750,500
+    nice .venv/bin/python bench/tsne.py --results bench/cache/run-125000/results \\
+        --truth bench/cache/corpus-125000-seed1/truth.csv --perplexity 30 --n-iter 500,350 \\
+        --seeds 42,1,2 --no-old     # iterations against t-SNE's own spread over seeds
 
 Reads a finished run's pca.h5 (read only) and writes under bench/cache/tsne-<n>/. Each variant
 runs in a process of its own, so its peak RSS is its own. Columns: neighbours s (the kNN search
@@ -10,7 +13,9 @@ the job pays: old finds 3 x perplexity neighbours every time; new reads the neig
 file, whose one-off cost is the first row), affinities s, optimisation s, total s of the tsne
 job, peak RSS, then the final grid's quality (the workflow's grid settings: blocks + FLAS):
 DPQ16 (vacancy.map.quality, 1,000 sampled query images) and the share of the 8 grid neighbours
-from the same family (vacancy.evaluate, against the corpus truth).
+from the same family (vacancy.evaluate, against the corpus truth). With ``--seeds``, each
+iteration count runs with each t-SNE seed, and a last row per count gives the mean and range,
+so a difference between counts can be held against the spread that the seed alone makes.
 """
 
 from __future__ import annotations
@@ -71,11 +76,11 @@ def embed_and_grid(args) -> dict:
     clock.lap("neighbours")
     perplexity_affinities(points, perplexity, args.threads, TSNE["seed"], neighbours)
     clock.lap("affinities")  # timed alone; embed computes them again, then optimises
-    coords = embed(points, perplexity, TSNE["learning_rate"], args.iterations, TSNE["seed"],
+    coords = embed(points, perplexity, TSNE["learning_rate"], args.iterations, args.seed,
                    n_jobs=args.threads, neighbours=neighbours)
     clock.lap("embed")
     rss = peak_rss_mb()
-    tag = f"{args.variant}-p{args.perplexity:g}-i{args.iterations}"
+    tag = f"{args.variant}-p{args.perplexity:g}-i{args.iterations}-s{args.seed}"
     tsne_csv, grid_csv = args.out / f"tsne-{tag}.csv", args.out / f"grid-{tag}.csv"
     write_csv(tsne_csv, ({"id": i, "x": f"{x:.6f}", "y": f"{y:.6f}"}
                          for i, (x, y) in zip(ids, coords)), ["id", "x", "y"])
@@ -116,11 +121,15 @@ def main() -> None:
     parser.add_argument("--perplexity", type=float, default=40.0, help="the rerun's perplexity")
     parser.add_argument("--k", type=int, default=TSNE["neighbours"], help="neighbours found once")
     parser.add_argument("--n-iter", default=str(TSNE["n_iter"]), help="comma-separated")
+    parser.add_argument("--seeds", default=str(TSNE["seed"]), help="t-SNE seeds, comma-separated")
+    parser.add_argument("--no-old", action="store_true",
+                        help="skip neighbours found in the job (only iteration counts, seeds)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--step", choices=["find", "embed"], help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=["old", "new"], help=argparse.SUPPRESS)
     parser.add_argument("--iterations", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=TSNE["seed"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
         print(json.dumps(find(args) if args.step == "find" else embed_and_grid(args)))
@@ -137,15 +146,29 @@ def main() -> None:
     found = child(args, "--step", "find")
     print(f"| neighbours rule, once ({args.k} neighbours) | {cell(found['neighbours'])} | - | - "
           f"| {cell(found['neighbours'])} | {found['rss_mb']:.0f} | - | - |", flush=True)
-    for variant in ("old", "new"):
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for variant in ("new",) if args.no_old else ("old", "new"):
         for it in iterations if variant == "new" else iterations[:1]:
-            r = child(args, "--step", "embed", "--variant", variant, "--iterations", str(it))
             label = (f"old: {int(3 * args.perplexity)} neighbours in the job" if variant == "old"
                      else f"new: first {int(3 * args.perplexity)} of the saved {args.k}")
-            print(f"| {label}, {it} iterations | {cell(r['neighbours'])} "
-                  f"| {cell(r['affinities'])} | {cell(r['optimisation'])} | {cell(r['total'])} "
-                  f"| {r['rss_mb']:.0f} | {r['dpq16']:.3f} | {r['family']:.3f} |", flush=True)
+            quality = []
+            for seed in seeds:
+                r = child(args, "--step", "embed", "--variant", variant, "--iterations", str(it),
+                          "--seed", str(seed))
+                quality.append((r["dpq16"], r["family"]))
+                print(f"| {label}, {it} iterations, seed {seed} | {cell(r['neighbours'])} "
+                      f"| {cell(r['affinities'])} | {cell(r['optimisation'])} "
+                      f"| {cell(r['total'])} | {r['rss_mb']:.0f} | {r['dpq16']:.4f} "
+                      f"| {r['family']:.4f} |", flush=True)
+            if len(seeds) > 1:
+                print(f"| {it} iterations, {len(seeds)} seeds: mean (range) | | | | | "
+                      f"| {spread([q[0] for q in quality])} | {spread([q[1] for q in quality])} |",
+                      flush=True)
 
+
+def spread(values: list[float]) -> str:
+    """``mean (min-max)`` to 4 places."""
+    return f"{np.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
 if __name__ == "__main__":
     main()

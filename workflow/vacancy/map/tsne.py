@@ -25,13 +25,15 @@ from openTSNE.nearest_neighbors import Annoy, PrecomputedNeighbors, Sklearn
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
-from ..common import provenance, write_csv
+from ..common import config_defaults, provenance, write_csv
 from .pca import read_pca
 
 log = logging.getLogger(__name__)
 
 #: Iterations openTSNE spends in early exaggeration; ``n_iter`` in config counts them too.
 EARLY_EXAGGERATION_ITER = 250
+#: All iterations by default (the schema's, the one place it lives): 250 exaggerated + 100.
+DEFAULT_N_ITER: int = config_defaults()["tsne"]["n_iter"]
 
 #: Below this many points openTSNE's "auto" uses exact neighbours (scikit-learn), which do not
 #: depend on the thread count; above it, :class:`FixedTreesAnnoy`.
@@ -249,9 +251,9 @@ def effective_perplexity(perplexity: float, n: int) -> float:
     return perplexity
 
 
-def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto", n_iter: int = 500,
-          seed: int = 42, method: str = "fft", theta: float = 0.5, n_jobs: int = 1,
-          neighbours=None) -> np.ndarray:
+def embed(points: np.ndarray, perplexity: float = 30.0, learning_rate="auto",
+          n_iter: int = DEFAULT_N_ITER, seed: int = 42, method: str = "fft", theta: float = 0.5,
+          n_jobs: int = 1, neighbours=None) -> np.ndarray:
     """2-D t-SNE embedding of ``points`` (n x d): the same for a given seed at any ``n_jobs``.
 
     ``neighbours``: (indices, distances) found ahead (rule neighbours), used if they have the
