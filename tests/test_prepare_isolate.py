@@ -138,13 +138,45 @@ def test_the_journal_names_only_the_image_being_measured(tmp_path):
     assert isolate.suspects_in(tmp_path) == set()  # an exception is not a death
 
 
-def test_too_many_crashing_files_stop_the_job_naming_every_suspect(tmp_path, hostile_decoder,
-                                                                    monkeypatch):
+def test_after_isolate_all_after_rounds_every_image_is_isolated_and_the_location_is_made(
+        tmp_path, caplog, hostile_decoder, monkeypatch):
+    """Many crashing files: one round with every image in a process of its own finds the rest."""
+    caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
     raw = tmp_path / "raw"
     names = make_location(raw, 20)
     hostile_decoder(raw)
-    monkeypatch.setattr(isolate, "MAX_ROUNDS", 2)
-    with pytest.raises(RuntimeError, match=r"gave up after 2 rounds of crashes "
-                                           r"\(suspects: sfbay/img0002.jpg, sfbay/img0009.jpg\)"):
-        run(tmp_path, raw, names, "many", True)
-    assert not any((tmp_path / "many").glob("*.csv"))
+    monkeypatch.setattr(isolate, "ISOLATE_ALL_AFTER", 1)
+    counts, guarded = run(tmp_path, raw, names, "many", True)
+    plain_counts, plain = run(tmp_path, raw, [n for n in names if n not in HOSTILE], "plain",
+                              False)
+    assert counts["rejected"] == plain_counts["rejected"] + 3
+    rejects = {r["id"]: r["reason"] for r in read_rows(guarded / "rejects.csv")}
+    for name, action in HOSTILE.items():
+        assert rejects.pop(f"sfbay/{name}") == REASONS[action]
+    found, expected = contents(guarded), contents(plain)
+    found.pop("rejects.csv"), expected.pop("rejects.csv")
+    assert_same({**found, "rejects.csv": []}, {**expected, "rejects.csv": []})
+    # one round died (on the first crashing file); the second isolated every image
+    assert caplog.text.count("a process ended") == 1
+    assert "crashing files ended 1 round: measuring every image" in caplog.text
+
+
+def test_a_round_with_every_image_isolated_that_dies_fails_the_job(tmp_path, monkeypatch):
+    """If the job itself dies when no image can be blamed, the job fails, naming no file."""
+    raw = tmp_path / "raw"
+    names = make_location(raw, 5)
+    monkeypatch.setattr(isolate, "ISOLATE_ALL_AFTER", 0)
+
+    def writer_crash(*args, **kwargs):  # the job's own process dies, not a measuring one
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    monkeypatch.setattr(prepare_module, "_write_outcome", writer_crash)
+    was_enabled = faulthandler.is_enabled()
+    faulthandler.disable()
+    try:
+        with pytest.raises(RuntimeError, match="while no image was being measured"):
+            run(tmp_path, raw, names, "dies", True)
+    finally:
+        if was_enabled:
+            faulthandler.enable()
+    assert not any((tmp_path / "dies").glob("*.csv"))
