@@ -148,6 +148,7 @@ class FixtureSite:
         self.images_robots_status = 200
         self.images_down = False       # the images host answers 503 to every photo while True
         self.images_challenge = False  # ... or, while True, a 200 HTML page (a soft block)
+        self.photo_flood = 0           # extra photo ids listing 0 names in the API (hostile)
         self.changed: set[str] = set()
         self.base = ""                 # set once the server has its port
         self.images_base = ""          # the images host (127.0.0.2)
@@ -219,7 +220,9 @@ class FixtureSite:
         x = portland_listing(n)
         photo_tag = 21 if "api_photos" in self.changed else 4
         item = [x["id_offset"], x["posted_offset"], 1, x["price"], f"{n}:0~{x['lat']}~{x['lon']}",
-                "0CI0t2", [photo_tag, *[f"3:{p}" for p in x["photos"]]], [6, x["slug"]],
+                "0CI0t2", [photo_tag, *[f"3:{p}" for p in x["photos"]],
+                           *[f"3:00p0p_flood{k}" for k in range(self.photo_flood if n == 0 else 0)]],
+                [6, x["slug"]],
                 [10, f"${x['price']:,}"], [13, x["token"]], x["title"]]
         if n == 1:
             item.append([5, 2, 850])  # housing: beds and sqft after the title

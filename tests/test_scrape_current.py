@@ -120,6 +120,24 @@ def test_max_listings_stops_in_the_first_batch(tmp_path):
     assert result["listings"] == 1
 
 
+def test_a_listing_naming_thousands_of_photos_gets_its_first_max_photos(tmp_path, caplog):
+    """A posting holds at most 24 photos; an answer naming 5,002 is not fetched whole."""
+    with serve_fixture_site() as site:
+        site.photo_flood = 5000
+        result = scrape_location("portland", tmp_path / "portland", current_settings(site),
+                                 lock_dir=tmp_path / "locks")
+        photos = [r.path for r in site.requests if "/images/" in r.path]
+    assert len(photos) == len(set(photos)) == 24 + 7  # listing 0's first 24, then the others'
+    names = [name for _, name in rows_of(tmp_path / "portland")]
+    assert names[:24] == (["00p0p_pdx0_a_600x450.jpg", "00p0p_pdx0_b_600x450.jpg"]
+                          + [f"00p0p_flood{k}_600x450.jpg" for k in range(22)])
+    assert names[24:] == [f"{p}_600x450.jpg" for _, p in PORTLAND[2:]]  # the other listings whole
+    assert result["photos_over_max"] == 5002 - 24 and result["complete"]
+    state = json.loads((tmp_path / "portland" / "scrape_state.json").read_text())
+    assert state["photos_over_max"] == 4978
+    assert caplog.text.count("names 5002 photos, more than max_photos (24)") == 1
+
+
 def test_sites_from_areas_json(tmp_path):
     with serve_fixture_site() as site:
         settings = current_settings(site)

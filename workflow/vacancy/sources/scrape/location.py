@@ -240,6 +240,7 @@ class LocationScrape:
         self.images: dict[str, dict] = {}
         self.names = Names()
         self.failed: set[str] = set()
+        self.over_max_photos: set[str] = set()  # listings that named more than max_photos
         self.html_in_a_row = 0  # photos answered with an HTML page, in a row (download)
         self.skipped: Counter = Counter()
         self.retryable: Counter = Counter()          # what -> skips whose cause may pass
@@ -302,7 +303,8 @@ class LocationScrape:
     def posting(self, listing: dict) -> dict:
         """Title, price, date and image URLs of a listing (posting page read if needed)."""
         if listing.get("image_ids") is not None:
-            return {**listing, "images": self.image_urls(listing["image_ids"])}
+            images = self.image_urls(listing["image_ids"])
+            return {**listing, "images": self.within_max_photos(listing["listing_url"], images)}
         url = listing["listing_url"]
         if url not in self.postings:
             parsed = parse_posting(self.fetcher.get_page(url).body, url)
@@ -312,7 +314,26 @@ class LocationScrape:
         found = self.postings[url]
         images = largest_images(self.image_urls(found.get("image_ids") or []) + found["images"])
         fields = ("title", "price", "posted", "listing_id", "latitude", "longitude")
-        return {**listing, **{k: found.get(k) or listing.get(k, "") for k in fields}, "images": images}
+        return {**listing, **{k: found.get(k) or listing.get(k, "") for k in fields},
+                "images": self.within_max_photos(url, images)}
+
+    def within_max_photos(self, listing_url: str, images: list[str]) -> list[str]:
+        """The first ``max_photos`` photos of a listing; more are counted and named in the log.
+
+        Why: a Craigslist posting holds at most 24 photos, so a listing that names more is a
+        broken or hostile answer, and without a cap its thousands of photo ids would each be
+        fetched, one per ``delay_s``, for hours. The listing is still scraped, with the rest.
+        """
+        cap = self.s.get("max_photos")
+        if cap is None or len(images) <= int(cap):
+            return images
+        if listing_url not in self.over_max_photos:  # once per listing (manifest_rows asks again)
+            self.over_max_photos.add(listing_url)
+            self.count["photos_over_max"] += len(images) - int(cap)
+            self.log.warning("%s: listing %s names %d photos, more than max_photos (%d): only the "
+                             "first %d are fetched", self.location, listing_url, len(images),
+                             int(cap), int(cap))
+        return images[:int(cap)]
 
     def photo(self, url: str) -> None:
         """Make sure the photo at ``url`` is in the folder (download, link or already there)."""
@@ -623,8 +644,9 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
         if complete and job.retryable:
             complete, reason = False, job.retry_reason()
         rows = job.manifest_rows()
-        params = {k: settings[k] for k in ("method", "pages", "max_listings", "site_url", "api_url",
-                                           "image_url", "image_size", "max_rent", "delay_s")}
+        params = {k: settings[k] for k in ("method", "pages", "max_listings", "max_photos",
+                                           "site_url", "api_url", "image_url", "image_size",
+                                           "max_rent", "delay_s")}
         write_csv(out_dir / "manifest.csv", rows, MANIFEST_COLUMNS,
                   prov=provenance("scrape", {"location": location, **params}))
         result = {
@@ -632,6 +654,7 @@ def scrape_location(location: str, out_dir, settings: dict, lock_dir=None, log=N
             "reason": reason, "method": job.method, "method_reason": job.method_reason,
             "pages": job.count["pages"], "listings": job.count["listings"],
             "api_items_skipped": job.count["api_items_skipped"], "size_fallback": job.count["size_fallback"],
+            "photos_over_max": job.count["photos_over_max"],
             "rows": len(rows), "files": len({r["filename"] for r in rows}),
             "downloaded": job.count["downloaded"], "linked": job.count["linked"] + job.count["copied"],
             "bytes_downloaded": job.count["bytes"], "skipped": job.count["skipped"],
