@@ -170,5 +170,6 @@ def spread(values: list[float]) -> str:
     """``mean (min-max)`` to 4 places."""
     return f"{np.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
+
 if __name__ == "__main__":
     main()

@@ -53,7 +53,7 @@ WORKER_DIED = 75
 #: its own. A round costs about half a pass of the location (it stops at the next crash); a
 #: round with every image forked about 6 passes (measured on 997 demo images: 14-17 ms an image
 #: against 2.3-2.7). How many crashing files remain is unknown, so this is the break-even of the
-#: two (rent or buy): it never costs more than twice the best choice made knowing their number.
+#: two (rent or buy), so it costs at most about twice the best choice made knowing their number.
 ISOLATE_ALL_AFTER = 12
 
 _FORK = multiprocessing.get_context("fork")
