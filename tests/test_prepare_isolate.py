@@ -72,19 +72,14 @@ def run(tmp_path: Path, raw: Path, names, out: str, guarded: bool, **params):
     return counts, tmp_path / out
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_crashing_and_hanging_files_are_rejects_and_the_rest_is_measured(
-        tmp_path, caplog, hostile_decoder, workers):
-    caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
-    raw = tmp_path / "raw"
-    names = make_location(raw, 40)
-    hostile_decoder(raw)
-    counts, guarded = run(tmp_path, raw, names, "guarded", True, workers=workers,
-                          reuse_dir=tmp_path / "cache")
-    # the same location without the hostile files, measured plainly
+def assert_hostile_rejected_and_the_rest_as_plain(tmp_path: Path, raw: Path, names, counts,
+                                                   guarded: Path) -> None:
+    """A guarded run's outputs: each HOSTILE file a reject with its reason, and every other row
+    and value as a plain run of the same location without the hostile files."""
     plain_counts, plain = run(tmp_path, raw, [n for n in names if n not in HOSTILE], "plain",
                               False)
-    assert counts["images"] == 40 and counts["rejected"] == plain_counts["rejected"] + 3
+    assert counts["images"] == len(names)
+    assert counts["rejected"] == plain_counts["rejected"] + len(HOSTILE)
     assert {k: v for k, v in counts.items() if k not in ("images", "rejected")} == {
         k: v for k, v in plain_counts.items() if k not in ("images", "rejected")}
     rejects = {r["id"]: r["reason"] for r in read_rows(guarded / "rejects.csv")}
@@ -94,6 +89,18 @@ def test_crashing_and_hanging_files_are_rejects_and_the_rest_is_measured(
     found, expected = contents(guarded), contents(plain)
     found.pop("rejects.csv"), expected.pop("rejects.csv")
     assert_same({**found, "rejects.csv": []}, {**expected, "rejects.csv": []})
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_crashing_and_hanging_files_are_rejects_and_the_rest_is_measured(
+        tmp_path, caplog, hostile_decoder, workers):
+    caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
+    raw = tmp_path / "raw"
+    names = make_location(raw, 40)
+    hostile_decoder(raw)
+    counts, guarded = run(tmp_path, raw, names, "guarded", True, workers=workers,
+                          reuse_dir=tmp_path / "cache")
+    assert_hostile_rejected_and_the_rest_as_plain(tmp_path, raw, names, counts, guarded)
     assert "a process ended" in caplog.text and "sfbay/img0002.jpg" in caplog.text
 
     # the next run replays the three rejects from the cache: no file is decoded, nothing dies
@@ -147,15 +154,7 @@ def test_after_isolate_all_after_rounds_every_image_is_isolated_and_the_location
     hostile_decoder(raw)
     monkeypatch.setattr(isolate, "ISOLATE_ALL_AFTER", 1)
     counts, guarded = run(tmp_path, raw, names, "many", True)
-    plain_counts, plain = run(tmp_path, raw, [n for n in names if n not in HOSTILE], "plain",
-                              False)
-    assert counts["rejected"] == plain_counts["rejected"] + 3
-    rejects = {r["id"]: r["reason"] for r in read_rows(guarded / "rejects.csv")}
-    for name, action in HOSTILE.items():
-        assert rejects.pop(f"sfbay/{name}") == REASONS[action]
-    found, expected = contents(guarded), contents(plain)
-    found.pop("rejects.csv"), expected.pop("rejects.csv")
-    assert_same({**found, "rejects.csv": []}, {**expected, "rejects.csv": []})
+    assert_hostile_rejected_and_the_rest_as_plain(tmp_path, raw, names, counts, guarded)
     # one round died (on the first crashing file); the second isolated every image
     assert caplog.text.count("a process ended") == 1
     assert "crashing files ended 1 round: measuring every image" in caplog.text
