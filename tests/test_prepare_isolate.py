@@ -72,6 +72,16 @@ def run(tmp_path: Path, raw: Path, names, out: str, guarded: bool, **params):
     return counts, tmp_path / out
 
 
+def hostile_location(tmp_path: Path, caplog, hostile_decoder, n: int) -> tuple[Path, list]:
+    """A location of ``n`` files whose HOSTILE ones crash or hang the decoder, with prepare's
+    log captured."""
+    caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
+    raw = tmp_path / "raw"
+    names = make_location(raw, n)
+    hostile_decoder(raw)
+    return raw, names
+
+
 def assert_hostile_rejected_and_the_rest_as_plain(tmp_path: Path, raw: Path, names, counts,
                                                    guarded: Path) -> None:
     """A guarded run's outputs: each HOSTILE file a reject with its reason, and every other row
@@ -94,10 +104,7 @@ def assert_hostile_rejected_and_the_rest_as_plain(tmp_path: Path, raw: Path, nam
 @pytest.mark.parametrize("workers", [1, 3])
 def test_crashing_and_hanging_files_are_rejects_and_the_rest_is_measured(
         tmp_path, caplog, hostile_decoder, workers):
-    caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
-    raw = tmp_path / "raw"
-    names = make_location(raw, 40)
-    hostile_decoder(raw)
+    raw, names = hostile_location(tmp_path, caplog, hostile_decoder, 40)
     counts, guarded = run(tmp_path, raw, names, "guarded", True, workers=workers,
                           reuse_dir=tmp_path / "cache")
     assert_hostile_rejected_and_the_rest_as_plain(tmp_path, raw, names, counts, guarded)
@@ -148,10 +155,7 @@ def test_the_journal_names_only_the_image_being_measured(tmp_path):
 def test_after_isolate_all_after_rounds_every_image_is_isolated_and_the_location_is_made(
         tmp_path, caplog, hostile_decoder, monkeypatch):
     """Many crashing files: one round with every image in a process of its own finds the rest."""
-    caplog.set_level(logging.INFO, logger="vacancy.images.prepare")
-    raw = tmp_path / "raw"
-    names = make_location(raw, 20)
-    hostile_decoder(raw)
+    raw, names = hostile_location(tmp_path, caplog, hostile_decoder, 20)
     monkeypatch.setattr(isolate, "ISOLATE_ALL_AFTER", 1)
     counts, guarded = run(tmp_path, raw, names, "many", True)
     assert_hostile_rejected_and_the_rest_as_plain(tmp_path, raw, names, counts, guarded)
